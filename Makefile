@@ -1,0 +1,39 @@
+# Two entry points for a fresh machine with only Python 3.10+ and pip:
+#   make demo  -> create .venv, install uptake, run `usage demo`
+#   make test  -> create .venv, install uptake with test extras, run lint, types and pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint pytest bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/usage demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+test: lint pytest
+
+bench: $(BIN)/.bench-installed
+	$(BIN)/python benchmarks/bench_track.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_report.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,21 @@
+"""The aggregator's exception hierarchy: one base, a few specific kinds."""
+
+from __future__ import annotations
+
+__all__ = ["AggregatorError", "DaemonError", "QueryError", "StorageError"]
+
+
+class AggregatorError(Exception):
+    """Base of every error the aggregator raises on purpose; the message says what to do."""
+
+
+class StorageError(AggregatorError):
+    """The database is missing, locked, corrupt or of an unknown schema version."""
+
+
+class DaemonError(AggregatorError):
+    """The daemon cannot start, stop or be reached (socket in use, no pidfile, ...)."""
+
+
+class QueryError(AggregatorError):
+    """A report request is invalid: bad dates, unknown account, unknown report."""

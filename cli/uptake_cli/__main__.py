@@ -1,0 +1,3 @@
+from uptake_cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Test support for host apps (filled in by the SDK work)."""
