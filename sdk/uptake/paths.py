@@ -17,9 +17,9 @@ __all__ = [
     "default_log_dir",
     "default_socket_path",
     "default_spool_dir",
+    "default_token_path",
     "pidfile_path",
     "runtime_dir",
-    "token_path",
 ]
 
 _APP = "uptake"
@@ -63,6 +63,11 @@ def pidfile_path(socket_path: Path) -> Path:
     return socket_path.with_name(socket_path.name + ".pid")
 
 
-def token_path(socket_path: Path) -> Path:
-    """The TCP token file (mode 0600) kept next to the socket path."""
-    return socket_path.with_name(socket_path.name + ".token")
+def default_token_path() -> Path:
+    """The TCP token file (mode 0600): ``$UPTAKE_TOKEN_FILE`` or ``<runtime dir>/uptake.token``.
+
+    A daemon listening on TCP writes a random token here; clients read it and send it in
+    their ``Hello``.
+    """
+    env = os.environ.get("UPTAKE_TOKEN_FILE")
+    return Path(env) if env else runtime_dir() / "uptake.token"
