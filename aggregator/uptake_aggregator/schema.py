@@ -1,0 +1,137 @@
+"""SQLite schema of the event store: raw events plus rollups, with forward migrations.
+
+Raw events are keyed by their 16-byte time-ordered id in a WITHOUT ROWID table, so the
+primary key is the dedup check and new rows land at the right edge of the B-tree.
+
+Rollups are maintained at ingest, in the same transaction as the raw events
+(``uptake_aggregator.storage``), so a report reads rows in proportion to active
+user-days rather than events. Days are UTC days since the epoch (``ts // 86_400_000_000``);
+absent text keys are stored as ``''`` because primary-key columns of WITHOUT ROWID tables
+cannot be NULL.
+
+- ``user_day``: one row per (day, user) with activity: event and login counts, first/last ts.
+  Serves DAU/WAU/MAU, stickiness, logins, segments, retention, last_seen.
+- ``user_account``: per (user, day) the latest event that names an account, by (ts, id), so
+  "a user's account" (DESIGN §5) as of any date is one lookup.
+- ``account_day``: per (account, day) the events naming that account (accounts seen).
+- ``feature_day``: per (day, feature, user, account) feature event counts.
+- ``integration_day``: per (day, account, user, integration) from the ``integration`` prop.
+- ``seats``: the seat history of each account (latest before a day's end wins).
+- ``releases``: ``release`` events (version markers for charts).
+- ``sessions``: per explicit session id: first session_start ts, last session_end ts and
+  the first/latest ts of any event carrying the id; user and account are those of the
+  earliest such event (by ts, then id) that names one (``*_key`` = ts bytes + id, so the
+  result does not depend on arrival order).
+- ``activity_bucket``: per (user, 30-minute bucket) the first and last ts of events that
+  carry no session id. Two events in one bucket are < 30 min apart, so the implicit
+  sessions of DESIGN §5 split exactly at gaps between consecutive non-empty buckets.
+- ``counters``: running totals (events stored) so status never scans ``events``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["DAY_US", "MIGRATIONS", "SCHEMA_VERSION", "SESSION_GAP_US"]
+
+DAY_US: Final = 86_400_000_000
+#: The inactivity gap that splits implicit sessions (DESIGN §5), also the bucket width.
+SESSION_GAP_US: Final = 30 * 60 * 1_000_000
+
+_V1: Final = (
+    """CREATE TABLE events (
+        id BLOB PRIMARY KEY NOT NULL,
+        ts INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT,
+        user TEXT,
+        account TEXT,
+        session TEXT,
+        value INTEGER,
+        props TEXT,
+        source TEXT
+    ) WITHOUT ROWID""",
+    """CREATE TABLE user_day (
+        day INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        logins INTEGER NOT NULL,
+        first_ts INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL,
+        PRIMARY KEY (day, user)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX user_day_by_user ON user_day (user, day)",
+    """CREATE TABLE user_account (
+        user TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        id BLOB NOT NULL,
+        account TEXT NOT NULL,
+        PRIMARY KEY (user, day)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE account_day (
+        account TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (account, day)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE feature_day (
+        day INTEGER NOT NULL,
+        feature TEXT NOT NULL,
+        user TEXT NOT NULL,
+        account TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (day, feature, user, account)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX feature_day_by_feature ON feature_day (feature, day)",
+    """CREATE TABLE integration_day (
+        day INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        user TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (day, account, user, integration)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE seats (
+        account TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        id BLOB NOT NULL,
+        seats INTEGER NOT NULL,
+        PRIMARY KEY (account, ts, id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE releases (
+        ts INTEGER NOT NULL,
+        id BLOB NOT NULL,
+        version TEXT NOT NULL,
+        PRIMARY KEY (ts, id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE sessions (
+        session TEXT PRIMARY KEY NOT NULL,
+        user TEXT,
+        account TEXT,
+        user_key BLOB,
+        account_key BLOB,
+        start_ts INTEGER,
+        end_ts INTEGER,
+        first_ts INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX sessions_by_start ON sessions (start_ts)",
+    """CREATE TABLE activity_bucket (
+        user TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        first_ts INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (user, bucket)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE counters (
+        name TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "INSERT INTO counters (name, value) VALUES ('events', 0)",
+)
+
+#: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+SCHEMA_VERSION: Final = len(MIGRATIONS)

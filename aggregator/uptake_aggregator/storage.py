@@ -1,0 +1,389 @@
+"""The event store: exactly-once ingest of event batches into SQLite, rollups included.
+
+One ``Storage`` owns the only write connection (aiosqlite, WAL). ``ingest`` takes several
+batches at once, so the daemon's writer can coalesce batches from all clients into one
+transaction (group commit) and acknowledge each batch once that transaction commits.
+Readers (reports) open their own read-only connections with ``connect_readonly``.
+
+Example::
+
+    storage = await Storage.open(Path("/tmp/uptake.db"))
+    [result] = await storage.ingest([events])
+    print(result.accepted, result.duplicates)
+    await storage.close()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import aiosqlite
+import anyio
+import msgspec
+
+from uptake._model import Event
+from uptake_aggregator.errors import StorageError
+from uptake_aggregator.schema import DAY_US, MIGRATIONS, SCHEMA_VERSION, SESSION_GAP_US
+
+__all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "event_row"]
+
+_INSERT: Final = "INSERT {verb} INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_OR_IGNORE: Final = _INSERT.format(verb="OR IGNORE")
+_INSERT_NEW: Final = _INSERT.format(verb="")
+# Under SQLite's default limit of 999 host parameters on old builds.
+_LOOKUP_CHUNK: Final = 900
+
+_json_encode = msgspec.json.Encoder().encode
+
+_UPSERTS: Final = {
+    "user_day": """INSERT INTO user_day VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (day, user) DO UPDATE SET
+            events = events + excluded.events, logins = logins + excluded.logins,
+            first_ts = min(first_ts, excluded.first_ts),
+            last_ts = max(last_ts, excluded.last_ts)""",
+    "user_account": """INSERT INTO user_account VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (user, day) DO UPDATE SET
+            ts = excluded.ts, id = excluded.id, account = excluded.account
+        WHERE (excluded.ts, excluded.id) > (user_account.ts, user_account.id)""",
+    "account_day": """INSERT INTO account_day VALUES (?, ?, ?)
+        ON CONFLICT (account, day) DO UPDATE SET events = events + excluded.events""",
+    "feature_day": """INSERT INTO feature_day VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (day, feature, user, account) DO UPDATE SET
+            events = events + excluded.events""",
+    "integration_day": """INSERT INTO integration_day VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (day, account, user, integration) DO UPDATE SET
+            events = events + excluded.events""",
+    "seats": "INSERT OR IGNORE INTO seats VALUES (?, ?, ?, ?)",
+    "releases": "INSERT OR IGNORE INTO releases VALUES (?, ?, ?)",
+    "sessions": """INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (session) DO UPDATE SET
+            user = CASE WHEN excluded.user_key < coalesce(sessions.user_key, x'FF')
+                        THEN excluded.user ELSE sessions.user END,
+            user_key = coalesce(min(sessions.user_key, excluded.user_key),
+                                sessions.user_key, excluded.user_key),
+            account = CASE WHEN excluded.account_key < coalesce(sessions.account_key, x'FF')
+                           THEN excluded.account ELSE sessions.account END,
+            account_key = coalesce(min(sessions.account_key, excluded.account_key),
+                                   sessions.account_key, excluded.account_key),
+            start_ts = coalesce(min(sessions.start_ts, excluded.start_ts),
+                                sessions.start_ts, excluded.start_ts),
+            end_ts = coalesce(max(sessions.end_ts, excluded.end_ts),
+                              sessions.end_ts, excluded.end_ts),
+            first_ts = min(sessions.first_ts, excluded.first_ts),
+            last_ts = max(sessions.last_ts, excluded.last_ts)""",
+    "activity_bucket": """INSERT INTO activity_bucket VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (user, bucket) DO UPDATE SET
+            first_ts = min(first_ts, excluded.first_ts),
+            last_ts = max(last_ts, excluded.last_ts),
+            events = events + excluded.events""",
+}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one batch: new events stored and duplicates dropped."""
+
+    accepted: int
+    duplicates: int
+
+
+def event_row(event: Event) -> tuple[Any, ...]:
+    """Return the ``events`` table row of an event (props as compact JSON text)."""
+    return (
+        event.id,
+        event.ts,
+        event.kind,
+        event.name,
+        event.user,
+        event.account,
+        event.session,
+        event.value,
+        None if event.props is None else _json_encode(event.props).decode(),
+        event.source,
+    )
+
+
+class _Rollups:
+    """Rollup deltas of the events new in one transaction, merged in memory first.
+
+    Merging in Python means one upsert per touched (day, user) etc. rather than one per
+    event: a batch of 1000 events from a few users touches a handful of rollup rows.
+    """
+
+    def __init__(self) -> None:
+        self.user_day: dict[tuple[int, str], list[int]] = {}
+        self.user_account: dict[tuple[str, int], tuple[int, bytes, str]] = {}
+        self.account_day: dict[tuple[str, int], int] = {}
+        self.feature_day: dict[tuple[int, str, str, str], int] = {}
+        self.integration_day: dict[tuple[int, str, str, str], int] = {}
+        self.seats: list[tuple[str, int, bytes, int]] = []
+        self.releases: list[tuple[int, bytes, str]] = []
+        self.sessions: dict[str, list[Any]] = {}
+        self.activity_bucket: dict[tuple[str, int], list[int]] = {}
+
+    def add(self, events: Iterable[Event]) -> None:
+        for event in events:
+            ts = event.ts
+            day = ts // DAY_US
+            user = event.user
+            account = event.account
+            kind = event.kind
+            if user is not None:
+                self._add_user(event, day, user, account)
+            if account is not None:
+                key = (account, day)
+                self.account_day[key] = self.account_day.get(key, 0) + 1
+            if kind == "feature" and event.name is not None:
+                fkey = (day, event.name, user or "", account or "")
+                self.feature_day[fkey] = self.feature_day.get(fkey, 0) + 1
+            if event.props and "integration" in event.props:
+                ikey = (day, account or "", user or "", str(event.props["integration"]))
+                self.integration_day[ikey] = self.integration_day.get(ikey, 0) + 1
+            if kind == "seats" and account is not None and event.value is not None:
+                self.seats.append((account, ts, event.id, event.value))
+            elif kind == "release" and event.name is not None:
+                self.releases.append((ts, event.id, event.name))
+            if event.session is not None:
+                self._add_session(event, event.session)
+
+    def _add_user(self, event: Event, day: int, user: str, account: str | None) -> None:
+        ts = event.ts
+        login = 1 if event.kind == "login" else 0
+        totals = self.user_day.get((day, user))
+        if totals is None:
+            self.user_day[(day, user)] = [1, login, ts, ts]
+        else:
+            totals[0] += 1
+            totals[1] += login
+            totals[2] = min(totals[2], ts)
+            totals[3] = max(totals[3], ts)
+        if account is not None:
+            latest = self.user_account.get((user, day))
+            if latest is None or (ts, event.id) > latest[:2]:
+                self.user_account[(user, day)] = (ts, event.id, account)
+        if event.session is None:
+            bucket_key = (user, ts // SESSION_GAP_US)
+            bucket = self.activity_bucket.get(bucket_key)
+            if bucket is None:
+                self.activity_bucket[bucket_key] = [ts, ts, 1]
+            else:
+                bucket[0] = min(bucket[0], ts)
+                bucket[1] = max(bucket[1], ts)
+                bucket[2] += 1
+
+    def _add_session(self, event: Event, session: str) -> None:
+        ts = event.ts
+        start = ts if event.kind == "session_start" else None
+        end = ts if event.kind == "session_end" else None
+        # Order key of this event: the earliest event naming a user/account decides.
+        key = ts.to_bytes(8, "big") + event.id
+        user_key = key if event.user is not None else None
+        account_key = key if event.account is not None else None
+        row = self.sessions.get(session)
+        if row is None:
+            self.sessions[session] = [
+                event.user,
+                event.account,
+                user_key,
+                account_key,
+                start,
+                end,
+                ts,
+                ts,
+            ]
+            return
+        if user_key is not None and (row[2] is None or user_key < row[2]):
+            row[0], row[2] = event.user, user_key
+        if account_key is not None and (row[3] is None or account_key < row[3]):
+            row[1], row[3] = event.account, account_key
+        if start is not None:
+            row[4] = start if row[4] is None else min(row[4], start)
+        if end is not None:
+            row[5] = end if row[5] is None else max(row[5], end)
+        row[6] = min(row[6], ts)
+        row[7] = max(row[7], ts)
+
+    def statements(self) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
+        """Yield (upsert SQL, rows) for every rollup that has something to write."""
+        tables: dict[str, list[tuple[Any, ...]]] = {
+            "user_day": [(d, u, *v) for (d, u), v in self.user_day.items()],
+            "user_account": [(u, d, *v) for (u, d), v in self.user_account.items()],
+            "account_day": [(*k, n) for k, n in self.account_day.items()],
+            "feature_day": [(*k, n) for k, n in self.feature_day.items()],
+            "integration_day": [(*k, n) for k, n in self.integration_day.items()],
+            "seats": list(self.seats),
+            "releases": list(self.releases),
+            "sessions": [(s, *v) for s, v in self.sessions.items()],
+            "activity_bucket": [(*k, *v) for k, v in self.activity_bucket.items()],
+        }
+        for table, rows in tables.items():
+            if rows:
+                yield _UPSERTS[table], rows
+
+
+def db_bytes(path: Path) -> int:
+    """Bytes the database uses on disk, its WAL and shared-memory files included."""
+    companions = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return sum(candidate.stat().st_size for candidate in companions if candidate.exists())
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open the database read-only for reports; raise ``StorageError`` if it is missing.
+
+    Safe while the daemon writes: WAL lets readers see the last committed state.
+    """
+    if not path.exists():
+        raise StorageError(
+            f"no database at {path}: start the daemon (`usage daemon start`) "
+            "or load events (`usage import FILE`), or pass --db PATH"
+        )
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the database at {path}: {exc}") from None
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise StorageError(
+            f"database {path} has schema version {version}, this uptake reads version "
+            f"{SCHEMA_VERSION}: start the daemon once to migrate it, or upgrade uptake"
+        )
+    return conn
+
+
+class Storage:
+    """The single writer of an uptake database.
+
+    Call ``Storage.open`` (creates and migrates the file), then ``ingest`` from one task
+    at a time (calls are serialised by a lock), then ``close``.
+    """
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self._lock = anyio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> Storage:
+        """Open (creating if needed) and migrate the database at ``path``.
+
+        ``synchronous=FULL`` (the default) makes a commit durable across power loss, not
+        just across a crash of the daemon; group commit keeps its cost per batch small.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database at {path}: {exc}") from None
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute(f"PRAGMA synchronous={synchronous}")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await _migrate(db, path)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def ingest(self, batches: Sequence[Sequence[Event]]) -> list[IngestResult]:
+        """Store the batches in one transaction; return one result per batch, in order.
+
+        Events whose id is already stored (or repeated inside the batches) count as
+        duplicates and change nothing, so a resent batch is harmless. When this returns,
+        the transaction is committed; if it raises, nothing of these batches is stored.
+        """
+        async with self._lock:
+            db = self._db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                rollups = _Rollups()
+                results = [await self._insert_batch(batch, rollups) for batch in batches]
+                for sql, rows in rollups.statements():
+                    await db.executemany(sql, rows)
+                stored = sum(r.accepted for r in results)
+                await db.execute(
+                    "UPDATE counters SET value = value + ? WHERE name = 'events'", (stored,)
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await db.execute("ROLLBACK")
+                raise
+        return results
+
+    async def _insert_batch(self, batch: Sequence[Event], rollups: _Rollups) -> IngestResult:
+        unique: dict[bytes, Event] = {}
+        for event in batch:
+            unique.setdefault(event.id, event)
+        rows = [event_row(event) for event in unique.values()]
+        db = self._db
+        # Fast path: insert all; only when some were ignored find out which, so the
+        # rollups count each stored event exactly once.
+        await db.execute("SAVEPOINT batch")
+        cursor = await db.executemany(_INSERT_OR_IGNORE, rows)
+        if cursor.rowcount == len(rows):
+            new_events: Iterable[Event] = unique.values()
+            accepted = len(rows)
+        else:
+            await db.execute("ROLLBACK TO batch")
+            stored = await self._stored_ids(list(unique))
+            new_events = [event for event_id, event in unique.items() if event_id not in stored]
+            await db.executemany(_INSERT_NEW, [event_row(event) for event in new_events])
+            accepted = len(new_events)
+        await db.execute("RELEASE batch")
+        rollups.add(new_events)
+        return IngestResult(accepted=accepted, duplicates=len(batch) - accepted)
+
+    async def _stored_ids(self, ids: list[bytes]) -> set[bytes]:
+        stored: set[bytes] = set()
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._db.execute_fetchall(
+                f"SELECT id FROM events WHERE id IN ({marks})", chunk
+            )
+            stored.update(row[0] for row in rows)
+        return stored
+
+    async def events_stored(self) -> int:
+        """Number of distinct events stored (a counter kept at ingest; no table scan)."""
+        rows = await self._db.execute_fetchall("SELECT value FROM counters WHERE name = 'events'")
+        return int(next(iter(rows))[0])
+
+    def db_bytes(self) -> int:
+        """Bytes on disk, WAL included."""
+        return db_bytes(self.path)
+
+    async def close(self) -> None:
+        """Checkpoint and close the connection; the file stays consistent without this."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                await self._db.close()
+
+
+async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        rows = list(await db.execute_fetchall("SELECT max(version) FROM schema_version"))
+        current = rows[0][0] or 0
+        if current > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {path} has schema version {current}, newer than this uptake "
+                f"(version {SCHEMA_VERSION}): upgrade uptake"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                await db.execute(statement)
+            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
+        await db.execute("COMMIT")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await db.execute("ROLLBACK")
+        raise
