@@ -115,7 +115,7 @@ class _Rollups:
     """
 
     def __init__(self) -> None:
-        self.user_day: dict[tuple[int, str], list[int]] = {}
+        self.user_day: dict[tuple[int, str], list[int]] = {}  # events, logins, first, last
         self.user_account: dict[tuple[str, int], tuple[int, bytes, str]] = {}
         self.account_day: dict[tuple[str, int], int] = {}
         self.feature_day: dict[tuple[int, str, str, str], int] = {}
@@ -126,6 +126,12 @@ class _Rollups:
         self.activity_bucket: dict[tuple[str, int], list[int]] = {}
 
     def add(self, events: Iterable[Event]) -> None:
+        """Fold new events into the deltas (a hot loop: locals and plain comparisons)."""
+        user_day = self.user_day
+        user_account = self.user_account
+        account_day = self.account_day
+        feature_day = self.feature_day
+        activity_bucket = self.activity_bucket
         for event in events:
             ts = event.ts
             day = ts // DAY_US
@@ -133,47 +139,50 @@ class _Rollups:
             account = event.account
             kind = event.kind
             if user is not None:
-                self._add_user(event, day, user, account)
+                key = (day, user)
+                totals = user_day.get(key)
+                if totals is None:
+                    user_day[key] = [1, kind == "login", ts, ts]
+                else:
+                    totals[0] += 1
+                    totals[1] += kind == "login"
+                    if ts < totals[2]:
+                        totals[2] = ts
+                    elif ts > totals[3]:
+                        totals[3] = ts
+                if account is not None:
+                    akey = (user, day)
+                    latest = user_account.get(akey)
+                    if latest is None or (ts, event.id) > latest[:2]:
+                        user_account[akey] = (ts, event.id, account)
+                if event.session is None:
+                    bkey = (user, ts // SESSION_GAP_US)
+                    bucket = activity_bucket.get(bkey)
+                    if bucket is None:
+                        activity_bucket[bkey] = [ts, ts, 1]
+                    else:
+                        bucket[2] += 1
+                        if ts < bucket[0]:
+                            bucket[0] = ts
+                        elif ts > bucket[1]:
+                            bucket[1] = ts
             if account is not None:
-                key = (account, day)
-                self.account_day[key] = self.account_day.get(key, 0) + 1
-            if kind == "feature" and event.name is not None:
-                fkey = (day, event.name, user or "", account or "")
-                self.feature_day[fkey] = self.feature_day.get(fkey, 0) + 1
+                dkey = (account, day)
+                account_day[dkey] = account_day.get(dkey, 0) + 1
+            if kind == "feature":
+                if event.name is not None:
+                    fkey = (day, event.name, user or "", account or "")
+                    feature_day[fkey] = feature_day.get(fkey, 0) + 1
+            elif kind == "seats":
+                if account is not None and event.value is not None:
+                    self.seats.append((account, ts, event.id, event.value))
+            elif kind == "release" and event.name is not None:
+                self.releases.append((ts, event.id, event.name))
             if event.props and "integration" in event.props:
                 ikey = (day, account or "", user or "", str(event.props["integration"]))
                 self.integration_day[ikey] = self.integration_day.get(ikey, 0) + 1
-            if kind == "seats" and account is not None and event.value is not None:
-                self.seats.append((account, ts, event.id, event.value))
-            elif kind == "release" and event.name is not None:
-                self.releases.append((ts, event.id, event.name))
             if event.session is not None:
                 self._add_session(event, event.session)
-
-    def _add_user(self, event: Event, day: int, user: str, account: str | None) -> None:
-        ts = event.ts
-        login = 1 if event.kind == "login" else 0
-        totals = self.user_day.get((day, user))
-        if totals is None:
-            self.user_day[(day, user)] = [1, login, ts, ts]
-        else:
-            totals[0] += 1
-            totals[1] += login
-            totals[2] = min(totals[2], ts)
-            totals[3] = max(totals[3], ts)
-        if account is not None:
-            latest = self.user_account.get((user, day))
-            if latest is None or (ts, event.id) > latest[:2]:
-                self.user_account[(user, day)] = (ts, event.id, account)
-        if event.session is None:
-            bucket_key = (user, ts // SESSION_GAP_US)
-            bucket = self.activity_bucket.get(bucket_key)
-            if bucket is None:
-                self.activity_bucket[bucket_key] = [ts, ts, 1]
-            else:
-                bucket[0] = min(bucket[0], ts)
-                bucket[1] = max(bucket[1], ts)
-                bucket[2] += 1
 
     def _add_session(self, event: Event, session: str) -> None:
         ts = event.ts
