@@ -1,0 +1,82 @@
+"""CSV export of one table of a §6 report (`usage report --format csv --table ...`).
+
+Columns are the §6 field names, in schema order, so a spreadsheet or pandas sees the same
+names as the JSON. Nulls are empty cells; an account's ``flags`` list is joined with
+``;``. Numbers are written as Python prints them (full precision, ``.`` decimal point).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Final, Literal
+
+from uptake_cli._present import Report
+
+__all__ = ["CSV_COLUMNS", "CsvTable", "render_csv"]
+
+CsvTable = Literal["users", "accounts", "features", "dau"]
+
+#: The columns of each exportable table, in §6 order.
+CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "users": (
+        "user",
+        "account",
+        "active_days",
+        "logins",
+        "sessions",
+        "avg_session_s",
+        "features",
+        "segment",
+        "last_seen",
+    ),
+    "accounts": (
+        "account",
+        "seats",
+        "active_users",
+        "utilization",
+        "adoption_rate",
+        "growth",
+        "integrations",
+        "breadth",
+        "health",
+        "band",
+        "flags",
+    ),
+    "features": ("name", "events", "users", "accounts", "adoption"),
+    "dau": ("day", "users"),
+}
+
+
+def _cell(value: Any) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(str(item) for item in value)
+    if isinstance(value, (int, float, str)):
+        return value
+    return str(value)
+
+
+def _rows(report: Report, table: str) -> list[dict[str, Any]]:
+    if table == "dau":
+        rows: list[dict[str, Any]] = report["product"]["dau"]
+        return rows
+    return list(report[table])
+
+
+def render_csv(report: Report, table: CsvTable) -> str:
+    """Return ``table`` of ``report`` as CSV text with a header row (``\\r\\n`` line ends).
+
+    >>> render_csv({"product": {"dau": [{"day": "2026-11-01", "users": 3}]}}, "dau")
+    'day,users\\r\\n2026-11-01,3\\r\\n'
+    """
+    if table not in CSV_COLUMNS:
+        raise ValueError(f"unknown table {table!r}; choose one of {', '.join(CSV_COLUMNS)}")
+    columns = CSV_COLUMNS[table]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in _rows(report, table):
+        writer.writerow([_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
