@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from uptake_cli import import_cmd, report_cmd, seats_cmd
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(
@@ -21,6 +23,11 @@ def version() -> None:
     from importlib.metadata import version as dist_version
 
     typer.echo(dist_version("uptake"))
+
+
+report_cmd.register(app)
+seats_cmd.register(app)
+import_cmd.register(app)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from html import escape
 from typing import Any, Final
 
 from uptake_cli import svg
@@ -23,6 +22,7 @@ from uptake_cli._present import (
     fmt_ratio,
     segment_counts,
 )
+from uptake_cli.svg import esc
 
 __all__ = ["BAND_COLOURS", "render_html"]
 
@@ -99,10 +99,6 @@ _DEFINITIONS: Final = (
 )
 
 
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
-
-
 def _kpis(report: Report) -> str:
     product = report["product"]
     dau = product["dau"]
@@ -124,8 +120,8 @@ def _kpis(report: Report) -> str:
         ("Median session", fmt_duration(product["median_session_s"]), ""),
     ]
     items = "".join(
-        f'<div class="kpi"><div class="value">{_e(value)}</div>'
-        f'<div class="label">{_e(label)}{" · " + _e(hint) if hint else ""}</div></div>'
+        f'<div class="kpi"><div class="value">{esc(value)}</div>'
+        f'<div class="label">{esc(label)}{" · " + esc(hint) if hint else ""}</div></div>'
         for label, value, hint in cards
     )
     return f'<section class="kpis" aria-label="Product summary">{items}</section>'
@@ -134,7 +130,7 @@ def _kpis(report: Report) -> str:
 def _section(title: str, body: str, note: str = "", css_id: str = "") -> str:
     anchor = f' id="{css_id}"' if css_id else ""
     note_html = f'<p class="note">{note}</p>' if note else ""
-    return f"<section{anchor}><h2>{_e(title)}</h2>{note_html}{body}</section>"
+    return f"<section{anchor}><h2>{esc(title)}</h2>{note_html}{body}</section>"
 
 
 def _trend(report: Report) -> str:
@@ -173,7 +169,7 @@ def _features(report: Report) -> str:
     if len(features) > len(shown):
         note += f" Top {len(shown)} of {len(features)} features."
     return _section(
-        "Feature adoption", svg.bar_chart(bars, "Feature adoption"), _e(note), "features"
+        "Feature adoption", svg.bar_chart(bars, "Feature adoption"), esc(note), "features"
     )
 
 
@@ -210,7 +206,7 @@ def _utilization(report: Report) -> str:
     )
     if len(accounts) > len(shown):
         note += f" The {len(shown)} least healthy of {len(accounts)} accounts."
-    return _section("Seat utilization", chart, _e(note), "utilization")
+    return _section("Seat utilization", chart, esc(note), "utilization")
 
 
 def _retention(report: Report) -> str:
@@ -219,7 +215,7 @@ def _retention(report: Report) -> str:
         "Users grouped by the ISO week of their first event; each cell is the share of the "
         "cohort active that many weeks later."
     )
-    return _section("Retention by weekly cohort", svg.heatmap(cohorts), _e(note), "retention")
+    return _section("Retention by weekly cohort", svg.heatmap(cohorts), esc(note), "retention")
 
 
 def _segments(report: Report) -> str:
@@ -233,13 +229,13 @@ def _segments(report: Report) -> str:
         "frequent ≥ 40%, occasional > 0, inactive none."
     )
     return _section(
-        "Frequency segments", svg.stacked_bar(parts, "Users by frequency"), _e(note), "segments"
+        "Frequency segments", svg.stacked_bar(parts, "Users by frequency"), esc(note), "segments"
     )
 
 
 def _table(headers: Sequence[tuple[str, bool]], rows: list[list[tuple[str, str]]]) -> str:
     head = "".join(
-        f'<th class="num">{_e(h)}</th>' if num else f"<th>{_e(h)}</th>" for h, num in headers
+        f'<th class="num">{esc(h)}</th>' if num else f"<th>{esc(h)}</th>" for h, num in headers
     )
     body = "".join(
         "<tr>" + "".join(f'<td class="{cls}">{html}</td>' for cls, html in row) + "</tr>"
@@ -251,7 +247,7 @@ def _table(headers: Sequence[tuple[str, bool]], rows: list[list[tuple[str, str]]
 def _flags_html(flags: list[str]) -> str:
     if not flags:
         return '<span class="muted">—</span>'
-    return "".join(f'<span class="flag {_e(flag)}">{_e(flag)}</span>' for flag in flags)
+    return "".join(f'<span class="flag {esc(flag)}">{esc(flag)}</span>' for flag in flags)
 
 
 def _accounts(report: Report) -> str:
@@ -262,11 +258,11 @@ def _accounts(report: Report) -> str:
         colour = BAND_COLOURS.get(account["band"], "#6b7280")
         band = (
             f'<span class="band" style="background:{colour}">'
-            f"{account['health']} {_e(account['band'])}</span>"
+            f"{account['health']} {esc(account['band'])}</span>"
         )
         rows.append(
             [
-                ("name", _e(account["account"])),
+                ("name", esc(account["account"])),
                 ("num", fmt_count(account["seats"])),
                 ("num", fmt_count(account["active_users"])),
                 ("num", fmt_pct(account["utilization"])),
@@ -299,7 +295,7 @@ def _accounts(report: Report) -> str:
         note += "--table accounts` exports all."
     if not shown:
         return _section("Accounts", '<p class="muted">No accounts in this window.</p>')
-    return _section("Accounts", _table(headers, rows), _e(note), "accounts")
+    return _section("Accounts", _table(headers, rows), esc(note), "accounts")
 
 
 def _attention(report: Report) -> str:
@@ -307,13 +303,13 @@ def _attention(report: Report) -> str:
     shown = listed[:_MAX_TABLE_ROWS]
     rows = [
         [
-            ("name", _e(user["user"])),
-            ("name", _e(user.get("account") or MISSING)),
-            ("", _e(reason)),
-            ("", _e(user["segment"])),
+            ("name", esc(user["user"])),
+            ("name", esc(user.get("account") or MISSING)),
+            ("", esc(reason)),
+            ("", esc(user["segment"])),
             ("num", fmt_count(user["active_days"])),
             ("num", fmt_count(user["logins"])),
-            ("", _e((user.get("last_seen") or MISSING)[:16].replace("T", " "))),
+            ("", esc((user.get("last_seen") or MISSING)[:16].replace("T", " "))),
         ]
         for user, reason in shown
     ]
@@ -335,13 +331,13 @@ def _attention(report: Report) -> str:
     )
     if len(listed) > len(shown):
         note += f" First {len(shown)} of {len(listed)}."
-    return _section("Users needing attention", _table(headers, rows), _e(note), "attention")
+    return _section("Users needing attention", _table(headers, rows), esc(note), "attention")
 
 
 def _footer(generated: str) -> str:
-    items = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in _DEFINITIONS)
+    items = "".join(f"<dt>{esc(term)}</dt><dd>{esc(text)}</dd>" for term, text in _DEFINITIONS)
     return (
-        f"<footer><dl>{items}</dl><p>Generated by uptake at {_e(generated)}. "
+        f"<footer><dl>{items}</dl><p>Generated by uptake at {esc(generated)}. "
         "All days are UTC; the window includes its first day and excludes its last.</p>"
         "</footer>"
     )
@@ -357,9 +353,9 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
     window = report["window"]
     span = f"{window['since']} → {window['until']}"
     releases = ", ".join(
-        f"{_e(release['version'])} on {_e(release['day'])}" for release in report["releases"]
+        f"{esc(release['version'])} on {esc(release['day'])}" for release in report["releases"]
     )
-    subtitle = f"{_e(span)} (UTC, end exclusive)"
+    subtitle = f"{esc(span)} (UTC, end exclusive)"
     if releases:
         subtitle += f" · releases: {releases}"
     body = "".join(
@@ -379,6 +375,6 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>uptake usage report {_e(span)}</title><style>{_CSS}</style></head>"
+        f"<title>uptake usage report {esc(span)}</title><style>{_CSS}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )

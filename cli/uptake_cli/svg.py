@@ -2,7 +2,7 @@
 
 Each function takes plain values and returns one ``<svg>`` element as a string, sized by
 its ``viewBox`` so it scales to the page width and prints crisply. Every piece of text
-that came from users (feature, account, version names) goes through ``_esc``; long labels
+that came from users (feature, account, version names) goes through ``esc``; long labels
 are shortened on the chart and shown whole in a hover ``<title>``.
 
 Charts: ``trend_chart`` (DAU with its 7-day mean, WAU and MAU levels, release markers),
@@ -23,6 +23,7 @@ __all__ = [
     "Bar",
     "Segment",
     "bar_chart",
+    "esc",
     "heatmap",
     "stacked_bar",
     "trend_chart",
@@ -39,8 +40,17 @@ _MAU: Final = "#0d9488"
 _RELEASE: Final = "#dc2626"
 
 
-def _esc(text: object) -> str:
-    return escape(str(text), quote=True)
+# C0 control characters (other than tab and newlines) are not allowed in HTML or XML text.
+_CONTROL: Final = {code: "\ufffd" for code in range(32) if chr(code) not in "\t\n\r"}
+
+
+def esc(text: object) -> str:
+    """Escape text for HTML or SVG, attributes included; control characters become U+FFFD.
+
+    >>> esc('Fox & "Hound" <EU>')
+    'Fox &amp; &quot;Hound&quot; &lt;EU&gt;'
+    """
+    return escape(str(text).translate(_CONTROL), quote=True)
 
 
 def _n(value: float) -> str:
@@ -57,8 +67,8 @@ def _open(width: int, height: int, label: str, css_class: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{_esc(label)}" font-size="{_FONT}">'
-        f"<title>{_esc(label)}</title>"
+        f'role="img" aria-label="{esc(label)}" font-size="{_FONT}">'
+        f"<title>{esc(label)}</title>"
     )
 
 
@@ -67,7 +77,7 @@ def _empty(width: int, message: str, css_class: str) -> str:
     return (
         _open(width, height, message, f"{css_class} empty")
         + f'<text x="{width // 2}" y="{height // 2}" text-anchor="middle" '
-        f'dominant-baseline="middle" fill="{_AXIS}">{_esc(message)}</text></svg>'
+        f'dominant-baseline="middle" fill="{_AXIS}">{esc(message)}</text></svg>'
     )
 
 
@@ -141,7 +151,7 @@ def trend_chart(
     for index in range(0, count, label_every):
         parts.append(
             f'<text x="{_n(x_at(index))}" y="{height - bottom + 18}" text-anchor="middle" '
-            f'fill="{_AXIS}">{_esc(days[index][5:])}</text>'
+            f'fill="{_AXIS}">{esc(days[index][5:])}</text>'
         )
     first_day = date.fromisoformat(days[0])
     for release_day, version in releases:
@@ -150,11 +160,11 @@ def trend_chart(
             continue
         marker_x = _n(x_at(offset))
         parts.append(
-            f'<g class="release"><title>Release {_esc(version)} on {_esc(release_day)}</title>'
+            f'<g class="release"><title>Release {esc(version)} on {esc(release_day)}</title>'
             f'<line x1="{marker_x}" x2="{marker_x}" y1="{top - 4}" y2="{top + plot_h}" '
             f'stroke="{_RELEASE}" stroke-dasharray="4 3"/>'
             f'<text x="{marker_x}" y="{top - 10}" text-anchor="middle" fill="{_RELEASE}" '
-            f'font-weight="600">{_esc(_short(version, 18))}</text></g>'
+            f'font-weight="600">{esc(_short(version, 18))}</text></g>'
         )
     points = [(x_at(i), y_at(v)) for i, v in enumerate(dau)]
     baseline = _n(y_at(0))
@@ -183,7 +193,7 @@ def trend_chart(
     for index, value in enumerate(dau):
         parts.append(
             f'<circle cx="{_n(x_at(index))}" cy="{_n(y_at(value))}" r="2" fill="{_DAU}">'
-            f"<title>{_esc(days[index])}: {value} active users</title></circle>"
+            f"<title>{esc(days[index])}: {value} active users</title></circle>"
         )
     legend = [("DAU", _DAU, "1.5"), ("DAU, 7-day mean", _MEAN, "2.5")]
     x = float(left)
@@ -234,22 +244,22 @@ def bar_chart(
         y = top + index * row_h
         mid = _n(y + row_h / 2)
         tip = bar.tooltip or f"{bar.label}: {bar.text}"
-        parts.append(f'<g class="bar-row"><title>{_esc(tip)}</title>')
+        parts.append(f'<g class="bar-row"><title>{esc(tip)}</title>')
         parts.append(
             f'<text x="{label_w - 8}" y="{mid}" text-anchor="end" dominant-baseline="middle" '
-            f'fill="{_INK}">{_esc(_short(bar.label, 24))}</text>'
+            f'fill="{_INK}">{esc(_short(bar.label, 24))}</text>'
         )
         bar_w = 0.0
         if bar.value is not None:
             bar_w = max(bar.value / axis_max * plot_w, 1.0 if bar.value > 0 else 0.0)
             parts.append(
                 f'<rect x="{label_w}" y="{_n(y + 4)}" width="{_n(bar_w)}" '
-                f'height="{row_h - 8}" rx="2" fill="{_esc(bar.colour)}"/>'
+                f'height="{row_h - 8}" rx="2" fill="{esc(bar.colour)}"/>'
             )
         colour = _INK if bar.value is not None else _AXIS
         parts.append(
             f'<text x="{_n(label_w + bar_w + 6)}" y="{mid}" dominant-baseline="middle" '
-            f'fill="{colour}">{_esc(bar.text)}</text></g>'
+            f'fill="{colour}">{esc(bar.text)}</text></g>'
         )
     if reference is not None:
         ref_x = _n(label_w + reference / axis_max * plot_w)
@@ -298,7 +308,7 @@ def heatmap(cohorts: Sequence[tuple[str, int, Sequence[float]]], width: int = 95
         mid = _n(y + row_h / 2)
         parts.append(
             f'<text x="{label_w - 8}" y="{mid}" text-anchor="end" dominant-baseline="middle" '
-            f'fill="{_INK}">{_esc(cohort)}</text>'
+            f'fill="{_INK}">{esc(cohort)}</text>'
             f'<text x="{label_w + size_w - 8}" y="{mid}" text-anchor="end" '
             f'dominant-baseline="middle" fill="{_INK}">{size}</text>'
         )
@@ -306,7 +316,7 @@ def heatmap(cohorts: Sequence[tuple[str, int, Sequence[float]]], width: int = 95
             x = label_w + size_w + week * cell_w
             ink = "#ffffff" if share >= 0.55 else _INK
             parts.append(
-                f'<g class="cell"><title>{_esc(cohort)}, week {week}: {share:.0%} of {size} '
+                f'<g class="cell"><title>{esc(cohort)}, week {week}: {share:.0%} of {size} '
                 f'users active</title><rect x="{_n(x + 1)}" y="{_n(y + 1)}" '
                 f'width="{_n(cell_w - 2)}" height="{row_h - 2}" fill="{_heat_colour(share)}"/>'
                 f'<text x="{_n(x + cell_w / 2)}" y="{mid}" text-anchor="middle" '
@@ -339,9 +349,9 @@ def stacked_bar(segments: Sequence[Segment], label: str, width: int = 950) -> st
         part_w = share * width
         if part_w > 0:
             parts.append(
-                f'<g class="segment"><title>{_esc(segment.label)}: {segment.count} users '
+                f'<g class="segment"><title>{esc(segment.label)}: {segment.count} users '
                 f'({share:.0%})</title><rect x="{_n(x)}" y="4" width="{_n(part_w)}" '
-                f'height="{bar_h}" fill="{_esc(segment.colour)}"/></g>'
+                f'height="{bar_h}" fill="{esc(segment.colour)}"/></g>'
             )
             if part_w > 36:
                 parts.append(
@@ -354,8 +364,8 @@ def stacked_bar(segments: Sequence[Segment], label: str, width: int = 950) -> st
     for segment in segments:
         parts.append(
             f'<rect x="{_n(legend_x)}" y="{legend_y - 10}" width="12" height="12" '
-            f'fill="{_esc(segment.colour)}"/><text x="{_n(legend_x + 17)}" y="{legend_y - 4}" '
-            f'dominant-baseline="middle" fill="{_INK}">{_esc(segment.label)}: '
+            f'fill="{esc(segment.colour)}"/><text x="{_n(legend_x + 17)}" y="{legend_y - 4}" '
+            f'dominant-baseline="middle" fill="{_INK}">{esc(segment.label)}: '
             f"{segment.count}</text>"
         )
         legend_x += 34 + 8 * len(f"{segment.label}: {segment.count}")

@@ -1,0 +1,126 @@
+"""Where the CLI's data comes from and goes to: the daemon when one answers, else the DB.
+
+The one seam between the `usage` commands and the aggregator: reports are read through
+the daemon (a ``Query`` frame) or computed from the database opened read-only; events
+(seats, imports) are sent to the daemon (``Batch`` frames) or ingested with the same
+``Storage`` code the daemon uses. Both ways give the same result.
+
+Which way: the daemon on the socket is tried first, unless only ``--db`` was given (then
+that database file is used directly, whatever daemon runs elsewhere). "Answers" means
+the socket exists and accepts a connection; a daemon that answers with an error is an
+error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from anyio.from_thread import start_blocking_portal
+
+from uptake._model import Event
+from uptake.paths import default_db_path, default_socket_path
+from uptake.protocol import ReportFilters
+from uptake_cli._present import Report
+
+__all__ = ["EventWriter", "Target", "build_local", "query_daemon", "resolve"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command reads or writes: ``socket`` to try first (or None), then ``db``."""
+
+    socket: Path | None
+    db: Path
+
+
+def resolve(db: Path | None, socket: Path | None) -> Target:
+    """Decide where to go from the ``--db`` / ``--socket`` options (env included).
+
+    >>> resolve(Path("/tmp/u.db"), None)
+    Target(socket=None, db=PosixPath('/tmp/u.db'))
+    """
+    if db is not None and socket is None:
+        return Target(socket=None, db=db)
+    return Target(socket=socket or default_socket_path(), db=db or default_db_path())
+
+
+def _daemon_may_answer(socket: Path | None) -> bool:
+    return socket is not None and socket.exists()
+
+
+def query_daemon(socket: Path | None, filters: ReportFilters) -> Report | None:
+    """Ask the daemon on ``socket`` for the usage report; None when no daemon answers."""
+    if not _daemon_may_answer(socket):
+        return None
+    return None  # integrate: DaemonClient query (uptake_aggregator.client) once it exists
+
+
+def build_local(db: Path, filters: ReportFilters) -> Report:
+    """Compute the report from the database at ``db``, opened read-only."""
+    from uptake_aggregator.metrics import build_report  # type: ignore[import-not-found]
+
+    report: Report = build_report(db, filters)
+    return report
+
+
+class EventWriter:
+    """Writes event batches to the daemon or, when none answers, straight into the database.
+
+    Use as a context manager; ``via`` says which way was taken (for messages)::
+
+        with EventWriter(resolve(db, socket)) as writer:
+            [(accepted, duplicates)] = writer.write([[event]])
+    """
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._stack = ExitStack()
+        self._write: Callable[[Sequence[Sequence[Event]]], list[tuple[int, int]]] | None = None
+        self.via = ""
+
+    def __enter__(self) -> EventWriter:
+        try:
+            daemon = self._open_daemon()
+            if daemon is not None:
+                self._write, self.via = daemon, "daemon"
+            else:
+                self._write = self._open_storage(self._target.db)
+                self.via = f"database {self._target.db}"
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def write(self, batches: Sequence[Sequence[Event]]) -> list[tuple[int, int]]:
+        """Store ``batches``; return ``(accepted, duplicates)`` per batch once durable."""
+        if self._write is None:
+            raise RuntimeError("EventWriter used outside its `with` block")
+        return self._write(batches)
+
+    def _open_daemon(self) -> Callable[[Sequence[Sequence[Event]]], list[tuple[int, int]]] | None:
+        if not _daemon_may_answer(self._target.socket):
+            return None
+        return None  # integrate: DaemonClient batch send (uptake_aggregator.client)
+
+    def _open_storage(
+        self, db: Path
+    ) -> Callable[[Sequence[Sequence[Event]]], list[tuple[int, int]]]:
+        from uptake_aggregator.storage import Storage
+
+        # Storage is async; a blocking portal runs its event loop in a helper thread so
+        # the database stays open across the many writes of an import.
+        portal = self._stack.enter_context(start_blocking_portal())
+        storage = portal.call(Storage.open, db)
+        self._stack.callback(portal.call, storage.close)
+
+        def write(batches: Sequence[Sequence[Event]]) -> list[tuple[int, int]]:
+            results = portal.call(storage.ingest, batches)
+            return [(result.accepted, result.duplicates) for result in results]
+
+        return write

@@ -1,0 +1,250 @@
+"""`usage import FILE`: load JSON lines of §2 events through the same storage code as the daemon.
+
+Line format: one JSON object per line with the §2 fields (``kind`` and ``ts`` required).
+
+* ``ts``: integer microseconds since the Unix epoch, or an ISO-8601 string
+  (``2026-11-23T09:30:00Z``, ``2026-11-23T10:30:00+01:00``; no offset means UTC).
+* ``id``: optional, 32 hex digits (16 bytes; the dashes of the UUID text form are allowed).
+  Without one the id is derived from the line's canonical content (its fields with ``ts``
+  in microseconds, sorted keys, compact JSON) with ``uptake._ids.content_event_id``, so
+  importing the same file twice stores nothing twice, whatever the key order or ts format.
+* ``props``: an object of string, number or boolean values.
+
+Blank lines are skipped. A bad line is reported with its line number and the reason and
+never stops the good lines around it from being stored. Exit code 0 when every line was
+stored (or already present), 1 when some lines were rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, Final
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from uptake._ids import content_event_id
+from uptake._model import MAX_EVENT_BYTES, Event
+from uptake_cli._backend import EventWriter, resolve
+from uptake_cli._errors import EXIT_FAILURE, cli_errors
+from uptake_cli._options import DbOption, SocketOption
+
+__all__ = ["ImportSummary", "LineError", "import_events", "parse_line", "register"]
+
+_FIELDS: Final = frozenset(Event.__struct_fields__)
+_INT64: Final = range(-(2**63), 2**63)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_US: Final = timedelta(microseconds=1)
+_BATCH: Final = 1000  # events per Batch frame / per ingest batch
+_BATCHES_PER_WRITE: Final = 10  # batches per transaction (the daemon group-commits too)
+_SHOWN_ERRORS: Final = 50
+_encode: Final = msgspec.msgpack.Encoder().encode
+
+
+class LineError(ValueError):
+    """A line that cannot become an event; the message says why."""
+
+
+def _timestamp(value: Any) -> int:
+    if isinstance(value, bool):
+        raise LineError("ts must be integer microseconds or an ISO-8601 string, not a boolean")
+    if isinstance(value, int):
+        if not 0 <= value < 2**63:
+            raise LineError(f"ts {value} is out of range (microseconds since 1970, >= 0)")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        # Python 3.10's fromisoformat does not know the "Z" suffix.
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise LineError(f"ts {value!r} is not ISO-8601 (e.g. 2026-11-23T09:30:00Z)") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        micros = (moment - _EPOCH) // _ONE_US
+        if micros < 0:
+            raise LineError(f"ts {value!r} is before 1970")
+        return micros
+    raise LineError("ts must be integer microseconds or an ISO-8601 string")
+
+
+def _event_id(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise LineError("id must be a string of 32 hex digits")
+    try:
+        raw = bytes.fromhex(value.replace("-", ""))
+    except ValueError:
+        raise LineError(f"id {value!r} is not hex (32 hex digits expected)") from None
+    if len(raw) != 16:
+        raise LineError(f"id {value!r} has {len(raw)} bytes, 16 expected (32 hex digits)")
+    return raw
+
+
+def _check_ints(fields: dict[str, Any]) -> None:
+    # SQLite stores 64-bit integers; msgspec's int would accept more.
+    value = fields.get("value")
+    if isinstance(value, int) and value not in _INT64:
+        raise LineError("value does not fit in 64 bits")
+    props = fields.get("props")
+    if isinstance(props, dict):
+        for key, prop in props.items():
+            if isinstance(prop, int) and prop not in _INT64:
+                raise LineError(f"props.{key} does not fit in 64 bits")
+
+
+def parse_line(line: bytes) -> Event:
+    """Turn one JSON line into a validated ``Event``; raise ``LineError`` saying why not.
+
+    >>> parse_line(b'{"ts": "2026-11-23T00:00:00Z", "kind": "login", "user": "u1"}').ts
+    1795392000000000
+    """
+    try:
+        fields = msgspec.json.decode(line)
+    except msgspec.DecodeError as exc:
+        raise LineError(f"not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise LineError(f"expected a JSON object, got {type(fields).__name__}")
+    unknown = sorted(set(fields) - _FIELDS)
+    if unknown:
+        raise LineError(f"unknown field(s) {', '.join(map(repr, unknown))}")
+    if "ts" not in fields:
+        raise LineError("missing field 'ts'")
+    fields["ts"] = _timestamp(fields["ts"])
+    _check_ints(fields)
+    given_id = fields.pop("id", None)
+    if given_id is not None:
+        event_id = _event_id(given_id)
+    else:
+        content = {key: value for key, value in fields.items() if value is not None}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        event_id = content_event_id(fields["ts"], canonical.encode())
+    try:
+        event = msgspec.convert({**fields, "id": event_id}, Event)
+    except msgspec.ValidationError as exc:
+        raise LineError(str(exc)) from None
+    size = len(_encode(event))
+    if size > MAX_EVENT_BYTES:
+        raise LineError(f"event is {size} bytes encoded, over the {MAX_EVENT_BYTES}-byte limit")
+    return event
+
+
+class ImportSummary(msgspec.Struct):
+    """What an import did: lines read, events stored new, duplicates, rejected lines."""
+
+    lines: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = msgspec.field(default_factory=list)
+
+
+def import_events(
+    handle: BinaryIO,
+    writer: EventWriter,
+    progress: Progress | None = None,
+    total_bytes: int | None = None,
+) -> ImportSummary:
+    """Read JSON lines from ``handle``, store the good ones through ``writer``.
+
+    Good lines are written in batches as they come, so a bad line costs only itself.
+    """
+    summary = ImportSummary()
+    task = progress.add_task("importing", total=total_bytes) if progress else None
+    pending: list[list[Event]] = [[]]
+
+    def flush() -> None:
+        batches = [batch for batch in pending if batch]
+        if batches:
+            for accepted, duplicates in writer.write(batches):
+                summary.stored += accepted
+                summary.duplicates += duplicates
+        pending[:] = [[]]
+
+    for number, line in enumerate(handle, start=1):
+        summary.lines = number
+        if progress is not None and task is not None:
+            progress.advance(task, len(line))
+        if not line.strip():
+            continue
+        try:
+            event = parse_line(line)
+        except LineError as exc:
+            summary.rejected.append((number, str(exc)))
+            continue
+        pending[-1].append(event)
+        if len(pending[-1]) >= _BATCH:
+            if len(pending) >= _BATCHES_PER_WRITE:
+                flush()
+            else:
+                pending.append([])
+    flush()
+    return summary
+
+
+def _progress(console: Console, sized: bool) -> Progress:
+    columns = [TextColumn("[bold]{task.description}"), BarColumn()]
+    if sized:
+        columns += [TaskProgressColumn(), DownloadColumn(), TimeRemainingColumn()]
+    else:
+        columns += [MofNCompleteColumn()]
+    return Progress(*columns, console=console, transient=False)
+
+
+def import_file(
+    file: Annotated[
+        Path,
+        typer.Argument(help="JSON-lines file of events ('-' reads stdin).", allow_dash=True),
+    ],
+    db: DbOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """Load events from a JSON-lines FILE (one §2 event per line).
+
+    `ts` is integer microseconds or ISO-8601; `id` (32 hex digits) is optional and derived
+    from the line's content when absent, so re-importing a file stores nothing twice.
+    Rejected lines are listed with their line numbers; the good lines are stored anyway.
+
+    Example: usage import events.jsonl
+    """
+    with cli_errors():
+        errors = Console(stderr=True)
+        stdin = str(file) == "-"
+        total = None if stdin else file.stat().st_size
+        with EventWriter(resolve(db, socket)) as writer:
+            handle: BinaryIO = sys.stdin.buffer if stdin else file.open("rb")
+            try:
+                with _progress(errors, total is not None) as progress:
+                    summary = import_events(handle, writer, progress, total)
+            finally:
+                if not stdin:
+                    handle.close()
+        for number, reason in summary.rejected[:_SHOWN_ERRORS]:
+            errors.print(f"line {number}: {reason}", markup=False, highlight=False)
+        hidden = len(summary.rejected) - _SHOWN_ERRORS
+        if hidden > 0:
+            errors.print(f"... and {hidden} more rejected lines", markup=False)
+        typer.echo(
+            f"{file}: {summary.stored:,} events stored, {summary.duplicates:,} already "
+            f"present, {len(summary.rejected):,} lines rejected (into the {writer.via})"
+        )
+        if summary.rejected:
+            raise typer.Exit(EXIT_FAILURE)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `usage import` to the app."""
+    app.command("import")(import_file)

@@ -1,0 +1,215 @@
+"""`usage report`: the usage report as terminal tables, JSON, CSV or a self-contained HTML file.
+
+Thin: parse the options, get the §6 report (through the daemon when one answers, else
+from the database opened read-only), render it, write it to stdout or ``--output``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Final, Optional
+
+import typer
+from rich.console import Console
+
+from uptake.protocol import ReportFilters
+from uptake_cli._backend import build_local, query_daemon, resolve
+from uptake_cli._errors import EXIT_USAGE, cli_errors, fail, parse_day
+from uptake_cli._options import DbOption, SocketOption
+from uptake_cli._present import Report
+from uptake_cli.render_csv import render_csv
+from uptake_cli.render_html import render_html
+from uptake_cli.render_table import report_tables
+
+__all__ = ["OutputFormat", "TableName", "fetch_report", "register", "render_json", "report"]
+
+
+class OutputFormat(str, Enum):
+    """What `usage report` writes."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    html = "html"
+
+
+class TableName(str, Enum):
+    """The report table `--format csv` writes."""
+
+    users = "users"
+    accounts = "accounts"
+    features = "features"
+    dau = "dau"
+
+
+# §6 field order, so JSON output is byte-identical whichever way the report was read.
+_ORDER: Final[dict[str, tuple[str, ...]]] = {
+    "": ("window", "product", "features", "accounts", "users", "retention", "releases"),
+    "window": ("since", "until"),
+    "product": (
+        "dau",
+        "wau",
+        "mau",
+        "stickiness",
+        "usage_rate",
+        "active_users",
+        "known_users",
+        "logins",
+        "sessions",
+        "avg_session_s",
+        "median_session_s",
+    ),
+    "dau": ("day", "users"),
+    "features": ("name", "events", "users", "accounts", "adoption"),
+    "accounts": (
+        "account",
+        "seats",
+        "active_users",
+        "utilization",
+        "adoption_rate",
+        "growth",
+        "integrations",
+        "breadth",
+        "health",
+        "band",
+        "flags",
+    ),
+    "users": (
+        "user",
+        "account",
+        "active_days",
+        "logins",
+        "sessions",
+        "avg_session_s",
+        "features",
+        "segment",
+        "last_seen",
+    ),
+    "retention": ("cohort", "size", "weeks"),
+    "releases": ("day", "version"),
+}
+
+
+def _ordered(value: Any, field: str) -> Any:
+    if isinstance(value, dict):
+        order = _ORDER.get(field, ())
+        keys = [key for key in order if key in value]
+        keys += sorted(key for key in value if key not in order)
+        return {key: _ordered(value[key], key) for key in keys}
+    if isinstance(value, list):
+        return [_ordered(item, field) for item in value]
+    return value
+
+
+def render_json(report: Report) -> str:
+    """Return the report as JSON text in §6 field order (two-space indent, UTF-8 as is)."""
+    return json.dumps(_ordered(report, ""), indent=2, ensure_ascii=False) + "\n"
+
+
+def fetch_report(filters: ReportFilters, db: Path | None, socket: Path | None) -> Report:
+    """Return the §6 report: from the daemon when one answers, else from the database."""
+    target = resolve(db, socket)
+    report = query_daemon(target.socket, filters)
+    if report is None:
+        report = build_local(target.db, filters)
+    return report
+
+
+def _filters(
+    since: str | None,
+    until: str | None,
+    account: str | None,
+    user: str | None,
+    feature: str | None,
+) -> ReportFilters:
+    since_day = parse_day(since, "--since")
+    until_day = parse_day(until, "--until")
+    if since_day and until_day and since_day >= until_day:
+        fail(
+            f"--since {since_day} is not before --until {until_day}: the window is "
+            "[since, until), so until must be at least one day later",
+            EXIT_USAGE,
+        )
+    return ReportFilters(
+        since=since_day.isoformat() if since_day else None,
+        until=until_day.isoformat() if until_day else None,
+        account=account,
+        user=user,
+        feature=feature,
+    )
+
+
+def _write_tables(report: Report, output: Path | None) -> None:
+    if output is None:
+        Console().print(report_tables(report))
+        return
+    with output.open("w", encoding="utf-8") as handle:
+        Console(file=handle, width=120, color_system=None).print(report_tables(report))
+
+
+def report(  # noqa: PLR0917 - typer maps each parameter to an option
+    since: Annotated[
+        Optional[str],
+        typer.Option(help="First day of the window, YYYY-MM-DD (UTC). Default: until - 30 days."),
+    ] = None,
+    until: Annotated[
+        Optional[str],
+        typer.Option(help="Day after the window, YYYY-MM-DD (UTC, excluded). Default: tomorrow."),
+    ] = None,
+    account: Annotated[Optional[str], typer.Option(help="Only this account.")] = None,
+    user: Annotated[Optional[str], typer.Option(help="Only this user.")] = None,
+    feature: Annotated[Optional[str], typer.Option(help="Only this feature.")] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+    table: Annotated[
+        TableName, typer.Option(help="The table --format csv writes.")
+    ] = TableName.users,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write to FILE instead of stdout.", dir_okay=False),
+    ] = None,
+    db: DbOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """Report product usage: DAU/WAU/MAU, features, accounts and seats, users, retention.
+
+    Reads through the daemon when one answers on the socket, else opens the database read-only.
+
+    Examples:
+
+        usage report --since 2026-10-01 --until 2026-11-01
+
+        usage report --format html -o usage.html
+
+        usage report --format csv --table accounts -o accounts.csv
+    """
+    with cli_errors():
+        filters = _filters(since, until, account, user, feature)
+        usage = fetch_report(filters, db, socket)
+        if output_format is OutputFormat.table:
+            _write_tables(usage, output)
+        else:
+            if output_format is OutputFormat.json:
+                text = render_json(usage)
+            elif output_format is OutputFormat.csv:
+                text = render_csv(usage, table.value)
+            else:
+                text = render_html(usage)
+            if output is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                # newline="" keeps CSV's \r\n line ends as they are on every platform.
+                with output.open("w", encoding="utf-8", newline="") as handle:
+                    handle.write(text)
+        if output is not None:
+            typer.echo(f"wrote {output_format.value} report to {output}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `usage report` to the app."""
+    app.command("report")(report)
