@@ -1,0 +1,102 @@
+"""``python -m uptake_aggregator``: start the daemon (detached unless ``--foreground``).
+
+Examples::
+
+    python -m uptake_aggregator                         # detached, default socket and db
+    python -m uptake_aggregator --foreground            # for systemd and supervisors
+    python -m uptake_aggregator --socket /tmp/up/s.sock --db /tmp/up/u.db --tcp 7878
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from uptake.paths import default_db_path, default_socket_path
+from uptake_aggregator.errors import AggregatorError
+from uptake_aggregator.server import DaemonConfig
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of the daemon."""
+    parser = argparse.ArgumentParser(
+        prog="python -m uptake_aggregator",
+        description="The uptake aggregator daemon: receives events, stores them, answers reports.",
+    )
+    parser.add_argument("--socket", type=Path, help="Unix socket (env UPTAKE_SOCKET)")
+    parser.add_argument("--db", type=Path, help="SQLite database (env UPTAKE_DB)")
+    parser.add_argument(
+        "--tcp",
+        type=int,
+        metavar="PORT",
+        help="also listen on 127.0.0.1:PORT (0: any free port); clients need the token file",
+    )
+    parser.add_argument(
+        "--token-file", type=Path, help="where the TCP token is written (env UPTAKE_TOKEN_FILE)"
+    )
+    parser.add_argument(
+        "--foreground", action="store_true", help="run in this process (systemd, supervisors)"
+    )
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        help="log file (default: <log dir>/uptaked.log, env UPTAKE_LOG_DIR)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--quiet", action="store_true", help="log only to the file, not also to stderr"
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> DaemonConfig:
+    """Build the daemon's configuration from parsed options and UPTAKE_* defaults."""
+    return DaemonConfig(
+        socket_path=(args.socket or default_socket_path()).absolute(),
+        db_path=(args.db or default_db_path()).absolute(),
+        tcp_port=args.tcp,
+        token_path=args.token_file.absolute() if args.token_file else None,
+    )
+
+
+def _forwarded_options(args: argparse.Namespace, config: DaemonConfig, log_file: Path) -> list[str]:
+    argv = ["--socket", str(config.socket_path), "--db", str(config.db_path)]
+    argv += ["--log-file", str(log_file), "--log-level", args.log_level]
+    if config.tcp_port is not None:
+        argv += ["--tcp", str(config.tcp_port)]
+    if config.token_path is not None:
+        argv += ["--token-file", str(config.token_path)]
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the daemon command line; return the exit code."""
+    from uptake_aggregator import lifecycle
+
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    log_file = (args.log_file or lifecycle.default_log_file()).absolute()
+    try:
+        if args.foreground:
+            lifecycle.configure_logging(log_file, stderr=not args.quiet, level=args.log_level)
+            lifecycle.run_foreground(config)
+        else:
+            pid = lifecycle.running_pid(config.socket_path)
+            if pid is not None:
+                print(f"uptake daemon already running (pid {pid}) on {config.socket_path}")
+                return 0
+            pid = lifecycle.start_detached(
+                _forwarded_options(args, config, log_file), config.socket_path, log_file
+            )
+            print(f"uptake daemon started (pid {pid}) on {config.socket_path}; log {log_file}")
+    except AggregatorError as exc:
+        print(f"uptake daemon: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Running the daemon as a process: pidfile, logging, signals, detaching, stopping.
+
+- ``run_foreground``: lock and write the pidfile, log to a file, serve until SIGTERM or
+  SIGINT, then stop gracefully (stop accepting, drain, commit, ack, close). A second
+  signal while draining stops at once; the transaction in progress still completes.
+- ``start_detached``: start ``python -m uptake_aggregator --foreground`` in its own
+  session (no controlling terminal, survives the shell) and wait until it answers.
+- ``stop_daemon``: SIGTERM the daemon named by the pidfile and wait for it to exit.
+
+The pidfile (next to the socket, ``uptake.paths.pidfile_path``) is held with ``flock``
+for the daemon's whole life, so "is a daemon running?" has an exact answer even after a
+``kill -9`` left the file behind, and a reused pid is never mistaken for the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import logging.handlers
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Final, TextIO
+
+import anyio
+
+from uptake.paths import default_log_dir, pidfile_path
+from uptake_aggregator.errors import DaemonError
+from uptake_aggregator.server import Daemon, DaemonConfig
+
+__all__ = [
+    "DEFAULT_LOG_NAME",
+    "PidFile",
+    "configure_logging",
+    "default_log_file",
+    "run_foreground",
+    "running_pid",
+    "start_detached",
+    "stop_daemon",
+]
+
+DEFAULT_LOG_NAME: Final = "uptaked.log"
+_log = logging.getLogger("uptake_aggregator.lifecycle")
+
+
+def default_log_file() -> Path:
+    """The daemon's log file: ``<log dir>/uptaked.log`` (``$UPTAKE_LOG_DIR`` overrides)."""
+    return default_log_dir() / DEFAULT_LOG_NAME
+
+
+class PidFile:
+    """The daemon's pidfile, locked (``flock``) while the daemon lives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Lock the file and write our pid; raise ``DaemonError`` if a daemon holds it."""
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise DaemonError(
+                f"an uptake daemon (pid {holder or '?'}) is already running with pidfile "
+                f"{self.path}: stop it first (`usage daemon stop`) or use another --socket"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Remove the file and drop the lock."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip())
+    except (ValueError, OSError):
+        return None
+
+
+def running_pid(socket_path: Path) -> int | None:
+    """The pid of the live daemon serving ``socket_path``, or None if there is none.
+
+    A pidfile that nobody holds locked is left from a dead daemon and counts as none.
+    """
+    try:
+        fd = os.open(pidfile_path(socket_path), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd)
+        return None
+    finally:
+        os.close(fd)
+
+
+def configure_logging(log_file: Path, *, stderr: bool, level: str = "INFO") -> None:
+    """Log to ``log_file`` (created with a 0700 parent) and, optionally, to stderr.
+
+    ``WatchedFileHandler`` reopens the file after logrotate moves it.
+    """
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    handlers: list[logging.Handler] = [logging.handlers.WatchedFileHandler(log_file)]
+    if stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    root = logging.getLogger()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def run_foreground(config: DaemonConfig) -> None:
+    """Run the daemon in this process until SIGTERM/SIGINT; raise ``DaemonError`` on failure.
+
+    Blocks. Use for systemd (``Type=simple``), supervisors and ``--foreground``.
+    """
+    # The database, log and token hold user activity: readable by this user only.
+    os.umask(0o077)
+    pidfile = PidFile(pidfile_path(config.socket_path))
+    pidfile.acquire()
+    try:
+        anyio.run(_serve_until_signalled, config, backend="asyncio")
+    finally:
+        pidfile.release()
+
+
+async def _serve_until_signalled(config: DaemonConfig) -> None:
+    daemon = Daemon(config)
+    async with anyio.create_task_group() as tasks:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+
+            async def watch_signals() -> None:
+                async for signum in signals:
+                    if not daemon.stopping:
+                        _log.info("%s: stopping gracefully", signal.Signals(signum).name)
+                        daemon.stop()
+                    else:
+                        _log.warning("second %s: stopping now", signal.Signals(signum).name)
+                        tasks.cancel_scope.cancel()
+
+            tasks.start_soon(watch_signals)
+            await daemon.serve()
+            tasks.cancel_scope.cancel()
+
+
+def start_detached(
+    argv: list[str], socket_path: Path, log_file: Path, *, wait: float = 15.0
+) -> int:
+    """Start ``python -m uptake_aggregator --foreground <argv>`` detached; return its pid.
+
+    The daemon runs in a new session with stdin closed and stdout/stderr appended to
+    ``log_file`` (tracebacks from a crash at start end up there). Returns once the daemon
+    answers on ``socket_path``; raises ``DaemonError`` with the end of the log if it exits
+    or does not answer within ``wait`` seconds.
+    """
+    from uptake_aggregator.client import DaemonClient  # the client imports nothing heavy
+
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "uptake_aggregator", "--foreground", "--quiet", *argv]
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + wait
+    while True:
+        code = process.poll()
+        if code is not None:
+            raise DaemonError(
+                f"the daemon exited at start (code {code}); end of {log_file}:\n" + _tail(log_file)
+            )
+        with contextlib.suppress(DaemonError), DaemonClient(socket_path, timeout=1.0) as client:
+            client.ping()
+            return process.pid
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise DaemonError(
+                f"the daemon did not answer on {socket_path} within {wait:g} s; "
+                f"end of {log_file}:\n" + _tail(log_file)
+            )
+        time.sleep(0.05)
+
+
+def stop_daemon(socket_path: Path, *, timeout: float = 30.0) -> int | None:
+    """SIGTERM the daemon serving ``socket_path`` and wait until it has exited.
+
+    Returns its pid, or None if no daemon was running. Raises ``DaemonError`` if it is
+    still running after ``timeout`` seconds (``kill -9`` is then safe: every acknowledged
+    event is already committed).
+    """
+    pid = running_pid(socket_path)
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    deadline = time.monotonic() + timeout
+    while running_pid(socket_path) == pid:
+        if time.monotonic() > deadline:
+            raise DaemonError(
+                f"the daemon (pid {pid}) did not stop within {timeout:g} s; `kill -9 {pid}` "
+                "is safe (acknowledged events are committed)"
+            )
+        time.sleep(0.05)
+    return pid
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(_last_lines(handle, lines))
+    except OSError:
+        return "(no log)"
+
+
+def _last_lines(handle: TextIO, count: int) -> list[str]:
+    return handle.readlines()[-count:]

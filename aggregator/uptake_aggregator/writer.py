@@ -1,0 +1,167 @@
+"""Group commit: one writer task stores the batches of every client, many per transaction.
+
+Connections ``submit`` decoded batches and get a ``PendingBatch`` back; the writer task
+takes everything queued (up to a round limit), calls ``Storage.ingest`` once for all of
+it, and only then resolves each ``PendingBatch`` so its connection can send the ``Ack``.
+While one transaction commits, the next round queues up, so under load each commit (and
+its fsync) carries the batches of all clients.
+
+The queue is bounded in events, not batches: a client that submits while it is full
+waits (backpressure through its socket), so memory never grows with the number or the
+speed of clients.
+
+Example::
+
+    writer = BatchWriter(storage)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer.run)
+        pending = await writer.submit(events)
+        await pending.wait()            # committed: pending.result is the IngestResult
+        writer.close()                  # run() returns once the queue is drained
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Final
+
+import anyio
+
+from uptake._model import Event
+from uptake_aggregator.errors import DaemonError
+from uptake_aggregator.storage import IngestResult, Storage
+
+__all__ = ["DEFAULT_MAX_QUEUED_EVENTS", "DEFAULT_MAX_ROUND_EVENTS", "BatchWriter", "PendingBatch"]
+
+#: Events that may wait for the writer before submitters are made to wait.
+DEFAULT_MAX_QUEUED_EVENTS: Final = 200_000
+#: Events stored per transaction at most (bounds commit latency and the size of a rollback).
+DEFAULT_MAX_ROUND_EVENTS: Final = 50_000
+
+_log = logging.getLogger("uptake_aggregator.writer")
+
+
+class PendingBatch:
+    """A submitted batch; ``wait()`` returns once it is committed or has failed."""
+
+    __slots__ = ("_done", "error", "events", "result")
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.events = events
+        self.result: IngestResult | None = None
+        #: Why the batch was not stored (the transaction failed); None when it was.
+        self.error: str | None = None
+        self._done = anyio.Event()
+
+    async def wait(self) -> IngestResult:
+        """Wait until the batch's transaction ended; raise ``DaemonError`` if it failed."""
+        await self._done.wait()
+        if self.result is None:
+            raise DaemonError(self.error or "the batch was not stored")
+        return self.result
+
+    def _resolve(self, result: IngestResult | None, error: str | None = None) -> None:
+        self.result = result
+        self.error = error
+        # Drop the events: connections may keep the PendingBatch until the Ack is sent.
+        self.events = ()
+        self._done.set()
+
+
+class BatchWriter:
+    """The single task that writes to ``Storage``; see the module docstring."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
+        max_round_events: int = DEFAULT_MAX_ROUND_EVENTS,
+    ) -> None:
+        self._storage = storage
+        self._max_queued = max_queued_events
+        self._max_round = max_round_events
+        self._queue: deque[PendingBatch] = deque()
+        self._queued_events = 0
+        self._work = anyio.Event()  # set when the queue is non-empty or on close
+        self._space = anyio.Event()  # set when the queue shrinks
+        self._closed = False
+        #: Totals since start, for status and logs.
+        self.rounds = 0
+        self.batches_committed = 0
+        self.events_accepted = 0
+
+    @property
+    def queued_events(self) -> int:
+        """Events submitted and not yet handed to storage."""
+        return self._queued_events
+
+    async def submit(self, events: Sequence[Event]) -> PendingBatch:
+        """Queue a batch for the next transaction, waiting while the queue is full.
+
+        A batch larger than the whole budget is still taken once the queue is empty, so
+        every legal frame can be stored. Raises ``DaemonError`` after ``close()``.
+        """
+        count = len(events)
+        while self._queued_events and self._queued_events + count > self._max_queued:
+            if self._closed:
+                break
+            if self._space.is_set():
+                self._space = anyio.Event()
+            await self._space.wait()
+        if self._closed:
+            raise DaemonError("the daemon is shutting down and takes no new batches")
+        pending = PendingBatch(events)
+        self._queue.append(pending)
+        self._queued_events += count
+        self._work.set()
+        return pending
+
+    def close(self) -> None:
+        """Take no new batches; ``run`` returns after storing what is queued."""
+        self._closed = True
+        self._work.set()
+        self._space.set()
+
+    async def run(self) -> None:
+        """Store queued batches round after round until ``close()`` and the queue is empty."""
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._work = anyio.Event()
+                await self._work.wait()
+                continue
+            round_ = self._take_round()
+            await self._commit(round_)
+
+    def _take_round(self) -> list[PendingBatch]:
+        queue = self._queue
+        round_ = [queue.popleft()]
+        events = len(round_[0].events)
+        while queue and events + len(queue[0].events) <= self._max_round:
+            pending = queue.popleft()
+            events += len(pending.events)
+            round_.append(pending)
+        self._queued_events -= events
+        self._space.set()
+        return round_
+
+    async def _commit(self, round_: list[PendingBatch]) -> None:
+        try:
+            # Shielded: once a transaction starts it runs to COMMIT/ROLLBACK and every
+            # waiting connection learns its outcome, even during shutdown.
+            with anyio.CancelScope(shield=True):
+                results = await self._storage.ingest([pending.events for pending in round_])
+        except Exception as exc:
+            _log.exception("storing %d batches failed; their clients will retry", len(round_))
+            for pending in round_:
+                pending._resolve(None, f"storing the batch failed ({exc}); retry later")
+            return
+        self.rounds += 1
+        self.batches_committed += len(round_)
+        for pending, result in zip(round_, results, strict=True):
+            self.events_accepted += result.accepted
+            pending._resolve(result)
