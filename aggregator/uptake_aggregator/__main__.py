@@ -62,16 +62,6 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
     )
 
 
-def _forwarded_options(args: argparse.Namespace, config: DaemonConfig, log_file: Path) -> list[str]:
-    argv = ["--socket", str(config.socket_path), "--db", str(config.db_path)]
-    argv += ["--log-file", str(log_file), "--log-level", args.log_level]
-    if config.tcp_port is not None:
-        argv += ["--tcp", str(config.tcp_port)]
-    if config.token_path is not None:
-        argv += ["--token-file", str(config.token_path)]
-    return argv
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the daemon command line; return the exit code."""
     from uptake_aggregator import lifecycle
@@ -89,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"uptake daemon already running (pid {pid}) on {config.socket_path}")
                 return 0
             pid = lifecycle.start_detached(
-                _forwarded_options(args, config, log_file), config.socket_path, log_file
+                lifecycle.daemon_argv(config, log_file, args.log_level),
+                config.socket_path,
+                log_file,
             )
             print(f"uptake daemon started (pid {pid}) on {config.socket_path}; log {log_file}")
     except AggregatorError as exc:

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_LOG_NAME",
     "PidFile",
     "configure_logging",
+    "daemon_argv",
     "default_log_file",
     "run_foreground",
     "running_pid",
@@ -162,6 +163,17 @@ async def _serve_until_signalled(config: DaemonConfig) -> None:
             tasks.start_soon(watch_signals)
             await daemon.serve()
             tasks.cancel_scope.cancel()
+
+
+def daemon_argv(config: DaemonConfig, log_file: Path, log_level: str = "INFO") -> list[str]:
+    """Options of ``python -m uptake_aggregator`` that run the daemon with ``config``."""
+    argv = ["--socket", str(config.socket_path), "--db", str(config.db_path)]
+    argv += ["--log-file", str(log_file), "--log-level", log_level]
+    if config.tcp_port is not None:
+        argv += ["--tcp", str(config.tcp_port)]
+    if config.token_path is not None:
+        argv += ["--token-file", str(config.token_path)]
+    return argv
 
 
 def start_detached(
