@@ -1,0 +1,119 @@
+"""What every metric needs: the window, the known users, their accounts, the population.
+
+The report runs on one read-only connection. Two temp tables (private to the connection,
+so they work on a read-only database) let the metric queries join in SQL rather than in
+Python: ``user_acct`` (each known user's account as of ``until``) and, when a user or
+account filter is given, ``pop`` (the users the product figures are narrowed to).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from uptake.protocol import ReportFilters
+from uptake_aggregator.errors import QueryError
+from uptake_aggregator.metrics.window import Window
+
+__all__ = ["KnownUser", "ReportContext", "load_context"]
+
+
+@dataclass(frozen=True)
+class KnownUser:
+    """A user with an event before ``until``: first active day, last event, account."""
+
+    first_day: int
+    last_ts: int
+    account: str | None
+
+
+@dataclass
+class ReportContext:
+    """The shared state of one report.
+
+    ``population`` is None when no user/account filter narrows the report; then every
+    known user counts. ``pop_clause(column)`` is the SQL condition restricting a user
+    column to the population (empty when unfiltered), for the metric queries.
+    """
+
+    conn: sqlite3.Connection
+    window: Window
+    filters: ReportFilters
+    known: dict[str, KnownUser]
+    population: frozenset[str] | None
+    accounts_seen: list[str] = field(default_factory=list)
+
+    def in_population(self, user: str) -> bool:
+        """True when ``user`` counts for the product figures."""
+        return self.population is None or user in self.population
+
+    def pop_clause(self, column: str = "user") -> str:
+        """SQL ``AND ...`` restricting ``column`` to the population ('' when unfiltered)."""
+        if self.population is None:
+            return ""
+        return f" AND {column} IN (SELECT user FROM temp.pop)"
+
+    def population_users(self) -> list[str]:
+        """The known users in the population, sorted."""
+        if self.population is None:
+            return sorted(self.known)
+        return sorted(self.population)
+
+
+def _known_users(conn: sqlite3.Connection, window: Window) -> dict[str, KnownUser]:
+    firsts = conn.execute(
+        "SELECT user, min(day), max(last_ts) FROM user_day WHERE day < ? GROUP BY user",
+        (window.end,),
+    ).fetchall()
+    # SQLite takes the bare column `account` from the row holding max(day).
+    accounts = dict(
+        (user, account)
+        for user, account, _ in conn.execute(
+            "SELECT user, account, max(day) FROM user_account WHERE day < ? GROUP BY user",
+            (window.end,),
+        )
+    )
+    return {
+        user: KnownUser(first_day, last_ts, accounts.get(user))
+        for user, first_day, last_ts in firsts
+    }
+
+
+def load_context(conn: sqlite3.Connection, window: Window, filters: ReportFilters) -> ReportContext:
+    """Load known users and accounts, check the filters, and set up the temp tables.
+
+    Raises ``QueryError`` when ``filters.account`` names an account no event named
+    before ``until``.
+    """
+    known = _known_users(conn, window)
+    accounts_seen = [
+        account
+        for (account,) in conn.execute(
+            "SELECT DISTINCT account FROM account_day WHERE day < ? ORDER BY account",
+            (window.end,),
+        )
+    ]
+    if filters.account is not None and filters.account not in accounts_seen:
+        raise QueryError(
+            f"unknown account {filters.account!r}: no event names it before "
+            f"{window.until.isoformat()}; check the spelling or widen --until"
+        )
+    population: frozenset[str] | None = None
+    if filters.user is not None or filters.account is not None:
+        population = frozenset(
+            user
+            for user, info in known.items()
+            if (filters.user is None or user == filters.user)
+            and (filters.account is None or info.account == filters.account)
+        )
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS user_acct (user TEXT PRIMARY KEY, account TEXT)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS pop (user TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.user_acct")
+    conn.execute("DELETE FROM temp.pop")
+    conn.executemany(
+        "INSERT INTO temp.user_acct VALUES (?, ?)",
+        [(user, info.account) for user, info in known.items() if info.account is not None],
+    )
+    if population is not None:
+        conn.executemany("INSERT INTO temp.pop VALUES (?)", [(user,) for user in population])
+    return ReportContext(conn, window, filters, known, population, accounts_seen)

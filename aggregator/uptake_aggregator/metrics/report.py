@@ -1,0 +1,144 @@
+"""``build_report``: the DESIGN §6 usage report, computed from the rollups on request."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from uptake.protocol import ReportFilters
+from uptake_aggregator.metrics.accounts import account_rows
+from uptake_aggregator.metrics.activity import (
+    UserActivity,
+    dau_series,
+    previous_active,
+    trailing_active,
+    user_activity,
+)
+from uptake_aggregator.metrics.context import ReportContext, load_context
+from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
+from uptake_aggregator.metrics.retention import retention_rows
+from uptake_aggregator.metrics.sessions import SessionStats, session_stats
+from uptake_aggregator.metrics.window import day_date, resolve_window
+from uptake_aggregator.storage import connect_readonly
+
+__all__ = ["build_report", "segment"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_UNKNOWN = UserActivity(0, 0)
+
+
+def segment(active_days: int, window_days: int) -> str:
+    """Frequency segment: daily (>= 80% of days), frequent (>= 40%), occasional, inactive.
+
+    >>> segment(24, 30), segment(12, 30), segment(1, 30), segment(0, 30)
+    ('daily', 'frequent', 'occasional', 'inactive')
+    """
+    if active_days * 5 >= window_days * 4:
+        return "daily"
+    if active_days * 5 >= window_days * 2:
+        return "frequent"
+    return "occasional" if active_days > 0 else "inactive"
+
+
+def iso_utc(ts: int) -> str:
+    """ISO-8601 UTC text of a µs timestamp, e.g. ``2026-01-31T09:30:00.000001+00:00``."""
+    return (_EPOCH + dt.timedelta(microseconds=ts)).isoformat()
+
+
+def _product(
+    ctx: ReportContext,
+    activity: dict[str, UserActivity],
+    sessions: SessionStats,
+) -> dict[str, Any]:
+    window = ctx.window
+    dau = dau_series(ctx)
+    users = ctx.population_users()
+    active = sum(1 for user in users if user in activity)
+    return {
+        "dau": [
+            {"day": day_date(window.start + offset).isoformat(), "users": count}
+            for offset, count in enumerate(dau)
+        ],
+        "wau": trailing_active(ctx, 7),
+        "mau": trailing_active(ctx, 30),
+        "stickiness": sum(dau) / window.days / active if active else 0.0,
+        "usage_rate": active / len(users) if users else None,
+        "active_users": active,
+        "known_users": len(users),
+        "logins": sum(activity.get(user, _UNKNOWN).logins for user in users),
+        "sessions": sessions.count,
+        "avg_session_s": sessions.mean_s(),
+        "median_session_s": sessions.median_s(),
+    }
+
+
+def _users(
+    ctx: ReportContext,
+    activity: dict[str, UserActivity],
+    sessions: SessionStats,
+    usage: FeatureUsage,
+) -> list[dict[str, Any]]:
+    rows = []
+    for user in ctx.population_users():
+        info = ctx.known[user]
+        days = activity.get(user, _UNKNOWN)
+        rows.append(
+            {
+                "user": user,
+                "account": info.account,
+                "active_days": days.active_days,
+                "logins": days.logins,
+                "sessions": sessions.per_user.get(user, (0, 0))[0],
+                "avg_session_s": sessions.user_mean_s(user),
+                "features": len(usage.per_user.get(user, ())),
+                "segment": segment(days.active_days, ctx.window.days),
+                "last_seen": iso_utc(info.last_ts),
+            }
+        )
+    return rows
+
+
+def _releases(ctx: ReportContext) -> list[dict[str, str]]:
+    rows = ctx.conn.execute(
+        "SELECT ts, version FROM releases WHERE ts >= ? AND ts < ? ORDER BY ts, id",
+        (ctx.window.start_us, ctx.window.end_us),
+    )
+    return [{"day": iso_utc(ts)[:10], "version": version} for ts, version in rows]
+
+
+def build_report(
+    db_path: Path, filters: ReportFilters, *, today: dt.date | None = None
+) -> dict[str, Any]:
+    """Compute the DESIGN §6 usage report for ``filters`` from the database at ``db_path``.
+
+    Opens the database read-only. ``today`` (UTC) fixes the default window, for tests.
+    Raises ``QueryError`` for bad dates or an unknown account, ``StorageError`` when the
+    database is missing or unreadable.
+
+    Example::
+
+        report = build_report(Path("uptake.db"), ReportFilters(since="2026-01-01"))
+        report["product"]["mau"]
+    """
+    window = resolve_window(filters.since, filters.until, today=today)
+    conn = connect_readonly(db_path)
+    try:
+        # One read transaction: every query sees the same committed state.
+        conn.execute("BEGIN")
+        ctx = load_context(conn, window, filters)
+        activity = user_activity(ctx)
+        sessions = session_stats(ctx)
+        usage = feature_usage(ctx)
+        product = _product(ctx, activity, sessions)
+        return {
+            "window": {"since": window.since.isoformat(), "until": window.until.isoformat()},
+            "product": product,
+            "features": feature_rows(ctx, usage, product["active_users"]),
+            "accounts": account_rows(ctx, activity, previous_active(ctx), usage),
+            "users": _users(ctx, activity, sessions, usage),
+            "retention": retention_rows(ctx),
+            "releases": _releases(ctx),
+        }
+    finally:
+        conn.close()

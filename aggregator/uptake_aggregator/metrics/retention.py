@@ -1,0 +1,64 @@
+"""Weekly cohort retention (DESIGN §5).
+
+A user's cohort is the ISO week (Monday, UTC) of their first event ever. Cohorts whose
+Monday falls in the window are reported; ``weeks[k]`` is the share of the cohort active
+on some day of week k after the cohort's Monday, for every week up to the one holding
+the window's last day (a partial last week counts the days before ``until`` only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uptake_aggregator.metrics.context import ReportContext
+from uptake_aggregator.metrics.window import day_date
+
+__all__ = ["monday_of", "retention_rows"]
+
+
+def monday_of(day: int) -> int:
+    """Day number of the Monday starting the ISO week of ``day`` (1970-01-01 was a Thursday)."""
+    return day - (day + 3) % 7
+
+
+def retention_rows(ctx: ReportContext) -> list[dict[str, Any]]:
+    """The report's ``retention`` list, oldest cohort first, over the population."""
+    window = ctx.window
+    cohorts: dict[int, list[str]] = {}
+    for user in ctx.population_users():
+        monday = monday_of(ctx.known[user].first_day)
+        if window.start <= monday < window.end:
+            cohorts.setdefault(monday, []).append(user)
+    if not cohorts:
+        return []
+    conn = ctx.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS cohort (user TEXT PRIMARY KEY, monday INTEGER)")
+    conn.execute("DELETE FROM temp.cohort")
+    conn.executemany(
+        "INSERT INTO temp.cohort VALUES (?, ?)",
+        [(user, monday) for monday, users in cohorts.items() for user in users],
+    )
+    active: dict[tuple[int, int], int] = {
+        (monday, week): users
+        for monday, week, users in conn.execute(
+            "SELECT c.monday, (d.day - c.monday) / 7 AS week, count(DISTINCT d.user) "
+            "FROM temp.cohort c JOIN user_day d ON d.user = c.user "
+            "WHERE d.day >= c.monday AND d.day < ? GROUP BY c.monday, week",
+            (window.end,),
+        )
+    }
+    last_day = window.end - 1
+    rows = []
+    for monday in sorted(cohorts):
+        size = len(cohorts[monday])
+        year, week, _ = day_date(monday).isocalendar()
+        rows.append(
+            {
+                "cohort": f"{year}-W{week:02d}",
+                "size": size,
+                "weeks": [
+                    active.get((monday, k), 0) / size for k in range((last_day - monday) // 7 + 1)
+                ],
+            }
+        )
+    return rows
