@@ -17,15 +17,22 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from anyio.from_thread import start_blocking_portal
 
 from uptake._model import Event
 from uptake.paths import default_db_path, default_socket_path
 from uptake.protocol import ReportFilters
+from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
 from uptake_cli._present import Report
 
 __all__ = ["EventWriter", "Target", "build_local", "query_daemon", "resolve"]
+
+_CLIENT: Final = "usage-cli"
+# A report over months of a big database can take a while; an Ack follows a commit.
+_QUERY_TIMEOUT_S: Final = 300.0
+_SEND_TIMEOUT_S: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -51,19 +58,36 @@ def _daemon_may_answer(socket: Path | None) -> bool:
     return socket is not None and socket.exists()
 
 
-def query_daemon(socket: Path | None, filters: ReportFilters) -> Report | None:
-    """Ask the daemon on ``socket`` for the usage report; None when no daemon answers."""
+def _connect(socket: Path | None, timeout: float) -> DaemonClient | None:
+    """A connected client, or None when no daemon answers (never an error then)."""
     if not _daemon_may_answer(socket):
         return None
-    return None  # integrate: DaemonClient query (uptake_aggregator.client) once it exists
+    client = DaemonClient(socket, timeout=timeout, client_name=_CLIENT)
+    try:
+        client.connect()
+    except DaemonUnavailableError:
+        client.close()  # a stale socket file: nobody listens
+        return None
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def query_daemon(socket: Path | None, filters: ReportFilters) -> Report | None:
+    """Ask the daemon on ``socket`` for the usage report; None when no daemon answers."""
+    client = _connect(socket, _QUERY_TIMEOUT_S)
+    if client is None:
+        return None
+    with client:
+        return client.query("usage", filters)
 
 
 def build_local(db: Path, filters: ReportFilters) -> Report:
     """Compute the report from the database at ``db``, opened read-only."""
-    from uptake_aggregator.metrics import build_report  # type: ignore[import-not-found]
+    from uptake_aggregator.metrics import build_report
 
-    report: Report = build_report(db, filters)
-    return report
+    return build_report(db, filters)
 
 
 class EventWriter:
@@ -104,9 +128,16 @@ class EventWriter:
         return self._write(batches)
 
     def _open_daemon(self) -> Callable[[Sequence[Sequence[Event]]], list[tuple[int, int]]] | None:
-        if not _daemon_may_answer(self._target.socket):
+        client = _connect(self._target.socket, _SEND_TIMEOUT_S)
+        if client is None:
             return None
-        return None  # integrate: DaemonClient batch send (uptake_aggregator.client)
+        self._stack.callback(client.close)
+
+        def write(batches: Sequence[Sequence[Event]]) -> list[tuple[int, int]]:
+            acks = [client.send(batch) for batch in batches]
+            return [(ack.accepted, ack.duplicates) for ack in acks]
+
+        return write
 
     def _open_storage(
         self, db: Path

@@ -110,7 +110,7 @@ def _features(report: Report) -> Table:
             fmt_count(feature["events"]),
         )
     if not shown:
-        table.add_row(Text("no feature events in this window", style="dim"), "", "", "", "", "")
+        table.caption, table.caption_justify = "No feature events in this window.", "left"
     return table
 
 
@@ -160,7 +160,7 @@ def _accounts(report: Report) -> Table:
             _flags(account["flags"]) if account["flags"] else Text(MISSING, style="dim"),
         )
     if not accounts:
-        table.add_row(Text("no accounts", style="dim"), *[""] * 8)
+        table.caption = "No accounts in this window."
     return table
 
 
@@ -187,7 +187,8 @@ def _attention(report: Report) -> Table:
             _day(user.get("last_seen")),
         )
     if not shown:
-        table.add_row(Text("nobody: every seat is in use", style="dim"), "", "", "", "", "")
+        table.caption = "Nobody: every known user was active in this window."
+        table.caption_justify = "left"
     return table
 
 

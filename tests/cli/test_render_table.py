@@ -73,6 +73,6 @@ def test_tables_render_at_any_width(sample_report: dict[str, Any], width: int) -
 
 def test_empty_window_renders_placeholders() -> None:
     text = _render(empty_report())
-    assert "no feature events in this window" in text
-    assert "no accounts" in text
-    assert "nobody" in text
+    assert "No feature events in this window." in text
+    assert "No accounts in this window." in text
+    assert "Nobody: every known user was active" in text
