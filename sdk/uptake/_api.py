@@ -1,0 +1,179 @@
+"""Module-level functions (``uptake.track`` ...) delegating to a lazily created default client.
+
+The first call creates the default client from the ``UPTAKE_*`` environment unless
+``configure()`` ran before. ``track()`` repeats the client's hot path inline rather than
+calling ``Client.track``: a second Python call with ``**props`` would double its cost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from uptake._client import Client
+from uptake._context import current_identity
+from uptake._model import Event
+from uptake._stats import Stats
+from uptake._worker import EventSink
+
+__all__ = [
+    "configure",
+    "default_client",
+    "end_session",
+    "flush",
+    "identify",
+    "login",
+    "logout",
+    "mark_release",
+    "record",
+    "session",
+    "set_seats",
+    "shutdown",
+    "start_session",
+    "stats",
+    "track",
+]
+
+_time_ns: Final = time.time_ns
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """Return the default client, creating it from the environment on first use."""
+    client = _default
+    if client is None:
+        with _default_lock:
+            client = _default
+            if client is None:
+                client = _set_default(Client())
+    return client
+
+
+def _set_default(client: Client) -> Client:
+    global _default  # noqa: PLW0603 -- the module functions read this one global
+    _default = client
+    return client
+
+
+def swap_default(client: Client | None) -> Client | None:
+    """Make ``client`` the default (None: create lazily again); return the previous one.
+
+    For ``uptake.testing``: the previous client is neither flushed nor shut down.
+    """
+    global _default
+    with _default_lock:
+        previous, _default = _default, client
+    return previous
+
+
+def configure(*, sink: EventSink | None = None, sync: bool = False, **options: Any) -> Client:
+    """(Re)configure the default client; return it. Options override ``UPTAKE_*`` env.
+
+    Options: ``app``, ``socket`` (path or ``tcp://127.0.0.1:PORT``), ``disabled``,
+    ``spool``, ``spool_dir``, ``spool_max_bytes``, ``flush_interval``, ``max_batch``,
+    ``max_queue``, ``exit_timeout``, ``token``, ``token_file``; plus ``sink`` and ``sync``
+    for tests (see ``uptake.testing``). A previous default client is shut down (its
+    events flushed or spooled). Never raises: bad values are logged and replaced.
+
+    >>> client = configure(app="billing", disabled=True)
+    >>> client.config.app
+    'billing'
+    """
+    with _default_lock:
+        previous = _default
+        client = _set_default(Client(sink=sink, sync=sync, **options))
+    if previous is not None:
+        previous.shutdown(timeout=previous.config.exit_timeout)
+    return client
+
+
+def track(feature: str, /, **props: Any) -> None:
+    """Record that the current user used ``feature``; ``props`` are small key/values.
+
+    Never blocks, never raises, about a microsecond: the event is appended to a bounded
+    buffer that a background thread sends to the daemon.
+
+    >>> track("export_csv", format="xlsx")
+    """
+    client = _default
+    if client is not None:
+        buffer = client._buffer
+        if len(buffer) < client._wake_at:
+            buffer.append((_time_ns(), "feature", feature, props, current_identity()))
+            return
+    else:
+        client = default_client()
+    client._slow((_time_ns(), "feature", feature, props, current_identity()))
+
+
+def identify(user: str | None = None, account: str | None = None, **traits: Any) -> None:
+    """Set the user and account of the current thread / asyncio or trio task / request.
+
+    >>> identify(user="u1", account="acme")
+    """
+    default_client().identify(user, account, **traits)
+
+
+def login(user: str | None = None, account: str | None = None, **props: Any) -> None:
+    """Record a login (identifying ``user``/``account`` first when given)."""
+    default_client().login(user, account, **props)
+
+
+def logout(**props: Any) -> None:
+    """Record a logout and forget the current user, account and session."""
+    default_client().logout(**props)
+
+
+def start_session(session_id: str | None = None, **props: Any) -> str:
+    """Start a session and make it current; return its id."""
+    return default_client().start_session(session_id, **props)
+
+
+def end_session(session_id: str | None = None, **props: Any) -> None:
+    """End a session (default: the current one), recording its duration in ms."""
+    default_client().end_session(session_id, **props)
+
+
+@contextmanager
+def session(session_id: str | None = None, **props: Any) -> Iterator[str]:
+    """``with uptake.session():`` records ``session_start`` and ``session_end`` with duration.
+
+    >>> with session() as session_id:
+    ...     track("export_csv")
+    """
+    with default_client().session(session_id, **props) as started:
+        yield started
+
+
+def set_seats(account: str, seats: int) -> None:
+    """Record the number of licensed seats of ``account``."""
+    default_client().set_seats(account, seats)
+
+
+def mark_release(version: str, **props: Any) -> None:
+    """Record a product release (a marker on trend charts)."""
+    default_client().mark_release(version, **props)
+
+
+def record(event: Event) -> None:
+    """Record an explicit ``Event`` with its own timestamp (an empty id gets a fresh one)."""
+    default_client().record(event)
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Wait up to ``timeout`` s until every earlier event is acknowledged or spooled."""
+    return default_client().flush(timeout)
+
+
+def shutdown(timeout: float = 2.0) -> bool:
+    """Flush within ``timeout`` s, spool the rest, stop the worker. Also runs at exit."""
+    return default_client().shutdown(timeout)
+
+
+def stats() -> Stats:
+    """Delivery counters of the default client: queued, sent, dropped, spooled, failed..."""
+    return default_client().stats()

@@ -1,0 +1,381 @@
+"""The client: a bounded in-memory buffer, its worker thread, and the calls users make.
+
+Hot path (``track()``): one length check against ``_wake_at``, ``time.time_ns()``, one
+context-variable read and ``deque.append`` of a plain tuple. No lock, no id, no Struct, no
+encoding, no validation: those happen in the worker (``_build``). ``deque.append`` and
+``popleft`` are atomic under the GIL, so the host threads and the worker share the
+deque without a lock. ``_wake_at`` folds three checks into that one comparison:
+
+* ``max_batch`` normally: crossing it takes the slow path once, which wakes the worker
+  and raises ``_wake_at`` to ``max_queue`` so the following calls stay fast;
+* ``max_queue`` while the worker drains: at that length the slow path drops the event and
+  counts it (``queue_full``), so memory is bounded and nothing blocks; concurrent threads
+  can overshoot by at most one event each;
+* ``0`` before the worker runs (the first call starts it), in sync mode, and after a fork
+  until the child's first call; ``-1`` when disabled or shut down.
+
+Fork safety: ``os.register_at_fork(after_in_child=...)`` gives each live client in the
+child a fresh empty buffer, new locks, fresh counters and no worker thread (started by
+the child's first call). The pre-fork buffer belongs to the parent, whose worker sends
+it once. Where fork hooks do not run (uWSGI without ``--py-call-osafterfork``), the slow
+path, ``flush()`` and ``stats()`` notice the new pid and reset the same way; events the
+child buffered until then are kept, so enable the hooks to be sure nothing is doubled.
+
+Exit: an ``atexit`` handler shuts every client down with a shared deadline of
+``exit_timeout`` (default 2 s): what the daemon does not acknowledge by then is spooled
+by the worker, which bounds every socket operation by that deadline. The handler never
+waits longer than the deadline plus a short grace: the host's exit never hangs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from uptake._build import build_events
+from uptake._config import Config, resolve_config
+from uptake._context import NO_IDENTITY, Identity, current_identity, set_identity
+from uptake._model import Event
+from uptake._stats import Counters, Stats, log_once, reset_logged
+from uptake._worker import EventSink, make_delivery, start_thread
+
+__all__ = ["Client"]
+
+_time_ns: Final = time.time_ns
+_FEATURE: Final = "feature"
+_MAX_OPEN_SESSIONS: Final = 10_000
+_EXIT_GRACE: Final = 0.5
+
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+class Client:
+    """One uptake client: buffer, worker thread and delivery. Most apps use the module
+    functions (``uptake.track`` ...), which delegate to a default client; create a
+    ``Client`` yourself to send to a second daemon or in tests.
+
+    Options are those of ``uptake.configure()`` (see ``uptake._config``), plus ``sink``
+    (an object with ``write(list[Event])`` that receives events instead of the daemon)
+    and ``sync`` (process each call on the caller's thread: no worker, no waiting).
+
+    >>> client = Client(disabled=True)
+    >>> client.track("export_csv", format="xlsx")
+    """
+
+    def __init__(
+        self, *, sink: EventSink | None = None, sync: bool = False, **options: Any
+    ) -> None:
+        self.config: Config = resolve_config(options)
+        self._sink = sink
+        self._sync = bool(sync)
+        self._disabled = self.config.disabled
+        self._closed = False
+        self._sessions: OrderedDict[str, int] = OrderedDict()
+        self._init_process_state()
+        _clients.add(self)
+        _register_hooks()
+
+    def _init_process_state(self) -> None:
+        """Everything that belongs to one process (reset in a forked child)."""
+        self._pid = os.getpid()
+        self._buffer: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._sync_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._counters = Counters()
+        self._delivery = make_delivery(self.config, self._counters, self._sink)
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._deadline = math.inf
+        self._force = False
+        self._closing = False
+        self._in_progress = 0
+        self._wake_at = -1 if (self._disabled or self._closed) else 0
+
+    # -- hot path -------------------------------------------------------------------
+    def track(self, feature: str, /, **props: Any) -> None:
+        """Record that the current user used ``feature``; ``props`` are small key/values.
+
+        Returns in about a microsecond and never raises; invalid input is rejected in
+        the background and counted in ``stats().rejected_by_reason``.
+
+        >>> Client(disabled=True).track("export_csv", format="xlsx", rows=120)
+        """
+        buffer = self._buffer
+        if len(buffer) < self._wake_at:
+            buffer.append((_time_ns(), _FEATURE, feature, props, current_identity()))
+        else:
+            self._slow((_time_ns(), _FEATURE, feature, props, current_identity()))
+
+    def _enqueue(self, item: tuple[Any, ...] | Event) -> None:
+        buffer = self._buffer
+        if len(buffer) < self._wake_at:
+            buffer.append(item)
+        else:
+            self._slow(item)
+
+    def _slow(self, item: tuple[Any, ...] | Event) -> None:
+        """The rare path: start the worker, wake it, drop on a full buffer, or run inline."""
+        if self._disabled or self._closed:
+            return
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        if self._sync:
+            self._process_now(item)
+            return
+        if self._thread is None:
+            self._start()
+        buffer = self._buffer
+        max_batch = self.config.max_batch
+        if len(buffer) >= self.config.max_queue:
+            self._counters.drop("queue_full")
+            self._wake.set()
+            return
+        buffer.append(item)
+        if len(buffer) >= max_batch:
+            self._wake_at = self.config.max_queue
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._closing:
+                self._thread = start_thread(self)
+                self._wake_at = self.config.max_batch
+
+    def _process_now(self, item: tuple[Any, ...] | Event) -> None:
+        with self._sync_lock:
+            deadline = time.monotonic() + self.config.exit_timeout
+            try:
+                built = build_events([item], self.config.app, self._counters)
+                if built.raw:
+                    self._delivery.deliver(built, deadline)
+                    self._delivery.maintain(deadline, force=False)
+            except Exception as exc:  # never raise into the host app
+                log_once("sync_error", "uptake: unexpected error delivering an event: %r", exc)
+
+    # -- identity -------------------------------------------------------------------
+    def identify(self, user: str | None = None, account: str | None = None, **traits: Any) -> None:
+        """Set the user and account of the current thread, asyncio/trio task or request.
+
+        Later calls in this context carry them; other threads and tasks are unaffected.
+        With ``traits`` (e.g. ``plan="pro"``) an ``identify`` event records them.
+
+        >>> Client(disabled=True).identify(user="u1", account="acme")
+        """
+        _, _, session = current_identity()
+        identity: Identity = (user, account, session)
+        set_identity(identity)
+        if traits:
+            self._enqueue((_time_ns(), "identify", None, traits, identity, None))
+
+    def login(self, user: str | None = None, account: str | None = None, **props: Any) -> None:
+        """Record a login. With ``user``/``account`` also ``identify()`` them first."""
+        if user is not None or account is not None:
+            current_user, current_account, session = current_identity()
+            set_identity(
+                (
+                    user if user is not None else current_user,
+                    account if account is not None else current_account,
+                    session,
+                )
+            )
+        self._enqueue((_time_ns(), "login", None, props, current_identity(), None))
+
+    def logout(self, **props: Any) -> None:
+        """Record a logout of the current user, then forget user, account and session."""
+        self._enqueue((_time_ns(), "logout", None, props, current_identity(), None))
+        set_identity(NO_IDENTITY)
+
+    # -- sessions ---------------------------------------------------------------------
+    def start_session(self, session_id: str | None = None, **props: Any) -> str:
+        """Start a session (``session_start`` event); return its id, now in the context.
+
+        The matching ``end_session()`` records the duration in milliseconds.
+        """
+        if session_id is None:
+            session_id = os.urandom(8).hex()
+        now = _time_ns()
+        with self._lock:
+            self._sessions[session_id] = now
+            while len(self._sessions) > _MAX_OPEN_SESSIONS:
+                self._sessions.popitem(last=False)
+        user, account, _ = current_identity()
+        identity: Identity = (user, account, session_id)
+        set_identity(identity)
+        self._enqueue((now, "session_start", None, props, identity, None))
+        return session_id
+
+    def end_session(self, session_id: str | None = None, **props: Any) -> None:
+        """End a session (default: the current context's) with its duration in ms."""
+        user, account, current = current_identity()
+        if session_id is None:
+            session_id = current
+        if session_id is None:
+            log_once("no_session", "uptake: end_session() without a session; ignored")
+            return
+        now = _time_ns()
+        with self._lock:
+            started = self._sessions.pop(session_id, None)
+        duration_ms = None if started is None else max(0, (now - started) // 1_000_000)
+        identity: Identity = (user, account, session_id)
+        self._enqueue((now, "session_end", None, props, identity, duration_ms))
+        if current == session_id:
+            set_identity((user, account, None))
+
+    @contextmanager
+    def session(self, session_id: str | None = None, **props: Any) -> Iterator[str]:
+        """Context manager around ``start_session()`` / ``end_session()``; yields the id.
+
+        >>> with Client(disabled=True).session() as session_id:
+        ...     pass
+        """
+        started = self.start_session(session_id, **props)
+        try:
+            yield started
+        finally:
+            self.end_session(started)
+
+    # -- accounts and releases ------------------------------------------------------
+    def set_seats(self, account: str, seats: int) -> None:
+        """Record the number of licensed seats of ``account`` (from now on)."""
+        self._enqueue((_time_ns(), "seats", None, None, (None, account, None), seats))
+
+    def mark_release(self, version: str, **props: Any) -> None:
+        """Record a product release (drawn as a marker on trend charts)."""
+        self._enqueue((_time_ns(), "release", version, props, NO_IDENTITY, None))
+
+    def record(self, event: Event) -> None:
+        """Record an explicit event with its own ``ts`` (backfills, simulations).
+
+        An empty ``id`` (``b""``) gets a fresh time-ordered id; the event is validated
+        against the schema in the background and rejected (counted) if invalid.
+        """
+        if type(event) is not Event:
+            self._counters.reject("invalid_event", f"record() needs an Event, not {event!r:.60}")
+            return
+        self._enqueue(event)
+
+    # -- control --------------------------------------------------------------------
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait up to ``timeout`` s until every earlier call was delivered or spooled.
+
+        Returns True if so; False on timeout (the events stay queued and are sent later).
+        Tries the daemon right away even while reconnects are backing off.
+        """
+        if self._disabled or self._closed:
+            return True
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        if self._sync:
+            return True
+        if self._thread is None:
+            self._start()
+        return self._request(timeout, closing=False)
+
+    def _request(self, timeout: float, closing: bool) -> bool:
+        with self._cond:
+            self._flush_requested += 1
+            target = self._flush_requested
+            self._deadline = time.monotonic() + max(timeout, 0.0)
+            self._force = True
+            if closing:
+                self._closing = True
+        self._wake.set()
+        with self._cond:
+            return self._cond.wait_for(lambda: self._flush_done >= target, max(timeout, 0.0))
+
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        """Flush within ``timeout`` s (the rest goes to the spool), then stop the worker.
+
+        Later calls on this client are ignored. Returns True if nothing was left behind.
+        """
+        if self._closed:
+            return True
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        self._wake_at = -1
+        thread = self._thread
+        if thread is None:
+            if self._buffer or self._delivery.has_backlog():
+                thread = start_thread(self)
+            else:
+                self._closed = True
+                self._delivery.close()
+                return True
+        with self._lock:
+            self._thread = thread
+        self._request(timeout, closing=True)
+        thread.join(max(timeout, 0.0) + _EXIT_GRACE)
+        self._closed = True
+        left = len(self._buffer) + self._in_progress
+        if thread.is_alive() or left:
+            if left:
+                self._counters.drop("exit", left)
+            return False
+        return True
+
+    def stats(self) -> Stats:
+        """Counters of this client in this process (see ``uptake.Stats``)."""
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        return self._counters.snapshot(queued=len(self._buffer) + self._in_progress)
+
+    # -- fork ------------------------------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        """Start over in a forked child: the parent's buffer, thread and files stay its own."""
+        old_delivery = self._delivery
+        old_delivery.forget_after_fork()
+        self._init_process_state()
+
+
+_hooks_registered = False
+_hooks_lock = threading.Lock()
+
+
+def _register_hooks() -> None:
+    global _hooks_registered  # noqa: PLW0603 -- process-wide, registered once
+    with _hooks_lock:
+        if _hooks_registered:
+            return
+        _hooks_registered = True
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    atexit.register(_shutdown_all)
+
+
+def _after_fork_in_child() -> None:
+    reset_logged()
+    global _hooks_lock  # noqa: PLW0603 -- the parent's lock may be held at fork time
+    _hooks_lock = threading.Lock()
+    for client in list(_clients):
+        try:
+            client._after_fork_in_child()
+        except Exception as exc:  # a fork hook must never break the child
+            log_once("fork_error", "uptake: resetting after fork failed: %r", exc)
+    # multiprocessing children end with os._exit() and skip atexit; its finalizers run.
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, _shutdown_all, exitpriority=100)
+
+
+def _shutdown_all() -> None:
+    """At exit: shut every client of this process down within one shared deadline."""
+    clients = [client for client in list(_clients) if not client._closed]
+    if not clients:
+        return
+    deadline = time.monotonic() + max(client.config.exit_timeout for client in clients)
+    for client in clients:
+        try:
+            client.shutdown(timeout=max(0.0, deadline - time.monotonic()))
+        except Exception as exc:  # never turn a clean exit into a traceback
+            log_once("exit_error", "uptake: flushing at exit failed: %r", exc)

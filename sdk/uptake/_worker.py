@@ -1,0 +1,440 @@
+"""Where buffered calls go: the background thread, and the two ways of delivering events.
+
+One worker thread per client and process wakes every ``flush_interval``, when the buffer
+crosses ``max_batch``, or on ``flush()``/``shutdown()``. Each cycle it pops the buffer in
+chunks of ``max_batch``, builds and validates events (``_build``), and hands them to a
+delivery:
+
+* ``SinkDelivery`` gives the ``Event`` structs to an in-memory sink (tests, benchmarks);
+* ``DaemonDelivery`` sends ``Batch`` frames to the daemon and waits for the ``Ack``s.
+
+``DaemonDelivery`` keeps order and loses nothing it was given: a batch that cannot be
+sent (daemon down, stalled past the timeout, connection closed mid-batch) goes to the
+on-disk spool, or with ``spool=False`` to a bounded in-memory retry queue. While the spool
+holds this process's records, new batches are spooled behind them, and on the next
+successful connection the spool is replayed, oldest first, before anything new is sent.
+Orphaned spool files of dead processes are replayed too (checked on each new connection
+and every 30 s). Reconnects wait for ``Backoff``; ``flush()`` and ``shutdown()`` may try
+once right away. If the daemon answers a batch with ``Error`` (an event it refuses), the
+batches in flight are resent one at a time and a refused batch is split in halves until
+the refused event is isolated and rejected; the others are stored.
+
+Nothing here ever raises into the host app: the thread logs an unexpected exception once
+and carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from uptake._build import Built, build_events
+from uptake._config import Config
+from uptake._model import Event
+from uptake._spool import Spool
+from uptake._stats import Counters, log_once
+from uptake._transport import Backoff, Connection, DaemonError, RefusedError, connect, encode_batch
+
+if TYPE_CHECKING:
+    from uptake._client import Client
+
+__all__ = ["DaemonDelivery", "Delivery", "EventSink", "SinkDelivery", "make_delivery", "run"]
+
+_CONNECT_TIMEOUT: Final = 2.0
+_WINDOW: Final = 4
+_ORPHAN_SCAN_INTERVAL: Final = 30.0
+_MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
+
+
+class EventSink(Protocol):
+    """Receives validated events instead of the daemon (see ``uptake.testing``)."""
+
+    def write(self, events: list[Event]) -> None:
+        """Take one batch of events; called from the worker (or caller, in sync mode)."""
+
+
+class Delivery(Protocol):
+    """What the worker hands built batches to."""
+
+    def deliver(self, built: Built, deadline: float) -> None:
+        """Send or keep one batch; never raises for delivery problems."""
+
+    def maintain(self, deadline: float, force: bool) -> None:
+        """Replay backlog if possible and wait for outstanding acknowledgements."""
+
+    def idle_timeout(self, flush_interval: float) -> float:
+        """How long the worker may sleep before ``maintain`` has work again."""
+
+    def has_backlog(self) -> bool:
+        """True when earlier batches wait to be replayed."""
+
+    def close(self) -> None:
+        """Release sockets and files (the spool stays on disk)."""
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's sockets and files without using them."""
+
+
+class SinkDelivery:
+    """Deliver to an ``EventSink``; counts every event as sent."""
+
+    def __init__(self, sink: EventSink, counters: Counters) -> None:
+        self._sink = sink
+        self._counters = counters
+
+    def deliver(self, built: Built, deadline: float) -> None:
+        """Hand the events to the sink."""
+        self._sink.write(built.events)
+        self._counters.add(sent=len(built))
+
+    def maintain(self, deadline: float, force: bool) -> None:
+        """Nothing to replay."""
+
+    def idle_timeout(self, flush_interval: float) -> float:
+        """Sleep a whole interval."""
+        return flush_interval
+
+    def has_backlog(self) -> bool:
+        """Never any."""
+        return False
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def forget_after_fork(self) -> None:
+        """The sink object is shared with the parent; nothing to drop."""
+
+
+@dataclass
+class _Pending:
+    raw: list[bytes]
+    replay: bool  # already in a spool file: never spool it again
+
+
+class DaemonDelivery:
+    """Deliver to the daemon with pipelined batches, spool fallback and replay."""
+
+    def __init__(self, config: Config, counters: Counters) -> None:
+        self._address = config.socket_address()
+        self._ack_timeout = config.ack_timeout
+        self._token = config.token
+        self._token_file = config.token_path() if self._address.startswith("tcp://") else None
+        self._counters = counters
+        self._connection: Connection | None = None
+        self._seq = 0
+        self._in_flight: dict[int, _Pending] = {}
+        self.backoff = Backoff()
+        self._spool = Spool(config.spool_path(), config.spool_max_bytes) if config.spool else None
+        self._memory: deque[list[bytes]] = deque()
+        self._memory_events = 0
+        self._memory_limit = config.max_queue
+        self._next_orphan_scan = 0.0
+
+    # -- the worker's interface ---------------------------------------------------
+    def deliver(self, built: Built, deadline: float) -> None:
+        """Send one batch behind any backlog, or keep it for later."""
+        if not self._ready(deadline, force=False):
+            self._keep(built.raw)
+            return
+        # On failure _send has already kept the batch and scheduled a reconnect.
+        with contextlib.suppress(DaemonError):
+            self._send(_Pending(built.raw, replay=False), deadline)
+
+    def maintain(self, deadline: float, force: bool) -> None:
+        """Replay backlog when the daemon answers, then wait for every pending ``Ack``."""
+        if self._backlog() or force or time.monotonic() >= self._next_orphan_scan:
+            self._ready(deadline, force=force)
+        with contextlib.suppress(DaemonError):
+            self._settle(deadline)
+
+    def idle_timeout(self, flush_interval: float) -> float:
+        """Wake early for the next reconnect attempt when there is backlog to replay."""
+        if self._backlog() and self._connection is None:
+            return max(0.01, min(flush_interval, self.backoff.next_attempt - time.monotonic()))
+        return flush_interval
+
+    def close(self) -> None:
+        """Close the connection and release spool files."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._counters.connected = False
+        if self._spool is not None:
+            self._spool.close()
+
+    def forget_after_fork(self) -> None:
+        """Drop the parent's connection and spool files (closing only our copies)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._in_flight.clear()
+        self._memory.clear()
+        if self._spool is not None:
+            self._spool.forget_after_fork()
+
+    def has_backlog(self) -> bool:
+        """True when spooled or retained batches wait to be replayed."""
+        return self._backlog()
+
+    # -- connection ---------------------------------------------------------------
+    def _backlog(self) -> bool:
+        return bool(self._memory) or (self._spool is not None and self._spool.has_own())
+
+    def _ready(self, deadline: float, force: bool) -> bool:
+        """Connected with the backlog replayed; False if the daemon is not reachable now."""
+        if self._connection is None:
+            if not (force or self.backoff.ready()):
+                return False
+            timeout = min(_CONNECT_TIMEOUT, deadline - time.monotonic())
+            if timeout <= 0:
+                return False
+            try:
+                self._connection = connect(self._address, timeout, self._token, self._token_file)
+            except DaemonError as exc:
+                self._failed(exc)
+                return False
+            self.backoff.succeeded()
+            self._counters.connected = True
+            self._next_orphan_scan = 0.0
+        try:
+            self._replay(deadline)
+        except DaemonError:
+            return False
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._counters.connected = False
+        self._counters.add(failed=1)
+        delay = self.backoff.failed()
+        log_once(
+            "daemon_unreachable",
+            "uptake: daemon not reachable (%s); keeping events in the spool and retrying"
+            " with backoff (next in %.2fs)",
+            exc,
+            delay,
+        )
+        fresh = [pending.raw for pending in self._in_flight.values() if not pending.replay]
+        self._in_flight.clear()
+        for raw in fresh:
+            self._keep(raw)
+
+    # -- keeping what cannot be sent ----------------------------------------------
+    def _keep(self, raw: list[bytes]) -> None:
+        if self._spool is None:
+            if self._memory_events + len(raw) > self._memory_limit:
+                self._counters.drop("no_spool", len(raw))
+                return
+            self._memory.append(raw)
+            self._memory_events += len(raw)
+            return
+        try:
+            stored = self._spool.append(raw)
+        except OSError as exc:
+            log_once(
+                "spool_error", "uptake: cannot write the spool %s: %s", self._spool.directory, exc
+            )
+            self._counters.drop("spool_error", len(raw))
+            return
+        if stored:
+            self._counters.add(spooled=len(raw))
+        else:
+            self._counters.drop("spool_full", len(raw))
+
+    def _replay(self, deadline: float) -> None:
+        """Send the backlog, oldest first; raises ``DaemonError`` if the daemon goes away."""
+        while self._memory:
+            raw = self._memory.popleft()
+            self._memory_events -= len(raw)
+            try:
+                self._send(_Pending(raw, replay=False), deadline)
+            except DaemonError:
+                raise
+        if self._spool is None:
+            return
+        scan = time.monotonic() >= self._next_orphan_scan
+        if not (scan or self._spool.has_own()):
+            return
+        self._next_orphan_scan = time.monotonic() + _ORPHAN_SCAN_INTERVAL
+        claimed = self._spool.claim()
+        try:
+            for spool_file in claimed:
+                records = spool_file.records()
+                for raw in records:
+                    self._send(_Pending(raw, replay=True), deadline)
+                self._settle(deadline)
+                self._counters.add(replayed=sum(len(raw) for raw in records))
+                spool_file.remove()
+        finally:
+            claimed.close()
+
+    # -- sending --------------------------------------------------------------------
+    def _remaining(self, deadline: float) -> float:
+        return min(self._ack_timeout, deadline - time.monotonic())
+
+    def _send(self, pending: _Pending, deadline: float) -> None:
+        connection = self._connection
+        if connection is None:
+            if not pending.replay:
+                self._keep(pending.raw)
+            raise DaemonError("not connected")
+        self._seq += 1
+        self._in_flight[self._seq] = pending
+        try:
+            connection.send(encode_batch(self._seq, pending.raw), self._remaining(deadline))
+            while len(self._in_flight) >= _WINDOW:
+                self._collect(deadline)
+        except RefusedError as exc:
+            self._resolve_refusal(exc, deadline)
+        except DaemonError as exc:
+            self._failed(exc)
+            raise
+
+    def _settle(self, deadline: float) -> None:
+        try:
+            while self._in_flight:
+                self._collect(deadline)
+        except RefusedError as exc:
+            self._resolve_refusal(exc, deadline)
+        except DaemonError as exc:
+            self._failed(exc)
+            raise
+
+    def _collect(self, deadline: float) -> None:
+        assert self._connection is not None
+        ack = self._connection.wait_ack(self._remaining(deadline))
+        pending = self._in_flight.pop(ack.seq, None)
+        if pending is not None:
+            self._counters.add(sent=ack.accepted + ack.duplicates, duplicates=ack.duplicates)
+
+    def _resolve_refusal(self, refusal: RefusedError, deadline: float) -> None:
+        """Resend the batches in flight one at a time, bisecting refused ones."""
+        log_once(
+            "refused",
+            "uptake: the daemon refused an event (%s: %s); isolating it",
+            refusal.frame.code,
+            refusal.frame.message,
+        )
+        work = list(self._in_flight.values())
+        self._in_flight.clear()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        while work:
+            pending = work.pop(0)
+            try:
+                if self._connection is None:
+                    timeout = min(_CONNECT_TIMEOUT, deadline - time.monotonic())
+                    self._connection = connect(
+                        self._address, max(timeout, 0.001), self._token, self._token_file
+                    )
+                self._seq += 1
+                self._in_flight[self._seq] = pending
+                frame = encode_batch(self._seq, pending.raw)
+                self._connection.send(frame, self._remaining(deadline))
+                self._collect(deadline)
+            except RefusedError:
+                self._in_flight.clear()
+                self._connection.close()  # type: ignore[union-attr]
+                self._connection = None
+                if len(pending.raw) == 1:
+                    self._counters.reject("refused_by_daemon", "the daemon refused an event")
+                else:
+                    half = len(pending.raw) // 2
+                    work[:0] = [
+                        _Pending(pending.raw[:half], pending.replay),
+                        _Pending(pending.raw[half:], pending.replay),
+                    ]
+            except DaemonError as exc:
+                self._in_flight.clear()
+                self._in_flight.update(
+                    {-index - 1: item for index, item in enumerate([pending, *work])}
+                )
+                self._failed(exc)
+                raise
+
+
+def make_delivery(config: Config, counters: Counters, sink: EventSink | None) -> Delivery:
+    """The delivery a client with this configuration uses."""
+    if sink is not None:
+        return SinkDelivery(sink, counters)
+    return DaemonDelivery(config, counters)
+
+
+def drain(client: Client, delivery: Delivery, deadline: float) -> None:
+    """Build and deliver everything in the client's buffer, ``max_batch`` at a time."""
+    buffer = client._buffer
+    max_batch = client.config.max_batch
+    source = client.config.app
+    counters = client._counters
+    while buffer:
+        count = min(len(buffer), max_batch)
+        chunk: list[Any] = [buffer.popleft() for _ in range(count)]
+        client._in_progress = count
+        if len(buffer) < max_batch and client._wake_at > 0:
+            client._wake_at = max_batch  # re-arm the hot path's wake-up
+        built = build_events(chunk, source, counters)
+        for piece in _split_by_bytes(built):
+            delivery.deliver(piece, deadline)
+        client._in_progress = 0
+
+
+def _split_by_bytes(built: Built) -> list[Built]:
+    total = sum(len(raw) for raw in built.raw)
+    if total <= _MAX_BATCH_BYTES:
+        return [built] if built.raw else []
+    pieces: list[Built] = []
+    current = Built()
+    size = 0
+    for event, raw in zip(built.events, built.raw, strict=False):
+        if size + len(raw) > _MAX_BATCH_BYTES and current.raw:
+            pieces.append(current)
+            current = Built()
+            size = 0
+        current.events.append(event)
+        current.raw.append(raw)
+        size += len(raw)
+    if current.raw:
+        pieces.append(current)
+    return pieces
+
+
+def run(client: Client) -> None:
+    """The worker thread's body: runs until the client is shut down (or the process ends)."""
+    delivery = client._delivery
+    wake = client._wake
+    while True:
+        wake.wait(delivery.idle_timeout(client.config.flush_interval))
+        wake.clear()
+        with client._cond:
+            target = client._flush_requested
+            closing = client._closing
+            force = client._force
+            client._force = False
+            deadline = client._deadline if (target > client._flush_done or closing) else math.inf
+        try:
+            drain(client, delivery, deadline)
+            delivery.maintain(deadline, force)
+        except Exception as exc:  # never let the thread die: the host app keeps tracking
+            log_once("worker_error", "uptake: unexpected error in the worker thread: %r", exc)
+            client._in_progress = 0
+        with client._cond:
+            client._flush_done = max(client._flush_done, target)
+            client._cond.notify_all()
+        if closing and not client._buffer:
+            delivery.close()
+            return
+
+
+def start_thread(client: Client) -> threading.Thread:
+    """Start the worker thread (a daemon thread: it never keeps the process alive)."""
+    thread = threading.Thread(target=run, args=(client,), name="uptake-worker", daemon=True)
+    thread.start()
+    return thread

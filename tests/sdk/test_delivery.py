@@ -1,0 +1,208 @@
+"""Delivery when the daemon misbehaves: spool, replay in order, none lost, none duplicated."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import uptake
+from tests.sdk.conftest import ClientFactory
+from tests.sdk.fake_daemon import FakeDaemon
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes (no timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def spool_files(spool_dir: Path) -> list[Path]:
+    return sorted(spool_dir.glob("*.spool")) if spool_dir.exists() else []
+
+
+def track_numbered(client: uptake.Client, start: int, stop: int) -> None:
+    for number in range(start, stop):
+        client.track(f"f{number}", n=number)
+
+
+def assert_exactly_once_in_order(daemon: FakeDaemon, count: int) -> None:
+    features = daemon.features()
+    assert sorted(features, key=lambda name: int(name[1:])) == [f"f{n}" for n in range(count)]
+    assert len(set(features)) == count
+    assert features == [f"f{n}" for n in range(count)], "replay must keep the order"
+
+
+@pytest.mark.parametrize("mode", ["refuse", "stall", "close_mid_batch"])
+def test_misbehaving_daemon_spools_then_replays_everything_once(
+    daemon: FakeDaemon, make_client: ClientFactory, spool_dir: Path, mode: str
+) -> None:
+    client = make_client(max_batch=50, ack_timeout=0.3)
+    track_numbered(client, 0, 100)
+    assert client.flush(5.0)
+    daemon.mode = mode
+    track_numbered(client, 100, 250)
+    client.flush(5.0)
+    assert wait_until(lambda: client.stats().spooled == 150)
+    assert spool_files(spool_dir)
+    assert len(daemon.events()) == 100
+    daemon.mode = "ok"
+    track_numbered(client, 250, 300)
+    assert wait_until(lambda: client.flush(1.0) and len(daemon.events()) == 300)
+    assert_exactly_once_in_order(daemon, 300)
+    stats = client.stats()
+    assert stats.replayed == stats.spooled >= 150
+    assert stats.failed >= 1 and stats.dropped == 0
+    assert spool_files(spool_dir) == []
+
+
+def test_a_lost_ack_is_resent_and_deduplicated(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    client = make_client(max_batch=20)
+    daemon.mode = "ack_then_close"
+    track_numbered(client, 0, 20)
+    client.flush(2.0)
+    assert wait_until(lambda: client.stats().spooled == 20)
+    daemon.mode = "ok"
+    assert wait_until(lambda: client.flush(1.0) and client.stats().replayed == 20)
+    assert_exactly_once_in_order(daemon, 20)
+    assert daemon.duplicates == 20
+    assert client.stats().duplicates == 20
+
+
+def test_daemon_down_at_start_then_up(daemon: FakeDaemon, make_client: ClientFactory) -> None:
+    daemon.stop()
+    client = make_client(max_batch=10)
+    track_numbered(client, 0, 35)
+    assert client.flush(2.0)
+    assert client.stats().spooled == 35
+    daemon.start()
+    track_numbered(client, 35, 40)
+    assert wait_until(lambda: client.flush(1.0) and len(daemon.events()) == 40)
+    assert_exactly_once_in_order(daemon, 40)
+
+
+def test_daemon_restart_mid_stream_loses_nothing(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    client = make_client(max_batch=25)
+    track_numbered(client, 0, 100)
+    assert client.flush(5.0)
+    daemon.stop()
+    track_numbered(client, 100, 200)
+    client.flush(2.0)
+    daemon.start()
+    track_numbered(client, 200, 300)
+    assert wait_until(lambda: client.flush(1.0) and len(daemon.events()) == 300)
+    assert_exactly_once_in_order(daemon, 300)
+
+
+def test_a_refused_event_is_isolated_and_the_rest_stored(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    daemon.refuse_names = {"f13"}
+    client = make_client(max_batch=40)
+    track_numbered(client, 0, 40)
+    assert client.flush(5.0)
+    stored = daemon.features()
+    assert sorted(stored) == sorted(f"f{n}" for n in range(40) if n != 13)
+    assert client.stats().rejected_by_reason == {"refused_by_daemon": 1}
+
+
+def test_orphaned_spool_of_another_client_is_replayed(
+    daemon: FakeDaemon, make_client: ClientFactory, spool_dir: Path
+) -> None:
+    daemon.stop()
+    first = make_client(max_batch=10)
+    track_numbered(first, 0, 30)
+    assert first.shutdown(2.0)  # releases its spool lock, like a process that exited
+    assert spool_files(spool_dir)
+    daemon.start()
+    second = make_client(max_batch=10)
+    assert wait_until(lambda: second.flush(1.0) and len(daemon.events()) == 30)
+    assert_exactly_once_in_order(daemon, 30)
+    assert spool_files(spool_dir) == []
+
+
+def test_a_live_writers_spool_is_not_replayed_by_others(
+    daemon: FakeDaemon, make_client: ClientFactory, spool_dir: Path
+) -> None:
+    daemon.stop()
+    writer = make_client(max_batch=10)
+    track_numbered(writer, 0, 10)
+    assert writer.flush(2.0)
+    daemon.start()
+    other = make_client()
+    other.track("other")
+    assert other.flush(2.0)
+    assert daemon.features() == ["other"]  # the writer still holds its file's lock
+    assert wait_until(lambda: writer.flush(1.0) and len(daemon.events()) == 11)
+
+
+def test_spool_is_bounded_in_bytes(daemon: FakeDaemon, make_client: ClientFactory) -> None:
+    daemon.stop()
+    client = make_client(max_batch=10, spool_max_bytes=2000)
+    track_numbered(client, 0, 200)
+    assert client.flush(2.0)
+    stats = client.stats()
+    assert stats.spooled > 0
+    assert stats.dropped_by_reason["spool_full"] == 200 - stats.spooled
+
+
+def test_without_spool_batches_wait_in_memory(
+    daemon: FakeDaemon, make_client: ClientFactory, spool_dir: Path
+) -> None:
+    daemon.stop()
+    client = make_client(spool=False, max_batch=10, max_queue=50)
+    track_numbered(client, 0, 40)
+    client.flush(1.0)
+    daemon.start()
+    assert wait_until(lambda: client.flush(1.0) and len(daemon.events()) == 40)
+    assert_exactly_once_in_order(daemon, 40)
+    assert not spool_dir.exists()
+
+
+def test_unwritable_spool_dir_drops_and_counts(
+    daemon: FakeDaemon, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    daemon.stop()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    client = make_client(spool_dir=blocker / "spool", max_batch=10)
+    track_numbered(client, 0, 10)
+    assert client.flush(2.0)
+    assert client.stats().dropped_by_reason == {"spool_error": 10}
+
+
+def test_tcp_with_token(sock_dir: Path, spool_dir: Path) -> None:
+    token_file = sock_dir / "token"
+    token_file.write_text("s3cret\n")
+    with FakeDaemon("tcp://127.0.0.1:0", token="s3cret").start() as fake:
+        client = uptake.Client(socket=fake.address, token_file=token_file, spool_dir=spool_dir)
+        client.track("over_tcp")
+        assert client.flush(5.0)
+        assert fake.features() == ["over_tcp"]
+        assert fake.hellos[0].token == "s3cret"
+        wrong = uptake.Client(socket=fake.address, token="nope", spool_dir=spool_dir)
+        wrong.track("refused")
+        assert wrong.flush(2.0)
+        assert wrong.stats().spooled == 1 and fake.features() == ["over_tcp"]
+        client.shutdown(1.0)
+        wrong.shutdown(1.0)
+
+
+def test_reconnects_back_off(daemon: FakeDaemon, make_client: ClientFactory) -> None:
+    daemon.stop()
+    client = make_client(flush_interval=0.01)
+    client.track("x")
+    assert client.flush(1.0)
+    time.sleep(0.3)  # ~30 flush intervals: without backoff, ~30 connection attempts
+    failed = client.stats().failed
+    assert 1 <= failed <= 6
