@@ -71,8 +71,9 @@ _DAY_US: Final = 86_400_000_000
 _HOUR_US: Final = 3_600_000_000
 _MINUTE_US: Final = 60_000_000
 _EPOCH: Final = date(1970, 1, 1)
-#: Share of the weekday activity probability left on Saturdays and Sundays.
-_WEEKEND_FACTOR: Final = 0.12
+#: Share of the weekday activity probability left on Saturdays and Sundays, per tier:
+#: power users check in at weekends too, so some of them are "daily" users.
+_WEEKEND_FACTOR: Final = (0.65, 0.12, 0.08)
 #: Share of sessions whose events carry no session id (API / mobile clients).
 _IMPLICIT_SHARE: Final = 0.15
 
@@ -167,7 +168,7 @@ _FEATURES: Final = (
 )
 
 # Probability of being active on a weekday, per tier (power, regular, casual).
-_ACTIVE_P: Final = (0.9, 0.6, 0.22)
+_ACTIVE_P: Final = (0.95, 0.6, 0.22)
 # Mean feature events per session, per tier.
 _EVENTS_PER_SESSION: Final = (15.0, 10.0, 5.0)
 _TIER_NAMES: Final = ("power", "regular", "casual")
@@ -365,7 +366,7 @@ class Scenario:
             remaining = user.end_day - day
             p *= min(1.0, 0.35 + remaining / max(1.0, self.window_days))
         weekday = (self.since + timedelta(days=day)).weekday()
-        return p * (_WEEKEND_FACTOR if weekday >= 5 else 1.0)
+        return p * (_WEEKEND_FACTOR[user.tier] if weekday >= 5 else 1.0)
 
     def _user_day(self, state: _UserState, day: int) -> list[Event]:
         rng = state.rng

@@ -131,7 +131,7 @@ def test_weekdays_are_busier_than_weekends(scenario: Scenario, events: list[Even
     for day in range(scenario.days):
         is_weekend = (scenario.since + timedelta(days=day)).weekday() >= 5
         (weekend if is_weekend else weekday).append(len(per_day[day]))
-    assert sum(weekday) / len(weekday) > 3 * sum(weekend) / len(weekend)
+    assert sum(weekday) / len(weekday) > 2 * sum(weekend) / len(weekend)
 
 
 def test_the_churning_account_falls_off(scenario: Scenario, events: list[Event]) -> None:
