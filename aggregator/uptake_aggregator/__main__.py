@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 from uptake.paths import default_db_path, default_socket_path
+from uptake_aggregator.connection import ConnectionSettings
 from uptake_aggregator.errors import AggregatorError
 from uptake_aggregator.server import DaemonConfig
+from uptake_aggregator.writer import DEFAULT_MAX_QUEUED_EVENTS
 
 __all__ = ["build_parser", "main"]
 
@@ -49,6 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quiet", action="store_true", help="log only to the file, not also to stderr"
     )
+    limits = parser.add_argument_group("limits (advanced)")
+    limits.add_argument(
+        "--hello-timeout", type=float, default=10.0, help="seconds a client has to say Hello"
+    )
+    limits.add_argument(
+        "--frame-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a started frame has to arrive completely",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="close connections silent this long (default: never)",
+    )
+    limits.add_argument(
+        "--max-queued-events",
+        type=int,
+        default=DEFAULT_MAX_QUEUED_EVENTS,
+        help="events waiting for the writer before clients are made to wait",
+    )
     return parser
 
 
@@ -59,6 +83,12 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         db_path=(args.db or default_db_path()).absolute(),
         tcp_port=args.tcp,
         token_path=args.token_file.absolute() if args.token_file else None,
+        connection=ConnectionSettings(
+            hello_timeout=args.hello_timeout,
+            frame_timeout=args.frame_timeout,
+            idle_timeout=args.idle_timeout,
+        ),
+        max_queued_events=args.max_queued_events,
     )
 
 

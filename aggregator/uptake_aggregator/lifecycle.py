@@ -173,6 +173,12 @@ def daemon_argv(config: DaemonConfig, log_file: Path, log_level: str = "INFO") -
         argv += ["--tcp", str(config.tcp_port)]
     if config.token_path is not None:
         argv += ["--token-file", str(config.token_path)]
+    limits = config.connection
+    argv += ["--hello-timeout", str(limits.hello_timeout)]
+    argv += ["--frame-timeout", str(limits.frame_timeout)]
+    if limits.idle_timeout is not None:
+        argv += ["--idle-timeout", str(limits.idle_timeout)]
+    argv += ["--max-queued-events", str(config.max_queued_events)]
     return argv
 
 
