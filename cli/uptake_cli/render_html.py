@@ -65,20 +65,32 @@ th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: lef
 th { color: var(--muted); font-weight: 600; font-size: 13px; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) { background: var(--panel); }
-td.name { overflow-wrap: anywhere; }
+td.name { overflow-wrap: break-word; max-width: 18em; }
+td.nowrap { white-space: nowrap; }
+.table-wrap { overflow-x: auto; }
 .band { display: inline-block; min-width: 64px; white-space: nowrap; padding: 1px 8px;
   border-radius: 10px; color: #fff; font-weight: 600; font-size: 13px; text-align: center; }
 .flag { display: inline-block; white-space: nowrap; margin: 0 4px 2px 0; padding: 0 6px;
   border-radius: 4px; border: 1px solid currentColor; font-size: 12px; }
+.flags { margin-top: 3px; }
 .flag.churn_risk { color: #b91c1c; } .flag.upsell { color: #0e7490; }
 .flag.idle_seats { color: #a16207; }
 .muted { color: var(--muted); }
 footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
 footer dt { font-weight: 600; color: var(--ink); }
 footer dd { margin: 0 0 6px; }
+@media (max-width: 760px) {
+  main { padding: 12px; }
+  table { font-size: 12px; }
+  th, td { padding: 4px 4px; }
+}
 @media print {
   @page { margin: 12mm; }
   body { font-size: 10.5pt; }
+  table { font-size: 8.5pt; }
+  th, td { padding: 2px 4px; }
+  .band { min-width: 0; font-size: 8pt; }
+  .table-wrap { overflow: visible; }
   main { max-width: none; padding: 0; }
   section, .kpi, tr { break-inside: avoid; }
   h2 { break-after: avoid; }
@@ -241,13 +253,15 @@ def _table(headers: Sequence[tuple[str, bool]], rows: list[list[tuple[str, str]]
         "<tr>" + "".join(f'<td class="{cls}">{html}</td>' for cls, html in row) + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _flags_html(flags: list[str]) -> str:
-    if not flags:
-        return '<span class="muted">—</span>'
-    return "".join(f'<span class="flag {esc(flag)}">{esc(flag)}</span>' for flag in flags)
+    chips = "".join(f'<span class="flag {esc(flag)}">{esc(flag)}</span>' for flag in flags)
+    return f'<div class="flags">{chips}</div>' if chips else ""
 
 
 def _accounts(report: Report) -> str:
@@ -270,8 +284,7 @@ def _accounts(report: Report) -> str:
                 ("num", fmt_ratio(account["growth"])),
                 ("num", fmt_count(account["integrations"])),
                 ("num", fmt_count(account["breadth"])),
-                ("", band),
-                ("", _flags_html(account["flags"])),
+                ("", band + _flags_html(account["flags"])),
             ]
         )
     headers = [
@@ -281,14 +294,14 @@ def _accounts(report: Report) -> str:
         ("Utilization", True),
         ("Adoption", True),
         ("Growth", True),
-        ("Integrations", True),
+        ("Integr.", True),
         ("Features", True),
-        ("Health", False),
-        ("Flags", False),
+        ("Health and flags", False),
     ]
     note = (
         "Least healthy first. Adoption: mean unique daily logins per seat. Growth: active "
-        "users against the previous window of the same length."
+        "users against the previous window of the same length. Integr.: distinct "
+        "integrations used."
     )
     if len(accounts) > len(shown):
         note += f" First {len(shown)} of {len(accounts)}; `usage report --format csv "
@@ -309,7 +322,7 @@ def _attention(report: Report) -> str:
             ("", esc(user["segment"])),
             ("num", fmt_count(user["active_days"])),
             ("num", fmt_count(user["logins"])),
-            ("", esc((user.get("last_seen") or MISSING)[:16].replace("T", " "))),
+            ("nowrap", esc((user.get("last_seen") or MISSING)[:16].replace("T", " "))),
         ]
         for user, reason in shown
     ]

@@ -93,14 +93,8 @@ def _nice_ceiling(value: float) -> float:
 
 
 def _mean_7(values: Sequence[int]) -> list[float]:
-    means: list[float] = []
-    running = 0
-    for index, value in enumerate(values):
-        running += value
-        if index >= 7:
-            running -= values[index - 7]
-        means.append(running / min(index + 1, 7))
-    return means
+    """Trailing 7-day means, from the 7th day on (earlier days have no full week)."""
+    return [sum(values[index - 6 : index + 1]) / 7 for index in range(6, len(values))]
 
 
 def _path(points: Sequence[tuple[float, float]]) -> str:
@@ -174,11 +168,12 @@ def trend_chart(
         f'<path class="dau" d="{_path(points)}" fill="none" stroke="{_DAU}" '
         f'stroke-width="1.5" stroke-linejoin="round"/>'
     )
-    means = [(x_at(i), y_at(v)) for i, v in enumerate(_mean_7(dau))]
-    parts.append(
-        f'<path class="dau-mean" d="{_path(means)}" fill="none" stroke="{_MEAN}" '
-        f'stroke-width="2.5" stroke-linejoin="round"/>'
-    )
+    means = [(x_at(i + 6), y_at(v)) for i, v in enumerate(_mean_7(dau))]
+    if means:
+        parts.append(
+            f'<path class="dau-mean" d="{_path(means)}" fill="none" stroke="{_MEAN}" '
+            f'stroke-width="2.5" stroke-linejoin="round"/>'
+        )
     for label, value, span, colour in (("WAU", wau, 7, _WAU), ("MAU", mau, 30, _MAU)):
         start = x_at(max(0, count - span))
         level = _n(y_at(value))
@@ -195,7 +190,9 @@ def trend_chart(
             f'<circle cx="{_n(x_at(index))}" cy="{_n(y_at(value))}" r="2" fill="{_DAU}">'
             f"<title>{esc(days[index])}: {value} active users</title></circle>"
         )
-    legend = [("DAU", _DAU, "1.5"), ("DAU, 7-day mean", _MEAN, "2.5")]
+    legend = [("DAU", _DAU, "1.5")]
+    if means:
+        legend.append(("DAU, 7-day mean", _MEAN, "2.5"))
     x = float(left)
     for name, colour, stroke in legend:
         parts.append(
