@@ -31,6 +31,7 @@ _BAND_STYLE: Final = {"green": "bold green", "yellow": "bold yellow", "red": "bo
 _FLAG_STYLE: Final = {"churn_risk": "red", "upsell": "cyan", "idle_seats": "yellow"}
 _TOP_FEATURES: Final = 10
 _ATTENTION_ROWS: Final = 15
+_ACCOUNT_ROWS: Final = 25
 
 
 def _summary(report: Report) -> Table:
@@ -125,8 +126,12 @@ def _flags(flags: list[str]) -> Text:
 
 def _accounts(report: Report) -> Table:
     accounts = sorted(report["accounts"], key=lambda row: (row["health"], row["account"]))
+    title = "Accounts (least healthy first)"
+    if len(accounts) > _ACCOUNT_ROWS:
+        title += f" ({_ACCOUNT_ROWS} of {len(accounts)}; all: --format csv --table accounts)"
+        accounts = accounts[:_ACCOUNT_ROWS]
     table = Table(
-        title="Accounts (least healthy first)",
+        title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -169,7 +174,7 @@ def _attention(report: Report) -> Table:
     shown = listed[:_ATTENTION_ROWS]
     title = "Users needing attention"
     if len(listed) > len(shown):
-        title += f" (first {len(shown)} of {len(listed)})"
+        title += f" (first {len(shown)} of {len(listed)}; all: --format csv --table users)"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("User", overflow="fold")
     table.add_column("Account", overflow="fold")
