@@ -362,7 +362,22 @@ def _after_fork_in_child() -> None:
             client._after_fork_in_child()
         except Exception as exc:  # a fork hook must never break the child
             log_once("fork_error", "uptake: resetting after fork failed: %r", exc)
-    # multiprocessing children end with os._exit() and skip atexit; its finalizers run.
+    # multiprocessing children end with os._exit() and skip atexit, but run its finalizers.
+    # Process._bootstrap clears the finalizer registry after this hook, then runs the
+    # after-fork callbacks: register the finalizer from one of those.
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.register_after_fork(_MP_TOKEN, _register_mp_finalizer)
+
+
+class _Token:
+    """A weak-referenceable key for ``multiprocessing.util.register_after_fork``."""
+
+
+_MP_TOKEN: Final = _Token()
+
+
+def _register_mp_finalizer(_token: object) -> None:
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         mp_util.Finalize(None, _shutdown_all, exitpriority=100)

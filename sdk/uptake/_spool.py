@@ -190,6 +190,7 @@ class Spool:
     # -- replaying -----------------------------------------------------------------
     def has_own(self) -> bool:
         """True when this process spooled records that are not yet acknowledged."""
+        self._sealed = [spool_file for spool_file in self._sealed if spool_file.fd >= 0]
         return bool(self._sealed) or self._writer is not None
 
     def seal(self) -> None:
