@@ -156,6 +156,10 @@ def _get(path: str) -> int | None:
     return int(body) if head.startswith(b"HTTP/1.") and b" 200 " in head[:20] else None
 
 
+def _get_into(path: str, results: list[int | None]) -> None:
+    results.append(_get(path))
+
+
 @pytest.mark.slow
 def test_gunicorn_preload_workers_all_deliver(
     daemon: FakeDaemon, sock_dir: Path, tmp_path: Path, spool_dir: Path
@@ -194,7 +198,7 @@ def test_gunicorn_preload_workers_all_deliver(
         while len(served) < 3 and time.monotonic() < deadline:
             results: list[int | None] = []
             threads = [
-                threading.Thread(target=lambda: results.append(_get(http_socket))) for _ in range(6)
+                threading.Thread(target=_get_into, args=(http_socket, results)) for _ in range(6)
             ]
             for thread in threads:
                 thread.start()
