@@ -142,12 +142,12 @@ _ACCOUNTS: Final = (
         integration_from=0.4,
     ),
     AccountPlan("initech", "team", 20, ((0.0, 20),), 13, tiers=(0.6, 0.4, 0.0)),
-    AccountPlan("hooli", "team", 16, ((0.0, 25),), 16),
+    AccountPlan("hooli", "team", 16, ((0.0, 20),), 16),
     AccountPlan("aperture", "team", 12, ((0.5, 18),), 11, joins_at=0.5),
     AccountPlan("stark", "team", 10, ((0.0, 10), (0.55, 15)), 12, tiers=(0.3, 0.5, 0.2)),
-    AccountPlan("wayne", "team", 8, ((0.0, 12),), 17),
+    AccountPlan("wayne", "team", 8, ((0.0, 10),), 17, tiers=(0.5, 0.5, 0.0)),
     AccountPlan("wonka", "starter", 7, ((0.0, 10),), 8),
-    AccountPlan("cyberdyne", "starter", 5, ((0.0, 8),), 15),
+    AccountPlan("cyberdyne", "starter", 5, ((0.0, 6),), 15, tiers=(0.4, 0.6, 0.0)),
     AccountPlan("soylent", "starter", 4, ((0.0, 5),), 10, tiers=(0.0, 0.5, 0.5)),
 )
 

@@ -188,6 +188,7 @@ def _start_daemon(socket: Path, database: Path, workdir: Path, cleanup: ExitStac
         except Exception:
             # Every acknowledged event is committed, so a hard stop loses nothing.
             _kill(pid)
+        _reap(pid)
 
     cleanup.callback(stop)
 
@@ -195,6 +196,30 @@ def _start_daemon(socket: Path, database: Path, workdir: Path, cleanup: ExitStac
 def _kill(pid: int) -> None:
     with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def _reap(pid: int, timeout: float = 10.0) -> None:
+    """Wait until the daemon process is gone (it is our child: reap it, leave no zombie).
+
+    ``stop_daemon`` returns once the daemon released its pidfile, a moment before the
+    process itself has exited.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # already reaped elsewhere: poll until it is gone
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            done = 0
+        if done:
+            return
+        if time.monotonic() > deadline:
+            _kill(pid)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.02)
 
 
 def _events_stored(socket: Path) -> int:
