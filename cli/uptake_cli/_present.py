@@ -18,6 +18,7 @@ __all__ = [
     "attention_users",
     "fmt_count",
     "fmt_duration",
+    "fmt_mean",
     "fmt_pct",
     "fmt_ratio",
     "segment_counts",
@@ -62,6 +63,15 @@ def fmt_count(value: int | None) -> str:
     ('12,345', '—')
     """
     return MISSING if value is None else f"{value:,}"
+
+
+def fmt_mean(value: float) -> str:
+    """Format an average count: one decimal while small, whole numbers once large.
+
+    >>> fmt_mean(8.44), fmt_mean(3104.3)
+    ('8.4', '3,104')
+    """
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -20,6 +20,7 @@ from uptake_cli._present import (
     attention_users,
     fmt_count,
     fmt_duration,
+    fmt_mean,
     fmt_pct,
     fmt_ratio,
     segment_counts,
@@ -53,7 +54,7 @@ def _summary(report: Report) -> Table:
     table.add_column("value", justify="right")
     segments = segment_counts(report)
     rows = [
-        ("DAU (last day)", fmt_count(latest), "Mean DAU", f"{mean_dau:.1f}"),
+        ("DAU (last day)", fmt_count(latest), "Mean DAU", fmt_mean(mean_dau)),
         ("WAU", fmt_count(product["wau"]), "MAU", fmt_count(product["mau"])),
         (
             "Stickiness (DAU/active)",

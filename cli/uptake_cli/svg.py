@@ -81,15 +81,17 @@ def _empty(width: int, message: str, css_class: str) -> str:
     )
 
 
-def _nice_ceiling(value: float) -> float:
-    """Round an axis maximum up to 1, 2, 2.5 or 5 times a power of ten (at least 1)."""
-    if value <= 1:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return float(step * magnitude)
-    return float(10 * magnitude)  # pragma: no cover - the loop always returns
+def _axis(value: float, ticks: int = 4) -> tuple[float, float]:
+    """Return ``(top, step)`` of a y axis from 0 with about ``ticks`` round steps.
+
+    >>> _axis(165), _axis(3.2), _axis(0)
+    ((200.0, 50.0), (4.0, 1.0), (1.0, 1.0))
+    """
+    rough = max(value, 1.0) / ticks
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= rough)
+    step = float(max(step, 1))  # user counts are whole numbers
+    return float(math.ceil(max(value, 1.0) / step) * step), step
 
 
 def _mean_7(values: Sequence[int]) -> list[float]:
@@ -121,7 +123,7 @@ def trend_chart(
         return _empty(width, "No days in this window", "trend")
     left, right, top, bottom = 44, 84, 30, 36
     plot_w, plot_h = width - left - right, height - top - bottom
-    y_max = _nice_ceiling(max([*dau, wau, mau, 1]))
+    y_max, y_step = _axis(max([*dau, wau, mau]))
     count = len(days)
     step = plot_w / (count - 1) if count > 1 else 0.0
 
@@ -132,14 +134,14 @@ def trend_chart(
         return top + plot_h - value / y_max * plot_h
 
     parts = [_open(width, height, "Daily, weekly and monthly active users", "trend")]
-    for tick in range(5):
-        value = y_max * tick / 4
+    for tick in range(round(y_max / y_step) + 1):
+        value = tick * y_step
         y = y_at(value)
         parts.append(
             f'<line x1="{left}" x2="{left + plot_w}" y1="{_n(y)}" y2="{_n(y)}" '
             f'stroke="{_GRID}"/>'
             f'<text x="{left - 6}" y="{_n(y)}" text-anchor="end" dominant-baseline="middle" '
-            f'fill="{_AXIS}">{_n(value) if value < 10 else round(value)}</text>'
+            f'fill="{_AXIS}">{value:,.0f}</text>'
         )
     label_every = max(1, math.ceil(count / 8))
     for index in range(0, count, label_every):
@@ -174,7 +176,15 @@ def trend_chart(
             f'<path class="dau-mean" d="{_path(means)}" fill="none" stroke="{_MEAN}" '
             f'stroke-width="2.5" stroke-linejoin="round"/>'
         )
-    for label, value, span, colour in (("WAU", wau, 7, _WAU), ("MAU", mau, 30, _MAU)):
+    # Keep the WAU and MAU labels apart when the two levels are close.
+    wau_label_y, mau_label_y = y_at(wau), y_at(mau)
+    overlap = 14 - (wau_label_y - mau_label_y)
+    if overlap > 0:
+        wau_label_y, mau_label_y = wau_label_y + overlap / 2, mau_label_y - overlap / 2
+    for label, value, span, colour, label_y in (
+        ("WAU", wau, 7, _WAU, wau_label_y),
+        ("MAU", mau, 30, _MAU, mau_label_y),
+    ):
         start = x_at(max(0, count - span))
         level = _n(y_at(value))
         parts.append(
@@ -182,7 +192,7 @@ def trend_chart(
             f"last {span} days of the window</title>"
             f'<line x1="{_n(start)}" x2="{left + plot_w}" y1="{level}" y2="{level}" '
             f'stroke="{colour}" stroke-width="2" stroke-dasharray="6 3"/>'
-            f'<text x="{left + plot_w + 6}" y="{level}" dominant-baseline="middle" '
+            f'<text x="{left + plot_w + 6}" y="{_n(label_y)}" dominant-baseline="middle" '
             f'fill="{colour}" font-weight="600">{label} {value}</text></g>'
         )
     for index, value in enumerate(dau):
