@@ -11,6 +11,7 @@ import pytest
 import uptake
 from tests.sdk.fake_daemon import FakeDaemon, short_tmpdir
 from uptake import _api
+from uptake._context import NO_IDENTITY, set_identity
 
 ClientFactory = Callable[..., uptake.Client]
 
@@ -42,7 +43,9 @@ def _isolated_env(
     monkeypatch.setenv("UPTAKE_SOCKET", str(sock_dir / "nobody.sock"))
     monkeypatch.setenv("UPTAKE_SPOOL_DIR", str(tmp_path / "default-spool"))
     monkeypatch.setenv("UPTAKE_TOKEN_FILE", str(tmp_path / "token"))
+    set_identity(NO_IDENTITY)
     yield
+    set_identity(NO_IDENTITY)
     previous = _api.swap_default(None)
     if previous is not None:
         previous.shutdown(timeout=1.0)
