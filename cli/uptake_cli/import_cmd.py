@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Final
@@ -51,6 +52,7 @@ _ONE_US: Final = timedelta(microseconds=1)
 _BATCH: Final = 1000  # events per Batch frame / per ingest batch
 _BATCHES_PER_WRITE: Final = 10  # batches per transaction (the daemon group-commits too)
 _SHOWN_ERRORS: Final = 50
+_PROGRESS_EVERY: Final = 1000  # lines between progress-bar updates
 _encode: Final = msgspec.msgpack.Encoder().encode
 
 
@@ -152,6 +154,48 @@ class ImportSummary(msgspec.Struct):
     rejected: list[tuple[int, str]] = msgspec.field(default_factory=list)
 
 
+class _Importer:
+    """Parses lines into batches and hands full groups to a writer thread.
+
+    Parsing the next lines overlaps with storing the previous group (SQLite and the
+    socket release the GIL), and at most one group is in flight, so memory stays bounded.
+    """
+
+    def __init__(self, writer: EventWriter, pool: ThreadPoolExecutor) -> None:
+        self.summary = ImportSummary()
+        self._writer = writer
+        self._pool = pool
+        self._pending: list[list[Event]] = [[]]
+        self._in_flight: Future[list[tuple[int, int]]] | None = None
+
+    def add(self, event: Event) -> None:
+        self._pending[-1].append(event)
+        if len(self._pending[-1]) >= _BATCH:
+            if len(self._pending) >= _BATCHES_PER_WRITE:
+                self.flush()
+            else:
+                self._pending.append([])
+
+    def flush(self) -> None:
+        batches = [batch for batch in self._pending if batch]
+        self._pending = [[]]
+        self._collect()
+        if batches:
+            self._in_flight = self._pool.submit(self._writer.write, batches)
+
+    def finish(self) -> ImportSummary:
+        self.flush()
+        self._collect()
+        return self.summary
+
+    def _collect(self) -> None:
+        if self._in_flight is not None:
+            results, self._in_flight = self._in_flight.result(), None
+            for accepted, duplicates in results:
+                self.summary.stored += accepted
+                self.summary.duplicates += duplicates
+
+
 def import_events(
     handle: BinaryIO,
     writer: EventWriter,
@@ -162,36 +206,25 @@ def import_events(
 
     Good lines are written in batches as they come, so a bad line costs only itself.
     """
-    summary = ImportSummary()
     task = progress.add_task("importing", total=total_bytes) if progress else None
-    pending: list[list[Event]] = [[]]
-
-    def flush() -> None:
-        batches = [batch for batch in pending if batch]
-        if batches:
-            for accepted, duplicates in writer.write(batches):
-                summary.stored += accepted
-                summary.duplicates += duplicates
-        pending[:] = [[]]
-
-    for number, line in enumerate(handle, start=1):
-        summary.lines = number
-        if progress is not None and task is not None:
-            progress.advance(task, len(line))
-        if not line.strip():
-            continue
-        try:
-            event = parse_line(line)
-        except LineError as exc:
-            summary.rejected.append((number, str(exc)))
-            continue
-        pending[-1].append(event)
-        if len(pending[-1]) >= _BATCH:
-            if len(pending) >= _BATCHES_PER_WRITE:
-                flush()
-            else:
-                pending.append([])
-    flush()
+    unreported = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uptake-import") as pool:
+        importer = _Importer(writer, pool)
+        for number, line in enumerate(handle, start=1):
+            importer.summary.lines = number
+            unreported += len(line)
+            if number % _PROGRESS_EVERY == 0 and progress is not None and task is not None:
+                progress.advance(task, unreported)
+                unreported = 0
+            if not line.strip():
+                continue
+            try:
+                importer.add(parse_line(line))
+            except LineError as exc:
+                importer.summary.rejected.append((number, str(exc)))
+        summary = importer.finish()
+    if progress is not None and task is not None:
+        progress.advance(task, unreported)
     return summary
 
 
