@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 
 from hypothesis import given
@@ -97,3 +98,29 @@ def test_any_label_is_escaped_into_well_formed_svg(label: str) -> None:
     root = _parse(markup)  # raises on broken markup or stray control characters
     assert root.tag == f"{_NS}svg"
     assert "<script" not in markup.lower()
+
+
+def test_equal_wau_and_mau_labels_do_not_overlap() -> None:
+    root = _parse(svg.trend_chart(_days(30), [5] * 30, 20, 20))
+    labels = {
+        group.get("class"): float(group.findall(f"{_NS}text")[0].get("y", "0"))
+        for group in root.iter(f"{_NS}g")
+        if group.get("class") in ("wau", "mau")
+    }
+    assert abs(labels["wau"] - labels["mau"]) >= 14
+
+
+@given(top=st.integers(min_value=0, max_value=10**7))
+def test_y_axis_has_round_steps_and_covers_the_data(top: int) -> None:
+    root = _parse(svg.trend_chart(["2026-10-01", "2026-10-02"], [0, top], 0, top))
+    ticks = [
+        int(text.text.replace(",", ""))
+        for text in root.iter(f"{_NS}text")
+        if text.get("text-anchor") == "end" and text.text and text.text.replace(",", "").isdigit()
+    ]
+    assert ticks[0] == 0 and ticks[-1] >= top
+    steps = {b - a for a, b in itertools.pairwise(ticks)}
+    assert len(steps) == 1
+    [step] = steps
+    assert 2 <= len(ticks) <= 7
+    assert str(step).rstrip("0") in ("1", "2", "25", "5")
