@@ -16,6 +16,7 @@ __all__ = [
     "SEGMENTS",
     "Report",
     "attention_users",
+    "describe_scope",
     "fmt_count",
     "fmt_duration",
     "fmt_mean",
@@ -38,6 +39,16 @@ BANDS: Final = ("green", "yellow", "red")
 _INACTIVE = "inactive seat"
 _CHURN = "churn-risk account"
 _FADING = "rarely active"
+
+
+def describe_scope(account: str | None, user: str | None, feature: str | None) -> str:
+    """Name the filters that narrow a report, for titles; empty when there are none.
+
+    >>> describe_scope("acme", None, "export_csv")
+    'account acme, feature export_csv'
+    """
+    named = (("account", account), ("user", user), ("feature", feature))
+    return ", ".join(f"{kind} {value}" for kind, value in named if value is not None)
 
 
 def fmt_pct(share: float | None, digits: int = 0) -> str:

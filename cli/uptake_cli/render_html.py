@@ -357,11 +357,12 @@ def _footer(generated: str) -> str:
     )
 
 
-def render_html(report: Report, generated: datetime | None = None) -> str:
+def render_html(report: Report, generated: datetime | None = None, *, scope: str = "") -> str:
     """Return the whole HTML report for a §6 ``report`` as one self-contained document.
 
     ``generated`` is the time stamped in the footer (now, UTC, by default; tests pass a
-    fixed one so the output is reproducible).
+    fixed one so the output is reproducible). ``scope`` names the filters that narrowed
+    the report (e.g. ``account acme``), shown under the title.
     """
     stamp = (generated or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     window = report["window"]
@@ -370,6 +371,8 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
         f"{esc(release['version'])} on {esc(release['day'])}" for release in report["releases"]
     )
     subtitle = f"{esc(span)} (UTC, end exclusive)"
+    if scope:
+        subtitle += f" · only {esc(scope)}"
     if releases:
         subtitle += f" · releases: {releases}"
     body = "".join(

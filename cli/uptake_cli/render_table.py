@@ -35,14 +35,17 @@ _ATTENTION_ROWS: Final = 15
 _ACCOUNT_ROWS: Final = 25
 
 
-def _summary(report: Report) -> Table:
+def _summary(report: Report, scope: str) -> Table:
     product = report["product"]
     dau = product["dau"]
     latest = dau[-1]["users"] if dau else 0
     mean_dau = sum(day["users"] for day in dau) / len(dau) if dau else 0.0
     window = report["window"]
     table = Table(
-        title=f"Product usage  {window['since']} → {window['until']} (UTC, end exclusive)",
+        title=(
+            f"Product usage  {window['since']} → {window['until']} (UTC, end exclusive)"
+            + (f"  only {scope}" if scope else "")
+        ),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -203,9 +206,12 @@ def _day(stamp: str | None) -> str:
     return stamp[:10] if stamp else MISSING
 
 
-def report_tables(report: Report) -> RenderableType:
-    """Return the four tables of a §6 report as one rich renderable."""
-    blocks: list[Any] = [_summary(report), _features(report), _accounts(report)]
+def report_tables(report: Report, *, scope: str = "") -> RenderableType:
+    """Return the four tables of a §6 report as one rich renderable.
+
+    ``scope`` names the filters that narrowed the report (e.g. ``account acme``).
+    """
+    blocks: list[Any] = [_summary(report, scope), _features(report), _accounts(report)]
     blocks.append(_attention(report))
     return Group(*blocks)
 

@@ -19,7 +19,7 @@ from uptake.protocol import ReportFilters
 from uptake_cli._backend import build_local, query_daemon, resolve
 from uptake_cli._errors import EXIT_USAGE, cli_errors, fail, parse_day
 from uptake_cli._options import DbOption, SocketOption
-from uptake_cli._present import Report
+from uptake_cli._present import Report, describe_scope
 from uptake_cli.render_csv import render_csv
 from uptake_cli.render_html import render_html
 from uptake_cli.render_table import report_tables
@@ -144,12 +144,13 @@ def _filters(
     )
 
 
-def _write_tables(report: Report, output: Path | None) -> None:
+def _write_tables(report: Report, output: Path | None, scope: str) -> None:
+    tables = report_tables(report, scope=scope)
     if output is None:
-        Console().print(report_tables(report))
+        Console().print(tables)
         return
     with output.open("w", encoding="utf-8") as handle:
-        Console(file=handle, width=120, color_system=None).print(report_tables(report))
+        Console(file=handle, width=120, color_system=None).print(tables)
 
 
 def report(  # noqa: PLR0917 - typer maps each parameter to an option
@@ -192,15 +193,16 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
     with cli_errors():
         filters = _filters(since, until, account, user, feature)
         usage = fetch_report(filters, db, socket)
+        scope = describe_scope(account, user, feature)
         if output_format is OutputFormat.table:
-            _write_tables(usage, output)
+            _write_tables(usage, output, scope)
         else:
             if output_format is OutputFormat.json:
                 text = render_json(usage)
             elif output_format is OutputFormat.csv:
                 text = render_csv(usage, table.value)
             else:
-                text = render_html(usage)
+                text = render_html(usage, scope=scope)
             if output is None:
                 sys.stdout.write(text)
                 sys.stdout.flush()

@@ -58,6 +58,8 @@ def test_filters_narrow_the_report(runner: CliRunner, loaded_db: Path) -> None:
     assert result.exit_code == 0, result.output
     accounts = {row["account"] for row in json.loads(result.stdout)["accounts"]}
     assert accounts == {"globex"}
+    html = runner.invoke(app, ["report", *WINDOW, "-f", "html", "--account", "globex"])
+    assert "only account globex" in html.stdout  # a filtered page says so
 
 
 def test_default_output_is_tables(runner: CliRunner, loaded_db: Path) -> None:
