@@ -247,9 +247,13 @@ def import_file(
 ) -> None:
     """Load events from a JSON-lines FILE (one §2 event per line).
 
-    `ts` is integer microseconds or ISO-8601; `id` (32 hex digits) is optional and derived
-    from the line's content when absent, so re-importing a file stores nothing twice.
-    Rejected lines are listed with their line numbers; the good lines are stored anyway.
+    ts: integer microseconds since 1970, or ISO-8601 (no offset means UTC).
+
+    id: optional, 32 hex digits (16 bytes); derived from the line's content when absent.
+
+    Re-importing a file stores nothing twice.
+
+    Bad lines are listed with their numbers and skipped; the good ones are stored (exit 1).
 
     Example: usage import events.jsonl
     """

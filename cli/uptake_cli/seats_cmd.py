@@ -49,7 +49,7 @@ def set_seats(
     db: DbOption = None,
     socket: SocketOption = None,
 ) -> None:
-    """Set ACCOUNT's licensed seats to N from now on.
+    """Set ACCOUNT's licensed SEATS from now on (earlier days keep their seats).
 
     Example: usage seats set acme 50
     """
