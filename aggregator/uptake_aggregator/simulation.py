@@ -246,6 +246,17 @@ class Scenario:
     def _share_day(self, share: float) -> int:
         return min(self.days - 1, round(share * self.days))
 
+    def story(self) -> list[str]:
+        """What the simulated numbers should show, one line each (printed by the demo)."""
+        release = self.since + timedelta(days=self.release_day)
+        return [
+            f"{CHURNING_ACCOUNT} is churning: its users drift away in the last weeks (churn_risk)",
+            f"{UPSELL_ACCOUNT} uses every seat it pays for (upsell)",
+            f"{INTEGRATION_ACCOUNT} adopted the Slack integration part-way (Integr. column)",
+            f"release {RELEASE_VERSION} on {release}: {DROPPING_FEATURE} use drops, "
+            "ai_summary takes off",
+        ]
+
     # -- who is in it -------------------------------------------------------------------
 
     def accounts(self) -> tuple[AccountPlan, ...]:

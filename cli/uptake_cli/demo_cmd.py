@@ -99,8 +99,8 @@ def run_demo(
         env = _private_env(workdir, socket, database)
 
         console.print(
-            f"[bold]uptake demo[/]: {days} days of a simulated SaaS "
-            f"({scenario.since} → {scenario.until}, UTC), {processes} host processes",
+            f"[bold]uptake demo[/]: {days} simulated days ({scenario.since} → "
+            f"{scenario.until} UTC), {processes} host processes",
             highlight=False,
         )
         _start_daemon(socket, database, workdir, cleanup)
@@ -115,6 +115,9 @@ def run_demo(
         filters = ReportFilters(since=since.isoformat(), until=until.isoformat())
         report = fetch_report(filters, database, socket)
         console.print(report_tables(report))
+        console.print("[bold]What to look for[/] in this simulated product:", highlight=False)
+        for line in scenario.story():
+            console.print(f"  • {line}", highlight=False)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(render_html(report), encoding="utf-8")
         seconds = time.monotonic() - started

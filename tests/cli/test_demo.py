@@ -101,6 +101,7 @@ def test_demo_prints_the_report_with_the_story_flagged(demo: DemoOutcome) -> Non
     upsell = [line for line in lines if line.strip().startswith(UPSELL_ACCOUNT + " ")]
     assert churning and "churn_risk" in churning[0]
     assert upsell and "upsell" in upsell[0]
+    assert "What to look for" in demo.result.output
 
 
 def test_demo_stops_its_daemon_and_leaves_nothing_behind(demo: DemoOutcome) -> None:
