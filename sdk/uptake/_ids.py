@@ -9,7 +9,6 @@ of the B-tree is about ten times cheaper than random inserts.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 __all__ = ["content_event_id", "event_id_time_us", "new_event_id", "new_event_ids"]
@@ -49,6 +48,9 @@ def content_event_id(ts_us: int, content: bytes) -> bytes:
     Used by ``usage import`` when a line has no id: importing the same line twice gives
     the same id, so the daemon stores it once. The time prefix keeps ids time-ordered.
     """
+    # Imported here: hashlib loads OpenSSL (~3.5 MiB RSS), which the SDK must not pay for.
+    import hashlib
+
     digest = hashlib.blake2b(content, digest_size=8).digest()
     return _pack(ts_us, int.from_bytes(digest, "big"))
 
