@@ -345,7 +345,7 @@ def _host_failed(host: _Host) -> None:
 def demo(  # noqa: PLR0917 - typer maps each parameter to an option
     days: Annotated[
         int,
-        typer.Option(min=MIN_DAYS, max=3650, help="Days of usage to simulate, ending today."),
+        typer.Option(min=MIN_DAYS, max=365, help="Days of usage to simulate, up to today (UTC)."),
     ] = DEFAULT_DAYS,
     processes: Annotated[
         int,
@@ -373,7 +373,8 @@ def demo(  # noqa: PLR0917 - typer maps each parameter to an option
 
     Runs a private daemon on a temporary socket and database (your real data is never
     touched), several host processes that send the simulated events, then prints the
-    `usage report` tables for the last 30 days and writes the HTML report.
+    `usage report` tables for the last 30 days (half the simulated days when fewer than
+    60) and writes the HTML report.
 
     Examples:
 
