@@ -14,6 +14,7 @@ counted by reason, never raised: the host app called ``track()`` long ago.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -30,6 +31,8 @@ encoder: Final = msgspec.msgpack.Encoder()
 _event_decoder: Final = msgspec.msgpack.Decoder(Event)
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
+#: The daemon refuses events more than a day ahead of its clock; reject them here already.
+MAX_FUTURE_US: Final = 86_400_000_000
 
 
 class Built:
@@ -117,10 +120,16 @@ def build_events(
     ]
     fresh_ids = iter(new_event_ids(needs_id)) if needs_id else iter(())
     built = Built()
+    latest_ts = time.time_ns() // 1000 + MAX_FUTURE_US
     for item in items:
         event: Event | None
         if isinstance(item, Event):
             event = item
+            if isinstance(event.ts, int) and event.ts > latest_ts:
+                if not event.id:
+                    next(fresh_ids)  # keep the fresh ids aligned with their items
+                counters.reject("future_ts", f"record() ts {event.ts} is over a day ahead")
+                continue
             if not event.id:
                 event = msgspec.structs.replace(event, id=next(fresh_ids))
             try:

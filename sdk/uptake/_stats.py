@@ -10,6 +10,7 @@ Rejection reasons: ``feature_name`` (not a non-empty str of at most 200 characte
 (a key or value of the wrong type, an int outside 64 bits), ``too_many_props`` (over 32),
 ``value`` (a seat count that is not an int), ``oversize`` (encoded event over 8 KiB),
 ``invalid_event`` (an ``Event`` given to ``record()`` that breaks the schema),
+``future_ts`` (a ``record()`` event more than a day ahead of this clock),
 ``refused_by_daemon`` (the daemon answered ``Error`` for this single event).
 
 Drop reasons: ``queue_full`` (``max_queue`` events already buffered), ``spool_full``

@@ -145,6 +145,7 @@ def test_record_keeps_timestamp_and_fills_an_empty_id(
         (lambda c: c.set_seats("acme", "fifty"), "value"),
         (lambda c: c.record("not an event"), "invalid_event"),
         (lambda c: c.record(Event(id=b"short", ts=1, kind="login")), "invalid_event"),
+        (lambda c: c.record(Event(id=b"", ts=10**17, kind="login")), "future_ts"),
         (lambda c: c.record(Event(id=b"", ts=1, kind="zap")), "invalid_event"),  # type: ignore[arg-type]
         (lambda c: (c.identify(user=7), c.track("ok"), c.identify()), "identity"),  # type: ignore[arg-type]
     ],
