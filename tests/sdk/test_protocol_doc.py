@@ -41,7 +41,7 @@ def _code_blocks(doc: str, language: str) -> list[str]:
 
 def test_the_minimal_client_talks_to_a_real_daemon(doc: str, daemon: DaemonProcess) -> None:
     [client] = [block for block in _code_blocks(doc, "python") if "minimal_client.py" in block]
-    assert len(client.splitlines()) <= 30  # "about 25 lines" is part of the promise
+    assert len(client.splitlines()) <= 35  # "about 30 lines" is part of the promise
     env = {**os.environ, "UPTAKE_SOCKET": str(daemon.socket)}
     done = subprocess.run(
         [sys.executable, "-c", client],
