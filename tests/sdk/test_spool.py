@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import msgspec
@@ -25,7 +26,12 @@ def encoded(batch: list[Event]) -> list[bytes]:
     return [msgspec.msgpack.encode(event) for event in batch]
 
 
-@given(st.lists(events(), max_size=30))
+_NOW_US = time.time_ns() // 1000
+# The SDK rejects events over a day ahead of its clock (as the daemon does): stay in the past.
+past_events = events().map(lambda event: msgspec.structs.replace(event, ts=event.ts % _NOW_US))
+
+
+@given(st.lists(past_events, max_size=30))
 def test_events_round_trip_through_the_sdk_encoder(originals: list[Event]) -> None:
     counters = Counters()
     built = build_events(originals, "ignored-for-records", counters)
