@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 DEFAULT_LOG_NAME: Final = "uptaked.log"
-_SWITCH_INTERVAL: Final = 0.0002
 _log = logging.getLogger("uptake_aggregator.lifecycle")
 
 
@@ -139,10 +138,6 @@ def run_foreground(config: DaemonConfig) -> None:
     """
     # The database, log and token hold user activity: readable by this user only.
     os.umask(0o077)
-    # Every SQLite call runs on aiosqlite's thread and must win the GIL back from the event
-    # loop to report its result; with the default 5 ms switch interval each of the ~30
-    # calls of a group commit can wait that long (measured: 140 ms per commit).
-    sys.setswitchinterval(float(os.environ.get("UPTAKE_SWITCH_INTERVAL", _SWITCH_INTERVAL)))
     pidfile = PidFile(pidfile_path(config.socket_path))
     pidfile.acquire()
     try:
