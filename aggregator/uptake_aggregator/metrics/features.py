@@ -31,17 +31,21 @@ class FeatureUsage:
 def feature_usage(ctx: ReportContext) -> FeatureUsage:
     """Read the window's feature use once, grouped to (feature, user, account)."""
     usage = FeatureUsage()
-    rows = ctx.conn.execute(
-        """
-        SELECT f.feature, nullif(f.user, ''),
-               CASE WHEN f.user = '' THEN nullif(f.account, '') ELSE a.account END AS acct,
-               sum(f.events)
-        FROM feature_day f LEFT JOIN temp.user_acct a ON a.user = f.user
-        WHERE f.day >= ? AND f.day < ?
-        GROUP BY f.feature, f.user, acct
-        """,
+    # Group in SQLite first (one row per feature and user, or per feature and named
+    # account for user-less events); attribute users to accounts on those few rows.
+    grouped = ctx.conn.execute(
+        "SELECT feature, user, CASE WHEN user = '' THEN account ELSE '' END AS acct, "
+        "sum(events) FROM feature_day WHERE day >= ? AND day < ? "
+        "GROUP BY feature, user, acct",
         (ctx.window.start, ctx.window.end),
     ).fetchall()
+    accounts = {user: info.account for user, info in ctx.known.items()}
+    rows = [
+        (feature, user, accounts.get(user), events)
+        if user
+        else (feature, None, account or None, events)
+        for feature, user, account, events in grouped
+    ]
     usage.rows = rows
     per_user = usage.per_user
     per_account = usage.per_account

@@ -125,6 +125,7 @@ def build_report(
     conn = connect_readonly(db_path)
     try:
         # One read transaction: every query sees the same committed state.
+        conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("BEGIN")
         ctx = load_context(conn, window, filters)
         activity = user_activity(ctx)

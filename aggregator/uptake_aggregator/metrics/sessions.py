@@ -10,8 +10,6 @@ start and keeps its whole duration, even when it ends after ``until``.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from uptake_aggregator.metrics.context import ReportContext
@@ -24,33 +22,20 @@ _US_PER_S = 1_000_000
 
 @dataclass
 class SessionStats:
-    """Sessions starting in the window: per user (count, total µs) and all durations."""
+    """Sessions starting in the window: count, total and median duration, and per user."""
 
+    count: int = 0
+    total_us: int = 0
+    median_us: float | None = None
     per_user: dict[str, tuple[int, int]] = field(default_factory=dict)
-    durations: list[int] = field(default_factory=list)
-
-    def add(self, user: str, duration: int) -> None:
-        """Count one session of ``duration`` µs for ``user``."""
-        count, total = self.per_user.get(user, (0, 0))
-        self.per_user[user] = (count + 1, total + duration)
-        self.durations.append(duration)
-
-    @property
-    def count(self) -> int:
-        """Number of sessions."""
-        return len(self.durations)
 
     def mean_s(self) -> float | None:
         """Mean duration in seconds, None without sessions."""
-        if not self.durations:
-            return None
-        return sum(self.durations) / len(self.durations) / _US_PER_S
+        return self.total_us / self.count / _US_PER_S if self.count else None
 
     def median_s(self) -> float | None:
         """Median duration in seconds, None without sessions."""
-        if not self.durations:
-            return None
-        return float(statistics.median(self.durations)) / _US_PER_S
+        return None if self.median_us is None else self.median_us / _US_PER_S
 
     def user_mean_s(self, user: str) -> float | None:
         """Mean duration of one user's sessions in seconds, None without sessions."""
@@ -58,57 +43,62 @@ class SessionStats:
         return total / count / _US_PER_S if count else None
 
 
-def _explicit(ctx: ReportContext) -> Iterable[tuple[str, int]]:
-    """(user, duration µs) of explicit sessions starting in the window."""
-    rows = ctx.conn.execute(
-        "SELECT user, CASE WHEN end_ts IS NULL THEN last_ts - start_ts "
-        "ELSE max(end_ts - start_ts, 0) END "
-        "FROM sessions WHERE start_ts >= ? AND start_ts < ? AND user IS NOT NULL"
-        f"{ctx.pop_clause()}",
-        (ctx.window.start_us, ctx.window.end_us),
+_EXPLICIT = """
+    SELECT user, CASE WHEN end_ts IS NULL THEN last_ts - start_ts
+                      ELSE max(end_ts - start_ts, 0) END
+    FROM sessions WHERE start_ts >= :since AND start_ts < :until AND user IS NOT NULL{pop}
+"""
+
+# Buckets from one before ``since`` decide correctly whether an event at or after
+# ``since`` starts a session (anything earlier is more than 30 minutes before it);
+# buckets after ``until`` are read so a session's end is found wherever it falls.
+_IMPLICIT = """
+    WITH marked AS (
+        SELECT user, bucket, first_ts, last_ts,
+               coalesce(first_ts - lag(last_ts) OVER w > :gap, 1) AS starts
+        FROM activity_bucket WHERE bucket >= :first{pop}
+        WINDOW w AS (PARTITION BY user ORDER BY bucket)
+    ), numbered AS (
+        SELECT user, first_ts, last_ts,
+               sum(starts) OVER (PARTITION BY user ORDER BY bucket) AS session
+        FROM marked
     )
-    return rows
-
-
-def _implicit(ctx: ReportContext) -> Iterable[tuple[str, int]]:
-    """(user, duration µs) of implicit sessions starting in the window.
-
-    Buckets from one before ``since`` decide correctly whether an event at or after
-    ``since`` starts a session (anything earlier is more than 30 minutes before it);
-    buckets after ``until`` are read so a session's end is found wherever it falls.
-    """
-    first_bucket = ctx.window.start_us // SESSION_GAP_US - 1
-    rows = ctx.conn.execute(
-        f"""
-        WITH marked AS (
-            SELECT user, bucket, first_ts, last_ts,
-                   coalesce(first_ts - lag(last_ts) OVER w > :gap, 1) AS starts
-            FROM activity_bucket WHERE bucket >= :first{ctx.pop_clause()}
-            WINDOW w AS (PARTITION BY user ORDER BY bucket)
-        ), numbered AS (
-            SELECT user, first_ts, last_ts,
-                   sum(starts) OVER (PARTITION BY user ORDER BY bucket) AS session
-            FROM marked
-        )
-        SELECT user, max(last_ts) - min(first_ts) FROM numbered
-        GROUP BY user, session
-        HAVING min(first_ts) >= :since AND min(first_ts) < :until
-        """,
-        {
-            "gap": SESSION_GAP_US,
-            "first": first_bucket,
-            "since": ctx.window.start_us,
-            "until": ctx.window.end_us,
-        },
-    )
-    return rows
+    SELECT user, max(last_ts) - min(first_ts) FROM numbered
+    GROUP BY user, session
+    HAVING min(first_ts) >= :since AND min(first_ts) < :until
+"""
 
 
 def session_stats(ctx: ReportContext) -> SessionStats:
-    """Explicit and implicit sessions of the population starting in the window."""
+    """Explicit and implicit sessions of the population starting in the window.
+
+    Durations go to a temp table so counting, summing and the median run in SQLite.
+    """
+    conn = ctx.conn
+    params = {
+        "gap": SESSION_GAP_US,
+        "first": ctx.window.start_us // SESSION_GAP_US - 1,
+        "since": ctx.window.start_us,
+        "until": ctx.window.end_us,
+    }
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS span (user TEXT NOT NULL, duration INTEGER)")
+    conn.execute("DELETE FROM temp.span")
+    for query in (_EXPLICIT, _IMPLICIT):
+        conn.execute("INSERT INTO temp.span " + query.format(pop=ctx.pop_clause()), params)
     stats = SessionStats()
-    for user, duration in _explicit(ctx):
-        stats.add(user, duration)
-    for user, duration in _implicit(ctx):
-        stats.add(user, duration)
+    for user, count, total in conn.execute(
+        "SELECT user, count(*), sum(duration) FROM temp.span GROUP BY user"
+    ):
+        stats.per_user[user] = (count, total)
+        stats.count += count
+        stats.total_us += total
+    if stats.count:
+        middle = [
+            duration
+            for (duration,) in conn.execute(
+                "SELECT duration FROM temp.span ORDER BY duration LIMIT ? OFFSET ?",
+                (2 - stats.count % 2, (stats.count - 1) // 2),
+            )
+        ]
+        stats.median_us = sum(middle) / len(middle)
     return stats

@@ -1,0 +1,389 @@
+"""Benchmark: `usage report --format json` over the full window vs DuckDB on the raw events.
+
+Generates a realistic dataset (default 10M events: 10k users, 500 accounts, 60 features,
+90 days; skewed account sizes, user activity levels and feature popularity; explicit and
+implicit sessions, seats changes, integrations, releases), ingests it through
+``Storage.ingest`` in large batches, then in one run times:
+
+- ``usage report --format json`` for the full 90-day window (a subprocess, so Python
+  start-up and imports are included), and ``build_report`` + JSON encoding in-process;
+- DuckDB computing the same DAU series, per-feature (events, users, accounts) and
+  per-account (active users) aggregates on the raw events (loaded into DuckDB from the
+  same generated data beforehand, not timed).
+
+It prints both and the ratios, then the report time at 1M and 100k events. Generated
+databases are cached under benchmarks/results/ keyed by their parameters.
+
+    .venv/bin/pip install -e '.[test,bench]'
+    .venv/bin/python benchmarks/bench_report.py                # 10M (+ 1M, 100k)
+    .venv/bin/python benchmarks/bench_report.py --events 200000 --no-scaling   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from uptake._ids import new_event_ids
+from uptake._model import Event
+from uptake.protocol import ReportFilters
+from uptake_aggregator.metrics import build_report
+from uptake_aggregator.storage import Storage
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DAY_US = 86_400_000_000
+MINUTE_US = 60_000_000
+START = dt.date(2026, 1, 5)
+BATCH = 50_000
+INTEGRATIONS = ["slack", "jira", "github", "salesforce", "zendesk", "hubspot", "teams", "okta"]
+
+
+@dataclass(frozen=True)
+class Params:
+    """Dataset shape; the cache key."""
+
+    events: int
+    users: int = 10_000
+    accounts: int = 500
+    features: int = 60
+    days: int = 90
+    seed: int = 7
+
+    @property
+    def key(self) -> str:
+        return (
+            f"e{self.events}_u{self.users}_a{self.accounts}_f{self.features}"
+            f"_d{self.days}_s{self.seed}"
+        )
+
+
+def _rows(
+    params: Params,
+) -> Iterator[
+    list[
+        tuple[int, str, str | None, str, str | None, str | None, int | None, dict[str, str] | None]
+    ]
+]:
+    """Yield one day of event tuples at a time, in time order, about ``params.events`` total."""
+    rng = random.Random(params.seed)
+    account_ids = [f"acct{i:04d}" for i in range(params.accounts)]
+    account_weights = [1 / (i + 1) ** 0.8 for i in range(params.accounts)]
+    user_accounts = rng.choices(account_ids, weights=account_weights, k=params.users)
+    levels = rng.choices([0.85, 0.5, 0.15, 0.02], weights=[20, 30, 40, 10], k=params.users)
+    joins = [
+        0 if rng.random() < 0.7 else rng.randrange(params.days * 2 // 3)
+        for _ in range(params.users)
+    ]
+    feature_names = [f"feature_{i:02d}" for i in range(params.features)]
+    feature_weights = [1 / (i + 1) ** 1.1 for i in range(params.features)]
+    account_integrations = {a: rng.sample(INTEGRATIONS, k=rng.randrange(0, 4)) for a in account_ids}
+    sizes: dict[str, int] = {}
+    for account in user_accounts:
+        sizes[account] = sizes.get(account, 0) + 1
+    seat_changes = {
+        a: (rng.randrange(params.days), max(1, round(sizes.get(a, 1) * rng.uniform(0.6, 1.6))))
+        for a in account_ids
+        if rng.random() < 0.2
+    }
+    releases = {params.days // 4: "2.1.0", params.days // 2: "2.2.0", 3 * params.days // 4: "3.0.0"}
+
+    def weekday_factor(day: int) -> float:
+        return 0.4 if (START + dt.timedelta(days=day)).weekday() >= 5 else 1.0
+
+    expected = sum(
+        levels[u] * weekday_factor(d)
+        for d in range(params.days)
+        for u in range(params.users)
+        if d >= joins[u]
+    )
+    # Small datasets keep all 90 days: fewer active users per day, not fewer days.
+    per_user_day = max(8.0, params.events / max(expected, 1.0))
+    activity = min(1.0, params.events / max(expected * per_user_day, 1.0))
+    total = 0
+    for day in range(params.days):
+        base = (START + dt.timedelta(days=day) - dt.date(1970, 1, 1)).days * DAY_US
+        rows: list[
+            tuple[
+                int, str, str | None, str, str | None, str | None, int | None, dict[str, str] | None
+            ]
+        ] = []
+        if day == 0:
+            for account in account_ids:
+                seats = max(1, round(sizes.get(account, 1) * rng.uniform(0.7, 1.3)))
+                rows.append((base + 1, "seats", None, "", account, None, seats, None))
+        for account, (change_day, seats) in seat_changes.items():
+            if change_day == day:
+                rows.append((base + 2, "seats", None, "", account, None, seats, None))
+        if day in releases:
+            rows.append((base + 3, "release", releases[day], "", None, None, None, None))
+        factor = weekday_factor(day)
+        for u in range(params.users):
+            if day < joins[u] or rng.random() >= levels[u] * factor * activity:
+                continue
+            user = f"user{u:05d}"
+            account = user_accounts[u]
+            budget = max(2, int(rng.expovariate(1 / per_user_day)))
+            ts = base + rng.randrange(6 * 60, 20 * 60) * MINUTE_US
+            n_sessions = rng.choice([1, 1, 2, 3])
+            per_session = max(2, budget // n_sessions)
+            for s in range(n_sessions):
+                explicit = rng.random() < 0.75
+                session = f"{user}-{day}-{s}" if explicit else None
+                start = ts
+                if s == 0:
+                    rows.append((ts, "login", None, user, account, session, None, None))
+                    ts += rng.randrange(1, 30) * 1_000_000
+                if explicit:
+                    rows.append((ts, "session_start", None, user, account, session, None, None))
+                for name in rng.choices(feature_names, weights=feature_weights, k=per_session - 2):
+                    ts += rng.randrange(5, 240) * 1_000_000
+                    props = None
+                    integrations = account_integrations[account]
+                    if integrations and rng.random() < 0.05:
+                        props = {"integration": rng.choice(integrations)}
+                    rows.append((ts, "feature", name, user, account, session, None, props))
+                ts += rng.randrange(5, 120) * 1_000_000
+                if explicit:
+                    rows.append(
+                        (
+                            ts,
+                            "session_end",
+                            None,
+                            user,
+                            account,
+                            session,
+                            (ts - start) // 1000,
+                            None,
+                        )
+                    )
+                else:
+                    rows.append((ts, "identify", None, user, account, None, None, None))
+                ts += rng.randrange(35, 240) * MINUTE_US
+        rows.sort(key=lambda row: row[0])
+        if total + len(rows) > params.events:
+            rows = rows[: params.events - total]
+        total += len(rows)
+        yield rows
+        if total >= params.events:
+            return
+
+
+def _events(
+    rows: list[
+        tuple[int, str, str | None, str, str | None, str | None, int | None, dict[str, str] | None]
+    ],
+) -> list[Event]:
+    ids = new_event_ids([row[0] for row in rows])
+    return [
+        Event(
+            id=event_id,
+            ts=ts,
+            kind=kind,  # type: ignore[arg-type]
+            name=name,
+            user=user or None,
+            account=account,
+            session=session,
+            value=value,
+            props=props,  # type: ignore[arg-type]
+            source="bench",
+        )
+        for event_id, (ts, kind, name, user, account, session, value, props) in zip(
+            ids, rows, strict=True
+        )
+    ]
+
+
+def generate(params: Params) -> tuple[Path, Path, int]:
+    """Build (or reuse) the SQLite db and the DuckDB copy for ``params``; return paths, days."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    db = RESULTS / f"report_{params.key}.db"
+    duck = RESULTS / f"report_{params.key}.duckdb"
+    done = RESULTS / f"report_{params.key}.done"
+    if done.exists():
+        return db, duck, int(done.read_text())
+    for stale in (db, duck, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    csv_path = RESULTS / f"report_{params.key}.csv"
+    started = time.perf_counter()
+    days = 0
+
+    async def ingest() -> int:
+        storage = await Storage.open(db, synchronous="NORMAL")
+        count = 0
+        try:
+            with csv_path.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                pending: list[Event] = []
+                for rows in _rows(params):
+                    writer.writerows(
+                        (ts, kind, name, user, account, session)
+                        for ts, kind, name, user, account, session, _, _ in rows
+                    )
+                    pending.extend(_events(rows))
+                    while len(pending) >= BATCH:
+                        await storage.ingest([pending[:BATCH]])
+                        count += BATCH
+                        del pending[:BATCH]
+                    nonlocal days
+                    days += 1
+                    print(
+                        f"\r  generating {params.key}: day {days}, {count:,} events",
+                        end="",
+                        flush=True,
+                    )
+                if pending:
+                    await storage.ingest([pending])
+                    count += len(pending)
+        finally:
+            await storage.close()
+        return count
+
+    count = anyio.run(ingest)
+    print(
+        f"\r  generated {count:,} events over {days} days in {time.perf_counter() - started:.0f}s"
+    )
+    import duckdb
+
+    con = duckdb.connect(str(duck))
+    con.execute(
+        "CREATE TABLE events AS SELECT * FROM read_csv(?, header=false, columns={"
+        "'ts': 'BIGINT', 'kind': 'VARCHAR', 'name': 'VARCHAR', 'user': 'VARCHAR', "
+        "'account': 'VARCHAR', 'session': 'VARCHAR'})",
+        [str(csv_path)],
+    )
+    con.execute("UPDATE events SET user = NULL WHERE user = ''")
+    con.close()
+    csv_path.unlink()
+    done.write_text(str(days))
+    return db, duck, days
+
+
+def _window(days: int) -> tuple[str, str]:
+    return START.isoformat(), (START + dt.timedelta(days=days)).isoformat()
+
+
+def time_cli(db: Path, days: int, runs: int) -> float:
+    """Median wall time of `usage report --format json` (a fresh process each run)."""
+    since, until = _window(days)
+    usage = Path(sys.executable).with_name("usage")
+    command = [
+        str(usage),
+        "report",
+        "--format",
+        "json",
+        "--db",
+        str(db),
+        "--socket",
+        str(RESULTS / "no-daemon.sock"),
+        "--since",
+        since,
+        "--until",
+        until,
+    ]
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, check=False)
+        times.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"usage report failed: {done.stderr.decode()[-2000:]}")
+    return statistics.median(times)
+
+
+def time_engine(db: Path, days: int, runs: int) -> tuple[float, dict[str, object]]:
+    """Median in-process time of build_report + JSON encoding."""
+    since, until = _window(days)
+    filters = ReportFilters(since=since, until=until)
+    times = []
+    report: dict[str, object] = {}
+    for _ in range(runs):
+        started = time.perf_counter()
+        report = build_report(db, filters)
+        json.dumps(report)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), report
+
+
+def time_duckdb(duck: Path, days: int, runs: int) -> float:
+    """Median time for DuckDB's DAU, per-feature and per-account aggregates (warm)."""
+    import duckdb
+
+    since, until = _window(days)
+    lo = (dt.date.fromisoformat(since) - dt.date(1970, 1, 1)).days * DAY_US
+    hi = (dt.date.fromisoformat(until) - dt.date(1970, 1, 1)).days * DAY_US
+    con = duckdb.connect(str(duck), read_only=True)
+    queries = [
+        "SELECT ts // 86400000000 AS day, count(DISTINCT user) FROM events "
+        "WHERE ts >= $lo AND ts < $hi AND user IS NOT NULL GROUP BY day ORDER BY day",
+        "SELECT name, count(*), count(DISTINCT user), count(DISTINCT account) FROM events "
+        "WHERE ts >= $lo AND ts < $hi AND kind = 'feature' GROUP BY name",
+        "SELECT account, count(DISTINCT user) FROM events "
+        "WHERE ts >= $lo AND ts < $hi AND account IS NOT NULL GROUP BY account",
+    ]
+    times = []
+    for _ in range(runs + 1):
+        started = time.perf_counter()
+        for query in queries:
+            con.execute(query, {"lo": lo, "hi": hi}).fetchall()
+        times.append(time.perf_counter() - started)
+    con.close()
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-scaling", action="store_true", help="skip the 1M/100k runs")
+    args = parser.parse_args()
+    print(f"report benchmark: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    params = Params(args.events)
+    db, duck, days = generate(params)
+    cli = time_cli(db, days, args.runs)
+    engine, report = time_engine(db, days, args.runs)
+    duck_s = time_duckdb(duck, days, args.runs)
+    product = report["product"]
+    assert isinstance(product, dict)
+    print(
+        f"\n{args.events:,} events, full window {days} days "
+        f"({product['known_users']} users, {len(report['accounts'])} accounts, "  # type: ignore[arg-type]
+        f"{len(report['features'])} features, {product['sessions']:,} sessions)"
+    )  # type: ignore[arg-type]
+    print(f"  usage report --format json (process): {cli * 1000:8.0f} ms")
+    print(f"  build_report + json (in process):     {engine * 1000:8.0f} ms")
+    print(f"  DuckDB DAU + features + accounts:     {duck_s * 1000:8.0f} ms")
+    print(
+        f"  ratio report/DuckDB: process {cli / duck_s:.2f}x, in-process {engine / duck_s:.2f}x"
+        "  (target <= 1.0x)"
+    )
+    if not args.no_scaling:
+        print("\nscaling (in-process build_report + json, and the CLI process):")
+        for events in (100_000, 1_000_000):
+            small_db, _, small_days = generate(Params(events))
+            small_engine, _ = time_engine(small_db, small_days, args.runs)
+            small_cli = time_cli(small_db, small_days, args.runs)
+            print(
+                f"  {events:>10,} events: {small_engine * 1000:8.0f} ms in process, "
+                f"{small_cli * 1000:8.0f} ms process"
+            )
+        print(
+            f"  {args.events:>10,} events: {engine * 1000:8.0f} ms in process, "
+            f"{cli * 1000:8.0f} ms process"
+        )
+
+
+if __name__ == "__main__":
+    main()
