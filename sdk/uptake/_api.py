@@ -7,6 +7,7 @@ calling ``Client.track``: a second Python call with ``**props`` would double its
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,14 @@ def default_client() -> Client:
             if client is None:
                 client = _set_default(Client())
     return client
+
+
+def _reset_lock_after_fork() -> None:
+    global _default_lock  # noqa: PLW0603 -- another thread may hold it at fork time
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_after_fork)
 
 
 def _set_default(client: Client) -> Client:

@@ -54,6 +54,7 @@ _time_ns: Final = time.time_ns
 _FEATURE: Final = "feature"
 _MAX_OPEN_SESSIONS: Final = 10_000
 _EXIT_GRACE: Final = 0.5
+_MANY_CLIENTS: Final = 16
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -152,6 +153,14 @@ class Client:
             if self._thread is None and not self._closing:
                 self._thread = start_thread(self)
                 self._wake_at = self.config.max_batch
+        running = sum(1 for client in list(_clients) if client._thread is not None)
+        if running > _MANY_CLIENTS:
+            log_once(
+                "many_clients",
+                "uptake: %d clients with a worker thread each in this process; create one"
+                " Client per process (or use the module functions), not one per request",
+                running,
+            )
 
     def _process_now(self, item: tuple[Any, ...] | Event) -> None:
         with self._sync_lock:
@@ -281,6 +290,10 @@ class Client:
             return True
         if self._thread is None:
             self._start()
+        if threading.current_thread() is self._thread:
+            # Called from the worker itself (a sink, a logging handler): waiting for the
+            # worker would only time out.
+            return False
         return self._request(timeout, closing=False)
 
     def _request(self, timeout: float, closing: bool) -> bool:
@@ -304,6 +317,8 @@ class Client:
             return True
         if self._pid != os.getpid():
             self._after_fork_in_child()
+        if self._thread is not None and threading.current_thread() is self._thread:
+            return False
         self._wake_at = -1
         thread = self._thread
         if thread is None:
@@ -315,15 +330,15 @@ class Client:
                 return True
         with self._lock:
             self._thread = thread
+        lost_before = self._counters.dropped.get("exit", 0)
         self._request(timeout, closing=True)
         thread.join(max(timeout, 0.0) + _EXIT_GRACE)
         self._closed = True
         left = len(self._buffer) + self._in_progress
-        if thread.is_alive() or left:
-            if left:
-                self._counters.drop("exit", left)
-            return False
-        return True
+        if left:
+            self._counters.drop("exit", left)
+        lost = self._counters.dropped.get("exit", 0) > lost_before
+        return not (thread.is_alive() or lost)
 
     def stats(self) -> Stats:
         """Counters of this client in this process (see ``uptake.Stats``)."""

@@ -1,8 +1,10 @@
 """Crash-safe, bounded on-disk spool for batches the daemon could not take.
 
-Layout: one directory (``UPTAKE_SPOOL_DIR`` or the platformdirs cache dir), mode 0700,
-holding files named ``<time_ns>-<pid>-<random>.spool`` (mode 0600). Sorting the names
-sorts the files by creation, so replay keeps each process's order.
+Layout: one directory per daemon address (``daemon-<crc32 of the address>`` under
+``UPTAKE_SPOOL_DIR`` or the platformdirs cache dir, so events are only ever replayed to the
+daemon they were meant for), mode 0700, holding files named
+``<time_ns>-<pid>-<random>.spool`` (mode 0600). Sorting the names sorts the files by
+creation, so replay keeps each process's order.
 
 Each file is a sequence of records::
 
@@ -22,8 +24,8 @@ acknowledged, the replayer unlinks it while still holding the lock; a replayer t
 opened the path just before sees ``st_nlink == 0`` and skips it. Events keep their ids in
 the spool, so a record resent after a lost ``Ack`` is dropped by the daemon as duplicate.
 
-Bounded: appends that would take the directory over ``max_bytes`` are refused (the
-caller counts them dropped as ``spool_full``).
+Bounded: appends that would take the (per-daemon) directory over ``max_bytes`` are refused
+(the caller counts them dropped as ``spool_full``).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import contextlib
 import math
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -49,6 +50,7 @@ _CONNECT_TIMEOUT: Final = 2.0
 _WINDOW: Final = 4
 _ORPHAN_SCAN_INTERVAL: Final = 30.0
 _MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
+WORKER_NAME: Final = "uptake-worker"
 
 
 class EventSink(Protocol):
@@ -72,6 +74,9 @@ class Delivery(Protocol):
 
     def has_backlog(self) -> bool:
         """True when earlier batches wait to be replayed."""
+
+    def volatile_backlog(self) -> int:
+        """Events kept only in memory for a retry (spool disabled): lost if the process ends."""
 
     def close(self) -> None:
         """Release sockets and files (the spool stays on disk)."""
@@ -103,6 +108,10 @@ class SinkDelivery:
         """Never any."""
         return False
 
+    def volatile_backlog(self) -> int:
+        """Never any."""
+        return 0
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -129,7 +138,11 @@ class DaemonDelivery:
         self._seq = 0
         self._in_flight: dict[int, _Pending] = {}
         self.backoff = Backoff()
-        self._spool = Spool(config.spool_path(), config.spool_max_bytes) if config.spool else None
+        self._spool = (
+            Spool(config.spool_path() / spool_namespace(self._address), config.spool_max_bytes)
+            if config.spool
+            else None
+        )
         self._memory: deque[list[bytes]] = deque()
         self._memory_events = 0
         self._memory_limit = config.max_queue
@@ -158,8 +171,16 @@ class DaemonDelivery:
             return max(0.01, min(flush_interval, self.backoff.next_attempt - time.monotonic()))
         return flush_interval
 
+    def volatile_backlog(self) -> int:
+        """Events in the in-memory retry queue (only used with ``spool=False``)."""
+        return self._memory_events
+
     def close(self) -> None:
-        """Close the connection and release spool files."""
+        """Close the connection and release spool files; count what only memory held."""
+        if self._memory_events:
+            self._counters.drop("exit", self._memory_events)
+            self._memory.clear()
+            self._memory_events = 0
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -216,8 +237,8 @@ class DaemonDelivery:
         delay = self.backoff.failed()
         log_once(
             "daemon_unreachable",
-            "uptake: daemon not reachable (%s); keeping events in the spool and retrying"
-            " with backoff (next in %.2fs)",
+            "uptake: daemon not reachable (%s); keeping events (spool or memory) and"
+            " retrying with backoff (next in %.2fs)",
             exc,
             delay,
         )
@@ -361,6 +382,15 @@ class DaemonDelivery:
                 raise
 
 
+def spool_namespace(address: str) -> str:
+    """The spool subdirectory for one daemon address.
+
+    Apps on one host share the spool dir but may talk to different daemons; spooled
+    events must only ever be replayed to the daemon they were meant for.
+    """
+    return f"daemon-{zlib.crc32(address.encode()):08x}"
+
+
 def make_delivery(config: Config, counters: Counters, sink: EventSink | None) -> Delivery:
     """The delivery a client with this configuration uses."""
     if sink is not None:
@@ -407,7 +437,13 @@ def _split_by_bytes(built: Built) -> list[Built]:
 
 
 def run(client: Client) -> None:
-    """The worker thread's body: runs until the client is shut down (or the process ends)."""
+    """The worker thread's body: runs until the client is shut down (or the process ends).
+
+    A ``flush()`` is complete when every earlier call was acknowledged or written to the
+    spool. With ``spool=False`` events kept in memory for a retry do not count: the flush
+    (and the exit) keeps retrying, paced by the backoff, until they are sent or its
+    deadline passes.
+    """
     delivery = client._delivery
     wake = client._wake
     while True:
@@ -418,13 +454,16 @@ def run(client: Client) -> None:
             closing = client._closing
             force = client._force
             client._force = False
-            deadline = client._deadline if (target > client._flush_done or closing) else math.inf
+            pending = target > client._flush_done or closing
+            deadline = client._deadline if pending else math.inf
         try:
             drain(client, delivery, deadline)
             delivery.maintain(deadline, force)
         except Exception as exc:  # never let the thread die: the host app keeps tracking
             log_once("worker_error", "uptake: unexpected error in the worker thread: %r", exc)
             client._in_progress = 0
+        if pending and delivery.volatile_backlog() and time.monotonic() < deadline:
+            continue  # not done yet: retry when the backoff allows
         with client._cond:
             client._flush_done = max(client._flush_done, target)
             client._cond.notify_all()
@@ -435,6 +474,6 @@ def run(client: Client) -> None:
 
 def start_thread(client: Client) -> threading.Thread:
     """Start the worker thread (a daemon thread: it never keeps the process alive)."""
-    thread = threading.Thread(target=run, args=(client,), name="uptake-worker", daemon=True)
+    thread = threading.Thread(target=run, args=(client,), name=WORKER_NAME, daemon=True)
     thread.start()
     return thread

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def spool_files(spool_dir: Path) -> list[Path]:
-    return sorted(spool_dir.glob("*.spool")) if spool_dir.exists() else []
+    return sorted(spool_dir.rglob("*.spool")) if spool_dir.exists() else []
 
 
 def track_numbered(client: uptake.Client, start: int, stop: int) -> None:
@@ -206,3 +207,61 @@ def test_reconnects_back_off(daemon: FakeDaemon, make_client: ClientFactory) -> 
     time.sleep(0.3)  # ~30 flush intervals: without backoff, ~30 connection attempts
     failed = client.stats().failed
     assert 1 <= failed <= 6
+
+
+def test_without_spool_flush_waits_for_the_daemon(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    daemon.stop()
+    client = make_client(spool=False, max_batch=10)
+    track_numbered(client, 0, 20)
+    assert not client.flush(0.3), "nothing durable yet: memory only"
+    restart = threading.Timer(0.2, daemon.start)
+    restart.start()
+    try:
+        assert client.flush(10.0)
+    finally:
+        restart.join()
+    assert_exactly_once_in_order(daemon, 20)
+
+
+def test_without_spool_shutdown_counts_what_is_lost(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    daemon.stop()
+    client = make_client(spool=False, max_batch=10)
+    track_numbered(client, 0, 20)
+    assert not client.shutdown(0.3)
+    assert client.stats().dropped_by_reason == {"exit": 20}
+
+
+def test_spools_of_different_daemons_stay_apart(
+    daemon: FakeDaemon, make_client: ClientFactory, sock_dir: Path
+) -> None:
+    daemon.stop()
+    first = make_client(max_batch=10)
+    track_numbered(first, 0, 10)
+    assert first.shutdown(2.0)  # its spool is now an orphan, meant for `daemon`
+    with FakeDaemon(str(sock_dir / "other.sock")).start() as other:
+        second = make_client(socket=other.address)
+        second.track("for_other")
+        assert second.flush(2.0)
+        assert other.features() == ["for_other"]
+    daemon.start()
+    third = make_client()
+    assert wait_until(lambda: third.flush(1.0) and len(daemon.events()) == 10)
+    assert_exactly_once_in_order(daemon, 10)
+
+
+def test_flush_from_the_worker_thread_does_not_wait(spool_dir: Path) -> None:
+    answers: list[bool] = []
+
+    class FlushingSink:
+        def write(self, events: list[object]) -> None:
+            answers.append(client.flush(30.0))  # e.g. a logging handler calling flush()
+
+    client = uptake.Client(sink=FlushingSink(), spool_dir=spool_dir)
+    client.track("x")
+    assert client.flush(5.0)
+    assert answers == [False]
+    client.shutdown(1.0)

@@ -46,7 +46,7 @@ def run_tracker(
 def spooled_events(spool_dir: Path) -> int:
     return sum(
         len(record)
-        for path in spool_dir.glob("*.spool")
+        for path in spool_dir.rglob("*.spool")
         for record in read_records(path.read_bytes())
     )
 
@@ -79,4 +79,4 @@ def test_exit_with_daemon_unavailable_spools_then_another_process_replays(
     assert Counter(daemon.features()) == {"offline": 500, "online": 1}
     numbers = [event.props["n"] for event in daemon.events() if event.name == "offline"]
     assert numbers == list(range(500)), "replayed in order"
-    assert list(spool_dir.glob("*.spool")) == []
+    assert list(spool_dir.rglob("*.spool")) == []

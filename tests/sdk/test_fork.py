@@ -216,7 +216,7 @@ def test_gunicorn_preload_workers_all_deliver(
             _, stderr = server.communicate()
     assert server.returncode == 0, stderr.decode()[-2000:]
     assert len(served) == 3, f"requests reached only workers {served}"
-    assert not list(spool_dir.glob("*.spool")), "everything should reach the running daemon"
+    assert not list(spool_dir.rglob("*.spool")), "everything should reach the running daemon"
     events = daemon.events()
     preloaded = [event for event in events if event.name == "preloaded"]
     assert len(preloaded) == 1, "the master's pre-fork event is sent once, by the master"

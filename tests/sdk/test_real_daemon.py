@@ -73,7 +73,7 @@ def test_daemon_down_then_up_replays_the_spool_once(workdir: Path) -> None:
         ids = stored_ids(daemon.db)
         assert len(ids) == 1000 and len(set(ids)) == 1000
         assert Counter(len(i) for i in ids) == {16: 1000}
-        assert list((workdir / "spool").glob("*.spool")) == []
+        assert list((workdir / "spool").rglob("*.spool")) == []
     finally:
         client.shutdown(1.0)
         daemon.stop()
