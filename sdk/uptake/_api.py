@@ -100,7 +100,7 @@ def configure(*, sink: EventSink | None = None, sync: bool = False, **options: A
     return client
 
 
-def track(feature: str, /, **props: Any) -> None:
+def track(feature: str = "", /, **props: Any) -> None:
     """Record that the current user used ``feature``; ``props`` are small key/values.
 
     Never blocks, never raises, about a microsecond: the event is appended to a bounded

@@ -105,11 +105,12 @@ class Client:
         self._wake_at = -1 if (self._disabled or self._closed) else 0
 
     # -- hot path -------------------------------------------------------------------
-    def track(self, feature: str, /, **props: Any) -> None:
+    def track(self, feature: str = "", /, **props: Any) -> None:
         """Record that the current user used ``feature``; ``props`` are small key/values.
 
-        Returns in about a microsecond and never raises; invalid input is rejected in
-        the background and counted in ``stats().rejected_by_reason``.
+        Returns in about a microsecond and never raises; invalid input (including a
+        missing feature name) is rejected in the background and counted in
+        ``stats().rejected_by_reason``.
 
         >>> Client(disabled=True).track("export_csv", format="xlsx", rows=120)
         """

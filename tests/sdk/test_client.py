@@ -137,6 +137,7 @@ def test_record_keeps_timestamp_and_fills_an_empty_id(
     [
         (lambda c: c.track(42), "feature_name"),
         (lambda c: c.track(""), "feature_name"),
+        (lambda c: c.track(feature="x"), "feature_name"),  # the name is positional
         (lambda c: c.track("x" * 201), "feature_name"),
         (lambda c: c.track("ok", **{f"p{i}": i for i in range(33)}), "too_many_props"),
         (lambda c: c.track("ok", when=object()), "props"),
@@ -274,3 +275,40 @@ def test_environment_configures_the_client(monkeypatch: pytest.MonkeyPatch) -> N
         70,
     )
     assert client.config.spool is False
+
+
+def test_many_clients_are_reported(
+    daemon: FakeDaemon, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from uptake import _stats
+
+    _stats.reset_logged()
+    with caplog.at_level(logging.WARNING, logger="uptake"):
+        for _ in range(20):
+            make_client().track("per_request_client")
+    assert "create one Client per process" in caplog.text
+
+
+def test_a_logging_handler_that_tracks_and_flushes_does_not_recurse(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    from uptake import _stats
+
+    _stats.reset_logged()
+    client = make_client()
+
+    class TrackingHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            client.track("uptake_warning")
+            client.flush(5.0)  # from the worker thread: returns at once
+
+    handler = TrackingHandler()
+    logger = logging.getLogger("uptake")
+    logger.addHandler(handler)
+    try:
+        client.track("bad", **{f"p{i}": i for i in range(40)})  # the worker logs a warning
+        assert client.flush(5.0)
+        assert client.flush(5.0)
+    finally:
+        logger.removeHandler(handler)
+    assert daemon.features() == ["uptake_warning"]
