@@ -138,6 +138,8 @@ class Connection:
     async def _read_loop(self, out: MemoryObjectSendStream[_Outbound]) -> None:
         try:
             await self._read_frames(out)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # the sender ended (the client stopped reading): nothing more to answer
         except ProtocolError as exc:
             _log.warning("closing connection %s: %s: %s", self.peer, exc.code, exc.message)
             self._failed = True
@@ -243,7 +245,10 @@ class Connection:
             raise _future_event(events, limit)
         self.batches += 1
         pending = await self._writer.submit(events)
-        await out.send((batch.seq, pending))
+        # Queued means it will be committed: its Ack must follow even if the daemon is
+        # stopping and this read is being cancelled right now.
+        with anyio.CancelScope(shield=True):
+            await out.send((batch.seq, pending))
 
     async def _send_loop(
         self, answers: MemoryObjectReceiveStream[_Outbound], tasks: anyio.CancelScope
