@@ -20,7 +20,6 @@ from typing import Any, Final
 
 import msgspec
 
-from uptake._context import NO_IDENTITY
 from uptake._ids import new_event_ids
 from uptake._model import MAX_EVENT_BYTES, MAX_NAME_LENGTH, MAX_PROPS, Event
 from uptake._stats import Counters
@@ -67,18 +66,34 @@ def _props_problem(props: dict[Any, Any]) -> str | None:
 
 
 def _from_tuple(
-    item: tuple[Any, ...], event_id: bytes, source: str | None, counters: Counters
+    item: tuple[Any, ...],
+    event_id: bytes,
+    source: str | None,
+    counters: Counters,
+    identities: dict[int, bool],
 ) -> Event | None:
-    ts_ns, kind, name, props, identity = item[:5]
-    value = item[5] if len(item) > 5 else None
-    if kind == "feature" and not (type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH):
-        counters.reject("feature_name", f"feature name {name!r:.60} is not a str of 1-200 chars")
-        return None
-    if not _name_ok(name):
+    if len(item) == 5:
+        ts_ns, kind, name, props, identity = item
+        value = None
+    else:
+        ts_ns, kind, name, props, identity, value = item
+    if kind == "feature":
+        if not (type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH):
+            counters.reject(
+                "feature_name", f"feature name {name!r:.60} is not a str of 1-200 chars"
+            )
+            return None
+    elif not _name_ok(name):
         counters.reject("feature_name", f"name {name!r:.60} is not a str of at most 200 chars")
         return None
-    user, account, session = identity if identity is not None else NO_IDENTITY
-    if not (_name_ok(user) and _name_ok(account) and _name_ok(session)):
+    user, account, session = identity
+    # Most events of a batch share a few identity tuples: check each tuple once.
+    valid = identities.get(id(identity))
+    if valid is None:
+        valid = identities[id(identity)] = (
+            _name_ok(user) and _name_ok(account) and _name_ok(session)
+        )
+    if not valid:
         counters.reject(
             "identity", f"user/account/session {identity!r:.80} must be str of <= 200 chars"
         )
@@ -95,18 +110,7 @@ def _from_tuple(
             return None
     else:
         props = None
-    return Event(
-        id=event_id,
-        ts=ts_ns // 1000,
-        kind=kind,
-        name=name,
-        user=user,
-        account=account,
-        session=session,
-        value=value,
-        props=props,
-        source=source,
-    )
+    return Event(event_id, ts_ns // 1000, kind, name, user, account, session, value, props, source)
 
 
 def build_events(
@@ -121,6 +125,7 @@ def build_events(
     fresh_ids = iter(new_event_ids(needs_id)) if needs_id else iter(())
     built = Built()
     latest_ts = time.time_ns() // 1000 + MAX_FUTURE_US
+    identities: dict[int, bool] = {}
     for item in items:
         event: Event | None
         if isinstance(item, Event):
@@ -140,7 +145,7 @@ def build_events(
                 counters.reject("invalid_event", f"record() got an invalid Event: {exc}")
                 continue
         else:
-            event = _from_tuple(item, next(fresh_ids), source, counters)
+            event = _from_tuple(item, next(fresh_ids), source, counters, identities)
             if event is None:
                 continue
             try:
