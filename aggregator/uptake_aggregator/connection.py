@@ -15,6 +15,7 @@ answers is cut off by a timeout, so it holds nothing but its own socket.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import time
@@ -143,7 +144,8 @@ class Connection:
         except ProtocolError as exc:
             _log.warning("closing connection %s: %s: %s", self.peer, exc.code, exc.message)
             self._failed = True
-            await out.send(exc.to_frame())
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await out.send(exc.to_frame())
 
     async def _read_frames(self, out: MemoryObjectSendStream[_Outbound]) -> None:
         frames = FrameBuffer()
