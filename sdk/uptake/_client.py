@@ -129,7 +129,11 @@ class Client:
 
     def _slow(self, item: tuple[Any, ...] | Event) -> None:
         """The rare path: start the worker, wake it, drop on a full buffer, or run inline."""
-        if self._disabled or self._closed:
+        if self._disabled:
+            return
+        if self._closed:
+            # e.g. an atexit handler of the host that runs after ours
+            self._counters.drop("after_shutdown")
             return
         if self._pid != os.getpid():
             self._after_fork_in_child()

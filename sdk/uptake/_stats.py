@@ -16,7 +16,8 @@ Rejection reasons: ``feature_name`` (not a non-empty str of at most 200 characte
 Drop reasons: ``queue_full`` (``max_queue`` events already buffered), ``spool_full``
 (the spool reached ``spool_max_bytes``), ``spool_error`` (the spool dir is not writable),
 ``no_spool`` (daemon unreachable with the spool disabled and the in-memory retry queue
-full), ``exit`` (still unsent when the exit timeout ran out and nowhere to keep it).
+full), ``exit`` (still unsent when the exit timeout ran out and nowhere to keep it),
+``after_shutdown`` (a call on a client already shut down, e.g. from a late atexit handler).
 """
 
 from __future__ import annotations

@@ -245,8 +245,9 @@ def test_module_functions_use_the_configured_default(daemon: FakeDaemon, spool_d
     assert len(daemon.events()) == 10
     assert uptake.stats().sent == 10
     assert uptake.shutdown(2.0)
-    uptake.track("after_shutdown")  # ignored, never raised
+    uptake.track("after_shutdown")  # ignored and counted, never raised
     assert len(daemon.events()) == 10
+    assert uptake.stats().dropped_by_reason == {"after_shutdown": 1}
 
 
 def test_bad_configuration_is_logged_and_replaced(
