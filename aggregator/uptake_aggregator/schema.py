@@ -15,6 +15,12 @@ cannot be NULL.
   "a user's account" (DESIGN §5) as of any date is one lookup.
 - ``account_day``: per (account, day) the events naming that account (accounts seen).
 - ``feature_day``: per (day, feature, user, account) feature event counts.
+- ``user_features``: per active (day, user) with feature events, one packed BLOB of
+  (feature hash, events) pairs (``uptake_aggregator.feature_codec``); with
+  ``feature_names`` (hash -> name) it lets a report read one row per user-day.
+- ``feature_totals``: per (day, feature, account) event counts, where ``account`` is the
+  event's account only for events without a user (``''`` otherwise): feature totals and
+  the account of user-less feature events without touching per-user rows.
 - ``integration_day``: per (day, account, user, integration) from the ``integration`` prop.
 - ``seats``: the seat history of each account (latest before a day's end wins).
 - ``releases``: ``release`` events (version markers for charts).
@@ -84,6 +90,23 @@ _V1: Final = (
         PRIMARY KEY (day, feature, user, account)
     ) WITHOUT ROWID""",
     "CREATE INDEX feature_day_by_feature ON feature_day (feature, day)",
+    """CREATE TABLE user_features (
+        day INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        features BLOB NOT NULL,
+        PRIMARY KEY (day, user)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE feature_totals (
+        day INTEGER NOT NULL,
+        feature TEXT NOT NULL,
+        account TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (day, feature, account)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE feature_names (
+        hash INTEGER PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL
+    )""",
     """CREATE TABLE integration_day (
         day INTEGER NOT NULL,
         account TEXT NOT NULL,

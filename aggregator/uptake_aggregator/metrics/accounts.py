@@ -60,18 +60,70 @@ def listed_accounts(ctx: ReportContext) -> list[str]:
     return list(ctx.accounts_seen)
 
 
-def _daily(ctx: ReportContext) -> dict[str, dict[int, tuple[int, int]]]:
-    """Per account and window day: (active users, users with a login)."""
-    daily: dict[str, dict[int, tuple[int, int]]] = {}
+def _daily_logins(ctx: ReportContext, accounts: list[str]) -> dict[str, dict[int, int]]:
+    """Per account (of ``accounts``) and window day: users of the account with a login."""
+    if not accounts:
+        return {}
+    marks = ",".join("?" * len(accounts))
+    daily: dict[str, dict[int, int]] = {}
     rows = ctx.conn.execute(
-        "SELECT a.account, d.day, count(*), sum(d.logins > 0) "
-        "FROM user_day d JOIN temp.user_acct a ON a.user = d.user "
-        "WHERE d.day >= ? AND d.day < ? GROUP BY a.account, d.day",
-        (ctx.window.start, ctx.window.end),
+        "SELECT a.account, d.day, count(*) FROM user_day d "
+        "JOIN temp.user_acct a ON a.user = d.user "
+        f"WHERE d.day >= ? AND d.day < ? AND d.logins > 0 AND a.account IN ({marks}) "
+        "GROUP BY a.account, d.day",
+        (ctx.window.start, ctx.window.end, *accounts),
     )
-    for account, day, active, logged_in in rows:
-        daily.setdefault(account, {})[day] = (active, logged_in)
+    for account, day, logged_in in rows:
+        daily.setdefault(account, {})[day] = logged_in
     return daily
+
+
+def _daily_seats(ctx: ReportContext, history: SeatHistory) -> list[int | None]:
+    """Seats as of the end of each window day."""
+    return [history.as_of((day + 1) * DAY_US) for day in range(ctx.window.start, ctx.window.end)]
+
+
+def _adoption_rates(
+    ctx: ReportContext,
+    listed: list[str],
+    members: dict[str, list[str]],
+    histories: dict[str, SeatHistory],
+    activity: dict[str, UserActivity],
+) -> dict[str, float | None]:
+    """Mean over window days with seats > 0 of (users with a login that day / seats).
+
+    When seats stay the same over the window the sum of daily logins is the members'
+    login days; only accounts whose seats change need the per-day query.
+    """
+    rates: dict[str, float | None] = {}
+    varying: dict[str, list[int | None]] = {}
+    for account in listed:
+        history = histories.get(account)
+        if history is None:
+            rates[account] = None
+            continue
+        seats = _daily_seats(ctx, history)
+        if len(set(seats)) > 1:
+            varying[account] = seats
+            continue
+        constant = seats[0]
+        if constant is None or constant <= 0:
+            rates[account] = None
+            continue
+        login_days = sum(
+            activity[user].login_days for user in members.get(account, []) if user in activity
+        )
+        rates[account] = login_days / constant / ctx.window.days
+    daily = _daily_logins(ctx, sorted(varying))
+    for account, seats in varying.items():
+        logins = daily.get(account, {})
+        shares = [
+            logins.get(ctx.window.start + offset, 0) / day_seats
+            for offset, day_seats in enumerate(seats)
+            if day_seats is not None and day_seats > 0
+        ]
+        rates[account] = sum(shares) / len(shares) if shares else None
+    return rates
 
 
 def _integrations(ctx: ReportContext) -> dict[str, int]:
@@ -110,32 +162,34 @@ def account_rows(
         if info.account is not None:
             members.setdefault(info.account, []).append(user)
     histories = seat_history(ctx)
-    daily = _daily(ctx)
+    adoption = _adoption_rates(ctx, listed, members, histories, activity)
     integrations = _integrations(ctx)
     window = ctx.window
-    product_features = len(usage.all_features)
+    product_features = len(usage.totals)
+    account_features = usage.account_features(ctx)
     rows = []
     for account in sorted(listed):
         users = members.get(account, [])
-        active = sum(1 for user in users if user in activity)
-        before = sum(1 for user in users if user in previous)
-        returning = sum(1 for user in users if user in activity and user in previous)
+        active = 0
+        active_days = 0
+        before = 0
+        returning = 0
+        for user in users:
+            days = activity.get(user)
+            if days is not None:
+                active += 1
+                active_days += days.active_days
+            if user in previous:
+                before += 1
+                returning += days is not None
         history = histories.get(account)
         seats = history.as_of(window.end_us) if history is not None else None
         utilization = _ratio(active, seats)
-        days = daily.get(account, {})
-        dau_total = sum(day_active for day_active, _ in days.values())
-        stickiness = dau_total / window.days / active if active else 0.0
-        adoption_rate = None
-        if history is not None:
-            shares = []
-            for day in range(window.start, window.end):
-                share = _ratio(days.get(day, (0, 0))[1], history.as_of((day + 1) * DAY_US))
-                if share is not None:
-                    shares.append(share)
-            adoption_rate = sum(shares) / len(shares) if shares else None
+        # Sum of the account's daily DAU over the window = its members' active days.
+        stickiness = active_days / window.days / active if active else 0.0
+        adoption_rate = adoption[account]
         growth = _ratio(active, before)
-        breadth = len(usage.per_account.get(account, ()))
+        breadth = len(account_features.get(account, ()))
         score = health_score(
             utilization=utilization,
             stickiness=stickiness,

@@ -22,10 +22,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class UserActivity:
-    """One user's activity over the window: active days and login events."""
+    """One user's activity over the window: active days, login events, days with a login."""
 
     active_days: int
     logins: int
+    login_days: int
 
 
 def dau_series(ctx: ReportContext) -> list[int]:
@@ -62,10 +63,11 @@ def trailing_active(ctx: ReportContext, days: int) -> int:
 def user_activity(ctx: ReportContext) -> dict[str, UserActivity]:
     """Active days and logins of every user active in the window (all users, unfiltered)."""
     rows = ctx.conn.execute(
-        "SELECT user, count(*), sum(logins) FROM user_day WHERE day >= ? AND day < ? GROUP BY user",
+        "SELECT user, count(*), sum(logins), sum(logins > 0) FROM user_day "
+        "WHERE day >= ? AND day < ? GROUP BY user",
         (ctx.window.start, ctx.window.end),
     )
-    return {user: UserActivity(days, logins) for user, days, logins in rows}
+    return {user: UserActivity(days, logins, login_days) for user, days, logins, login_days in rows}
 
 
 def previous_active(ctx: ReportContext) -> set[str]:

@@ -1,14 +1,20 @@
-"""Feature usage from the ``feature_day`` rollup: per feature, per user, per account.
+"""Feature usage: per feature, per user, per account, from the feature rollups.
 
-A feature event counts for an account through its user: the user's account as of
-``until`` (DESIGN §5 "a user's account"), the same attribution as per-account active
-users; an event without a user counts for the account it names, if any.
+Reads ``user_features`` (one packed blob per active user-day: the features used and their
+event counts) and ``feature_totals`` (events per day and feature; the account of
+user-less events). A feature event counts for an account through its user: the user's
+account as of ``until`` (DESIGN §5 "a user's account"), the same attribution as
+per-account active users; an event without a user counts for the account it names.
+Features are handled by their 64-bit name hash and named only for output.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+from uptake_aggregator.feature_codec import feature_hash, unpack_feature_counts
 from uptake_aggregator.metrics.context import ReportContext
 
 __all__ = ["FeatureUsage", "feature_rows", "feature_usage"]
@@ -16,80 +22,115 @@ __all__ = ["FeatureUsage", "feature_rows", "feature_usage"]
 
 @dataclass
 class FeatureUsage:
-    """Feature use in the window, at (feature, user, account) grain.
+    """Feature use in the window.
 
-    ``rows`` holds (feature, user or None, account or None, events); ``per_user`` and
-    ``per_account`` the distinct features of each (breadth, over everyone, unfiltered).
+    ``per_user``: feature hashes each user used; ``anonymous``: per account, hashes of
+    features used by events with no user that name the account; ``totals``: events per
+    feature hash over all events; ``names``: hash -> feature name.
     """
 
-    rows: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
-    per_user: dict[str, set[str]] = field(default_factory=dict)
-    per_account: dict[str, set[str]] = field(default_factory=dict)
-    all_features: set[str] = field(default_factory=set)
+    per_user: dict[str, set[int]] = field(default_factory=dict)
+    user_events: dict[str, Counter[int]] = field(default_factory=dict)
+    anonymous: dict[str, set[int]] = field(default_factory=dict)
+    totals: Counter[int] = field(default_factory=Counter)
+    names: dict[int, str] = field(default_factory=dict)
+
+    def account_features(self, ctx: ReportContext) -> dict[str, set[int]]:
+        """Distinct features per account (members' use plus user-less events), unfiltered."""
+        per_account: dict[str, set[int]] = {
+            account: set(hashes) for account, hashes in self.anonymous.items()
+        }
+        for user, hashes in self.per_user.items():
+            info = ctx.known.get(user)
+            if info is not None and info.account is not None:
+                found = per_account.get(info.account)
+                if found is None:
+                    per_account[info.account] = set(hashes)
+                else:
+                    found |= hashes
+        return per_account
 
 
 def feature_usage(ctx: ReportContext) -> FeatureUsage:
-    """Read the window's feature use once, grouped to (feature, user, account)."""
+    """Read the window's feature use: one row per active user-day plus small totals.
+
+    Per-user event counts are decoded only for users in a filtered population (the
+    product-wide counts come from ``feature_totals``).
+    """
     usage = FeatureUsage()
-    # Group in SQLite first (one row per feature and user, or per feature and named
-    # account for user-less events); attribute users to accounts on those few rows.
-    grouped = ctx.conn.execute(
-        "SELECT feature, user, CASE WHEN user = '' THEN account ELSE '' END AS acct, "
-        "sum(events) FROM feature_day WHERE day >= ? AND day < ? "
-        "GROUP BY feature, user, acct",
-        (ctx.window.start, ctx.window.end),
-    ).fetchall()
-    accounts = {user: info.account for user, info in ctx.known.items()}
-    rows = [
-        (feature, user, accounts.get(user), events)
-        if user
-        else (feature, None, account or None, events)
-        for feature, user, account, events in grouped
-    ]
-    usage.rows = rows
+    conn = ctx.conn
+    window = (ctx.window.start, ctx.window.end)
+    for name, account, events in conn.execute(
+        "SELECT feature, account, sum(events) FROM feature_totals "
+        "WHERE day >= ? AND day < ? GROUP BY feature, account",
+        window,
+    ):
+        key = feature_hash(name)
+        usage.names[key] = name
+        usage.totals[key] += events
+        if account:
+            usage.anonymous.setdefault(account, set()).add(key)
     per_user = usage.per_user
-    per_account = usage.per_account
-    for feature, user, account, _ in rows:
-        usage.all_features.add(feature)
-        if user is not None:
-            per_user.setdefault(user, set()).add(feature)
-        if account is not None:
-            per_account.setdefault(account, set()).add(feature)
+    population = ctx.population
+    for user, blob in conn.execute(
+        "SELECT user, features FROM user_features WHERE day >= ? AND day < ?", window
+    ):
+        flat = unpack_feature_counts(blob)
+        hashes = flat[0::2]
+        found = per_user.get(user)
+        if found is None:
+            per_user[user] = set(hashes)
+        else:
+            found.update(hashes)
+        if population is not None and user in population:
+            counts = usage.user_events.setdefault(user, Counter())
+            for key, events in zip(hashes, flat[1::2], strict=True):
+                counts[key] += events
     return usage
 
 
 def feature_rows(
     ctx: ReportContext, usage: FeatureUsage, active_users: int
-) -> list[dict[str, object]]:
-    """The report's ``features`` list over the population, most used first.
+) -> list[dict[str, Any]]:
+    """The report's ``features`` list over the population, most events first.
 
     ``adoption`` is users of the feature / active users in the window (None when there
     are no active users).
     """
-    totals: dict[str, list[int]] = {}
-    users: dict[str, set[str]] = {}
-    accounts: dict[str, set[str]] = {}
+    users: Counter[int] = Counter()
+    accounts: Counter[int] = Counter()
+    if ctx.population is None:
+        events = usage.totals
+        for hashes in usage.per_user.values():
+            users.update(hashes)
+        for hashes in usage.account_features(ctx).values():
+            accounts.update(hashes)
+    else:
+        events = Counter()
+        per_account: dict[str, set[int]] = {}
+        for user in ctx.population:
+            used = usage.per_user.get(user)
+            if used is None:
+                continue
+            users.update(used)
+            events.update(usage.user_events.get(user, Counter()))
+            account = ctx.known[user].account
+            if account is not None:
+                per_account.setdefault(account, set()).update(used)
+        for hashes in per_account.values():
+            accounts.update(hashes)
     wanted = ctx.filters.feature
-    for feature, user, account, events in usage.rows:
-        if wanted is not None and feature != wanted:
-            continue
-        if ctx.population is not None and (user is None or user not in ctx.population):
-            continue
-        totals.setdefault(feature, [0])[0] += events
-        feature_users = users.setdefault(feature, set())
-        feature_accounts = accounts.setdefault(feature, set())
-        if user is not None:
-            feature_users.add(user)
-        if account is not None:
-            feature_accounts.add(account)
-    ordered = sorted(totals, key=lambda name: (-totals[name][0], name))
+    ordered = sorted(
+        (key for key in events if wanted is None or usage.names[key] == wanted),
+        key=lambda key: (-events[key], usage.names[key]),
+    )
     return [
         {
-            "name": name,
-            "events": totals[name][0],
-            "users": len(users[name]),
-            "accounts": len(accounts[name]),
-            "adoption": len(users[name]) / active_users if active_users else None,
+            "name": usage.names[key],
+            "events": events[key],
+            "users": users[key],
+            "accounts": accounts[key],
+            "adoption": users[key] / active_users if active_users else None,
         }
-        for name in ordered
+        for key in ordered
     ]

@@ -25,7 +25,7 @@ from uptake_aggregator.storage import connect_readonly
 __all__ = ["build_report", "segment"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_UNKNOWN = UserActivity(0, 0)
+_UNKNOWN = UserActivity(0, 0, 0)
 
 
 def segment(active_days: int, window_days: int) -> str:
