@@ -353,7 +353,8 @@ def main() -> int:
         print(
             f"  {status['batches_committed']:,} batches in {commits:,} commits "
             f"({status['batches_committed'] / commits:.1f} batches, "
-            f"{stored / commits:,.0f} events per commit)"
+            f"{stored / commits:,.0f} events per commit); writer busy "
+            f"{status['commit_seconds']:.1f} s of {elapsed:.1f} s"
         )
         daemon.terminate()
         daemon.wait(60)

@@ -175,6 +175,8 @@ class Connection:
                         "incomplete frame were dropped)",
                     ) from None
                 return
+            # Decode between commits, not during one (see BatchWriter.wait_idle).
+            await self._writer.wait_idle()
             for payload in frames.feed(chunk):
                 await self._handle(decode_message(payload), out)
             if not frames.pending:

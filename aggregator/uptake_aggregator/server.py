@@ -350,6 +350,7 @@ class Daemon:
             queued_events=writer.queued_events if writer else 0,
             batches_committed=writer.batches_committed if writer else 0,
             commits=writer.rounds if writer else 0,
+            commit_seconds=writer.busy_seconds if writer else 0.0,
         )
         try:
             stored = await anyio.to_thread.run_sync(read_events_stored, self.config.db_path)

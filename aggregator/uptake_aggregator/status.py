@@ -6,7 +6,8 @@ The body is JSON-able and its field names are stable (``usage daemon status`` pr
      "started_at": "2026-11-23T18:00:00Z", "socket": "/run/user/1000/uptake/uptake.sock",
      "tcp_port": null, "db": "/home/me/.local/share/uptake/uptake.db",
      "db_bytes": 1048576, "events_stored": 123456, "clients_connected": 3,
-     "queued_events": 0, "batches_committed": 812, "commits": 97}
+     "queued_events": 0, "batches_committed": 812, "commits": 97,
+     "commit_seconds": 1.9}
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class DaemonSnapshot:
     queued_events: int
     batches_committed: int
     commits: int
+    commit_seconds: float
 
 
 def read_events_stored(db: Path) -> int:
@@ -80,4 +82,5 @@ def status_body(snapshot: DaemonSnapshot, events_stored: int) -> dict[str, Any]:
         "queued_events": snapshot.queued_events,
         "batches_committed": snapshot.batches_committed,
         "commits": snapshot.commits,
+        "commit_seconds": round(snapshot.commit_seconds, 3),
     }
