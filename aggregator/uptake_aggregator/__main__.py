@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     except AggregatorError as exc:
         print(f"uptake daemon: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"uptake daemon: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -119,7 +119,7 @@ def configure_logging(log_file: Path, *, stderr: bool, level: str = "INFO") -> N
 
     ``WatchedFileHandler`` reopens the file after logrotate moves it.
     """
-    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _create_private(log_file)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     handlers: list[logging.Handler] = [logging.handlers.WatchedFileHandler(log_file)]
     if stderr:
@@ -148,6 +148,7 @@ def run_foreground(config: DaemonConfig) -> None:
 
 async def _serve_until_signalled(config: DaemonConfig) -> None:
     daemon = Daemon(config)
+    failures: list[Exception] = []
     async with anyio.create_task_group() as tasks:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 
@@ -161,8 +162,16 @@ async def _serve_until_signalled(config: DaemonConfig) -> None:
                         tasks.cancel_scope.cancel()
 
             tasks.start_soon(watch_signals)
-            await daemon.serve()
-            tasks.cancel_scope.cancel()
+            try:
+                await daemon.serve()
+            except Exception as exc:
+                # Re-raised below, outside the task group, so callers see a DaemonError or
+                # StorageError rather than an ExceptionGroup.
+                failures.append(exc)
+            finally:
+                tasks.cancel_scope.cancel()
+    if failures:
+        raise failures[0]
 
 
 def daemon_argv(config: DaemonConfig, log_file: Path, log_level: str = "INFO") -> list[str]:
@@ -194,7 +203,7 @@ def start_detached(
     """
     from uptake_aggregator.client import DaemonClient  # the client imports nothing heavy
 
-    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _create_private(log_file)
     command = [sys.executable, "-m", "uptake_aggregator", "--foreground", "--quiet", *argv]
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
@@ -247,6 +256,12 @@ def stop_daemon(socket_path: Path, *, timeout: float = 30.0) -> int | None:
             )
         time.sleep(0.05)
     return pid
+
+
+def _create_private(path: Path) -> None:
+    # Logs name users and accounts: create them readable by this user only.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
 
 
 def _tail(path: Path, lines: int = 15) -> str:

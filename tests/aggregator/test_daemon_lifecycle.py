@@ -204,3 +204,13 @@ def test_cli_start_status_stop(cli_env: dict[str, str]) -> None:
 def test_python_m_entry_point_runs_in_foreground(short_tmp: Path) -> None:
     with running_daemon(short_tmp) as daemon, daemon.client() as client:
         assert client.status()["db"] == str(daemon.db)
+
+
+def test_start_failure_is_one_clear_line(short_tmp: Path) -> None:
+    daemon = DaemonProcess(short_tmp, db=Path("/proc/no-such-dir/uptake.db"))
+    daemon.process = subprocess.Popen(daemon.command(), stderr=subprocess.PIPE, text=True)
+    _, err = daemon.process.communicate(timeout=30)
+    assert daemon.process.returncode == 1
+    assert "/proc/no-such-dir" in err
+    assert "Traceback" not in err
+    assert not daemon.socket.exists()
