@@ -85,10 +85,18 @@ def session_stats(ctx: ReportContext) -> SessionStats:
     conn.execute("DELETE FROM temp.span")
     for query in (_EXPLICIT, _IMPLICIT):
         conn.execute("INSERT INTO temp.span " + query.format(pop=ctx.pop_clause()), params)
-    stats = SessionStats()
-    for user, count, total in conn.execute(
+    per_user = conn.execute(
         "SELECT user, count(*), sum(duration) FROM temp.span GROUP BY user"
-    ):
+    ).fetchall()
+    # An explicit session can take its user from an event after ``until``; such a user
+    # is not known yet, so the session counts nowhere (rare: drop it here).
+    strangers = [(user,) for user, _, _ in per_user if user not in ctx.known]
+    if strangers:
+        conn.executemany("DELETE FROM temp.span WHERE user = ?", strangers)
+    stats = SessionStats()
+    for user, count, total in per_user:
+        if user not in ctx.known:
+            continue
         stats.per_user[user] = (count, total)
         stats.count += count
         stats.total_us += total
