@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import pytest
 import uptake
 from tests.sdk.conftest import ClientFactory
 from tests.sdk.fake_daemon import FakeDaemon
+from uptake._transport import Backoff
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -139,11 +141,14 @@ def test_a_live_writers_spool_is_not_replayed_by_others(
     writer = make_client(max_batch=10)
     track_numbered(writer, 0, 10)
     assert writer.flush(2.0)
+    # Keep the writer from reconnecting (and replaying its own file) during the check.
+    writer._delivery.backoff.next_attempt = math.inf  # type: ignore[attr-defined]
     daemon.start()
     other = make_client()
     other.track("other")
     assert other.flush(2.0)
     assert daemon.features() == ["other"]  # the writer still holds its file's lock
+    writer._delivery.backoff.next_attempt = 0.0  # type: ignore[attr-defined]
     assert wait_until(lambda: writer.flush(1.0) and len(daemon.events()) == 11)
 
 
@@ -265,3 +270,16 @@ def test_flush_from_the_worker_thread_does_not_wait(spool_dir: Path) -> None:
     assert client.flush(5.0)
     assert answers == [False]
     client.shutdown(1.0)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    backoff = Backoff(base=0.1, cap=1.0)
+    ceilings = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    for ceiling in ceilings:
+        delay = backoff.failed()
+        assert ceiling / 2 <= delay <= ceiling
+        assert not backoff.ready()
+    backoff.succeeded()
+    assert backoff.ready() and backoff.failures == 0
+    delays = {Backoff(base=0.1).failed() for _ in range(20)}
+    assert len(delays) > 1, "jittered: clients do not retry in lockstep"
