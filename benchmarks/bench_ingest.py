@@ -15,6 +15,7 @@ Dedup and ack-after-commit are on: the daemon runs exactly as in production.
     .venv/bin/python benchmarks/bench_ingest.py --clients 8 --events 500000
     .venv/bin/python benchmarks/bench_ingest.py --transport protocol   # no SDK: raw frames
     .venv/bin/python benchmarks/bench_ingest.py --profile out.svg      # py-spy the daemon
+                                                    # (pip install py-spy; .txt: raw stacks)
 
 Targets: >= 250k events/s end to end and >= 50% of the raw ceiling.
 """
@@ -297,10 +298,14 @@ def main() -> int:
             )
         while not all((workdir / f"ready{i}").exists() for i in range(args.clients)):
             time.sleep(0.01)
-        if args.profile:
+        bin_dir = os.path.dirname(sys.executable)
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=bin_dir)
+        if args.profile and py_spy is None:
+            print("--profile needs py-spy (pip install py-spy); not profiling")
+        elif args.profile:
             profiler = subprocess.Popen(
                 [
-                    "py-spy",
+                    py_spy,
                     "record",
                     "-o",
                     args.profile,
