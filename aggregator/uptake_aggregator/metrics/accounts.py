@@ -60,18 +60,27 @@ def listed_accounts(ctx: ReportContext) -> list[str]:
     return list(ctx.accounts_seen)
 
 
-def _daily_logins(ctx: ReportContext, accounts: list[str]) -> dict[str, dict[int, int]]:
-    """Per account (of ``accounts``) and window day: users of the account with a login."""
-    if not accounts:
+def _daily_logins(
+    ctx: ReportContext, accounts: list[str], members: dict[str, list[str]]
+) -> dict[str, dict[int, int]]:
+    """Per account (of ``accounts``) and window day: users of the account with a login.
+
+    Walks only these accounts' users, through the (user, day) index.
+    """
+    users = [(user, account) for account in accounts for user in members.get(account, [])]
+    if not users:
         return {}
-    marks = ",".join("?" * len(accounts))
+    conn = ctx.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS seat_users (user TEXT PRIMARY KEY, account)")
+    conn.execute("DELETE FROM temp.seat_users")
+    conn.executemany("INSERT INTO temp.seat_users VALUES (?, ?)", users)
     daily: dict[str, dict[int, int]] = {}
-    rows = ctx.conn.execute(
-        "SELECT a.account, d.day, count(*) FROM user_day d "
-        "JOIN temp.user_acct a ON a.user = d.user "
-        f"WHERE d.day >= ? AND d.day < ? AND d.logins > 0 AND a.account IN ({marks}) "
-        "GROUP BY a.account, d.day",
-        (ctx.window.start, ctx.window.end, *accounts),
+    rows = conn.execute(
+        "SELECT s.account, d.day, count(*) FROM temp.seat_users s CROSS "
+        "JOIN user_day d INDEXED BY user_day_by_user "
+        "ON d.user = s.user AND d.day >= ? AND d.day < ? "
+        "WHERE d.logins > 0 GROUP BY s.account, d.day",
+        (ctx.window.start, ctx.window.end),
     )
     for account, day, logged_in in rows:
         daily.setdefault(account, {})[day] = logged_in
@@ -114,7 +123,7 @@ def _adoption_rates(
             activity[user].login_days for user in members.get(account, []) if user in activity
         )
         rates[account] = login_days / constant / ctx.window.days
-    daily = _daily_logins(ctx, sorted(varying))
+    daily = _daily_logins(ctx, sorted(varying), members)
     for account, seats in varying.items():
         logins = daily.get(account, {})
         shares = [

@@ -61,8 +61,13 @@ class ReportContext:
 
 
 def _known_users(conn: sqlite3.Connection, window: Window) -> dict[str, KnownUser]:
+    # First and last active day come from the (user, day) index in order; the last
+    # day's row then gives the latest event (no sort over all user-days).
     firsts = conn.execute(
-        "SELECT user, min(day), max(last_ts) FROM user_day WHERE day < ? GROUP BY user",
+        "SELECT span.user, span.first_day, d.last_ts FROM ("
+        " SELECT user, min(day) AS first_day, max(day) AS last_day"
+        " FROM user_day INDEXED BY user_day_by_user WHERE day < ? GROUP BY user"
+        ") AS span JOIN user_day d ON d.day = span.last_day AND d.user = span.user",
         (window.end,),
     ).fetchall()
     # SQLite takes the bare column `account` from the row holding max(day).

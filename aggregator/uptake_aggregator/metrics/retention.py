@@ -38,12 +38,16 @@ def retention_rows(ctx: ReportContext) -> list[dict[str, Any]]:
         "INSERT INTO temp.cohort VALUES (?, ?)",
         [(user, monday) for monday, users in cohorts.items() for user in users],
     )
+    # Inner query: one row per (user, week) in index order (user, day), no sort.
     active: dict[tuple[int, int], int] = {
         (monday, week): users
         for monday, week, users in conn.execute(
-            "SELECT c.monday, (d.day - c.monday) / 7 AS week, count(DISTINCT d.user) "
-            "FROM temp.cohort c JOIN user_day d ON d.user = c.user "
-            "WHERE d.day >= c.monday AND d.day < ? GROUP BY c.monday, week",
+            "SELECT monday, week, count(*) FROM ("
+            " SELECT c.monday AS monday, (d.day - c.monday) / 7 AS week"
+            " FROM temp.cohort c CROSS JOIN user_day d INDEXED BY user_day_by_user"
+            " ON d.user = c.user AND d.day >= c.monday AND d.day < ?"
+            " GROUP BY d.user, week"
+            ") GROUP BY monday, week",
             (window.end,),
         )
     }
