@@ -9,6 +9,7 @@ a user/account filter picks which rows appear, it does not shrink them.
 from __future__ import annotations
 
 import bisect
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,13 @@ from uptake_aggregator.metrics.features import FeatureUsage
 from uptake_aggregator.metrics.health import band, flags, health_score
 from uptake_aggregator.schema import DAY_US
 
-__all__ = ["SeatHistory", "account_rows", "listed_accounts", "seat_history"]
+__all__ = [
+    "SeatHistory",
+    "account_rows",
+    "integration_uses",
+    "listed_accounts",
+    "seat_history",
+]
 
 
 @dataclass(frozen=True)
@@ -135,19 +142,27 @@ def _adoption_rates(
     return rates
 
 
-def _integrations(ctx: ReportContext) -> dict[str, int]:
-    rows = ctx.conn.execute(
-        """
-        SELECT acct, count(DISTINCT integration) FROM (
-            SELECT i.integration,
-                   CASE WHEN i.user = '' THEN nullif(i.account, '') ELSE a.account END AS acct
-            FROM integration_day i LEFT JOIN temp.user_acct a ON a.user = i.user
-            WHERE i.day >= ? AND i.day < ?
-        ) WHERE acct IS NOT NULL GROUP BY acct
-        """,
+def integration_uses(ctx: ReportContext, conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
+    """Distinct (user or '', event account or '', integration) in the window, on ``conn``."""
+    rows = conn.execute(
+        "SELECT user, account, integration FROM integration_day WHERE day >= ? AND day < ?",
         (ctx.window.start, ctx.window.end),
     )
-    return dict(rows)
+    return set(rows)
+
+
+def _integrations(ctx: ReportContext, uses: set[tuple[str, str, str]]) -> dict[str, int]:
+    """Distinct integrations per account: through the user's account, else the event's."""
+    per_account: dict[str, set[str]] = {}
+    for user, account, integration in uses:
+        if user:
+            info = ctx.known.get(user)
+            owner = info.account if info is not None else None
+        else:
+            owner = account or None
+        if owner is not None:
+            per_account.setdefault(owner, set()).add(integration)
+    return {account: len(found) for account, found in per_account.items()}
 
 
 def _ratio(numerator: int, denominator: int | None) -> float | None:
@@ -161,8 +176,12 @@ def account_rows(
     activity: dict[str, UserActivity],
     previous: set[str],
     usage: FeatureUsage,
+    integration_set: set[tuple[str, str, str]],
 ) -> list[dict[str, Any]]:
-    """The report's ``accounts`` list, sorted by account id."""
+    """The report's ``accounts`` list, sorted by account id.
+
+    ``integration_set``: what ``integration_uses`` returned.
+    """
     listed = listed_accounts(ctx)
     if not listed:
         return []
@@ -172,7 +191,7 @@ def account_rows(
             members.setdefault(info.account, []).append(user)
     histories = seat_history(ctx)
     adoption = _adoption_rates(ctx, listed, members, histories, activity)
-    integrations = _integrations(ctx)
+    integrations = _integrations(ctx, integration_set)
     window = ctx.window
     product_features = len(usage.totals)
     account_features = usage.account_features(ctx)

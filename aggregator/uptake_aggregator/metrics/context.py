@@ -9,13 +9,13 @@ account filter is given, ``pop`` (the users the product figures are narrowed to)
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from uptake.protocol import ReportFilters
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.metrics.window import Window
 
-__all__ = ["KnownUser", "ReportContext", "load_context"]
+__all__ = ["KnownUser", "ReportContext", "load_context", "with_connection"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,13 @@ def load_context(conn: sqlite3.Connection, window: Window, filters: ReportFilter
             if (filters.user is None or user == filters.user)
             and (filters.account is None or info.account == filters.account)
         )
+    _install_temp_tables(conn, known, population)
+    return ReportContext(conn, window, filters, known, population, accounts_seen)
+
+
+def _install_temp_tables(
+    conn: sqlite3.Connection, known: dict[str, KnownUser], population: frozenset[str] | None
+) -> None:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS user_acct (user TEXT PRIMARY KEY, account TEXT)")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS pop (user TEXT PRIMARY KEY)")
     conn.execute("DELETE FROM temp.user_acct")
@@ -121,4 +128,9 @@ def load_context(conn: sqlite3.Connection, window: Window, filters: ReportFilter
     )
     if population is not None:
         conn.executemany("INSERT INTO temp.pop VALUES (?)", [(user,) for user in population])
-    return ReportContext(conn, window, filters, known, population, accounts_seen)
+
+
+def with_connection(ctx: ReportContext, conn: sqlite3.Connection) -> ReportContext:
+    """The same context on another connection (same snapshot), its temp tables installed."""
+    _install_temp_tables(conn, ctx.known, ctx.population)
+    return replace(ctx, conn=conn)

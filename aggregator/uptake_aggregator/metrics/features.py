@@ -35,9 +35,15 @@ class FeatureUsage:
     anonymous: dict[str, set[int]] = field(default_factory=dict)
     totals: Counter[int] = field(default_factory=Counter)
     names: dict[int, str] = field(default_factory=dict)
+    _per_account: dict[str, set[int]] | None = field(default=None, repr=False)
 
     def account_features(self, ctx: ReportContext) -> dict[str, set[int]]:
         """Distinct features per account (members' use plus user-less events), unfiltered."""
+        if self._per_account is None:
+            self._per_account = self._account_features(ctx)
+        return self._per_account
+
+    def _account_features(self, ctx: ReportContext) -> dict[str, set[int]]:
         per_account: dict[str, set[int]] = {
             account: set(hashes) for account, hashes in self.anonymous.items()
         }

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from uptake.protocol import ReportFilters
-from uptake_aggregator.metrics.accounts import account_rows
+from uptake_aggregator.metrics.accounts import account_rows, integration_uses
 from uptake_aggregator.metrics.activity import (
     UserActivity,
     dau_series,
@@ -17,10 +17,16 @@ from uptake_aggregator.metrics.activity import (
     trailing_active,
     user_activity,
 )
-from uptake_aggregator.metrics.context import ReportContext, load_context
+from uptake_aggregator.metrics.context import ReportContext, load_context, with_connection
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.retention import retention_rows
-from uptake_aggregator.metrics.sessions import SessionStats, session_stats
+from uptake_aggregator.metrics.sessions import (
+    SessionSpans,
+    SessionStats,
+    explicit_sessions,
+    implicit_sessions,
+    session_stats,
+)
 from uptake_aggregator.metrics.window import day_date, resolve_window
 from uptake_aggregator.storage import connect_readonly
 
@@ -50,11 +56,12 @@ def iso_utc(ts: int) -> str:
 
 def _product(
     ctx: ReportContext,
-    activity: dict[str, UserActivity],
+    counts: _Counts,
     sessions: SessionStats,
 ) -> dict[str, Any]:
     window = ctx.window
-    dau = dau_series(ctx)
+    dau = counts.dau
+    activity = counts.activity
     users = ctx.population_users()
     active = sum(1 for user in users if user in activity)
     return {
@@ -62,8 +69,8 @@ def _product(
             {"day": day_date(window.start + offset).isoformat(), "users": count}
             for offset, count in enumerate(dau)
         ],
-        "wau": trailing_active(ctx, 7),
-        "mau": trailing_active(ctx, 30),
+        "wau": counts.wau,
+        "mau": counts.mau,
         "stickiness": sum(dau) / window.days / active if active else 0.0,
         "usage_rate": active / len(users) if users else None,
         "active_users": active,
@@ -129,27 +136,58 @@ def build_report(
     try:
         side = _same_snapshot(conn, db_path)
         ctx = load_context(conn, window, filters)
+        counts = _Counts(ctx if side is None else with_connection(ctx, side))
         with ThreadPoolExecutor(max_workers=1) as pool:
-            # Feature use is the largest read; SQLite releases the GIL while it reads.
-            features_future = pool.submit(feature_usage, ctx, side or conn)
-            activity = user_activity(ctx)
-            sessions = session_stats(ctx)
-            previous = previous_active(ctx)
-            usage = features_future.result()
-        product = _product(ctx, activity, sessions)
+            # Aggregations that SQLite does in C (few rows out, GIL released) run on the
+            # second connection while this thread does the row-by-row Python work.
+            pending = pool.submit(counts.run) if side is not None else None
+            usage = feature_usage(ctx)
+            integrations = integration_uses(ctx, conn)
+            implicit = implicit_sessions(ctx)
+            if pending is None:
+                counts.run()
+            else:
+                pending.result()
+        sessions = session_stats(ctx, counts.explicit, implicit)
+        activity = counts.activity
+        product = _product(ctx, counts, sessions)
         return {
             "window": {"since": window.since.isoformat(), "until": window.until.isoformat()},
             "product": product,
             "features": feature_rows(ctx, usage, product["active_users"]),
-            "accounts": account_rows(ctx, activity, previous, usage),
+            "accounts": account_rows(ctx, activity, counts.previous, usage, integrations),
             "users": _users(ctx, activity, sessions, usage),
-            "retention": retention_rows(ctx),
+            "retention": counts.retention,
             "releases": _releases(ctx),
         }
     finally:
         conn.close()
         if side is not None:
             side.close()
+
+
+class _Counts:
+    """The metrics SQLite aggregates by itself, gathered by ``run`` (in any thread)."""
+
+    def __init__(self, ctx: ReportContext) -> None:
+        self._ctx = ctx
+        self.activity: dict[str, UserActivity] = {}
+        self.previous: set[str] = set()
+        self.dau: list[int] = []
+        self.wau = self.mau = 0
+        self.explicit: SessionSpans = ({}, [])
+        self.retention: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        """Run the aggregate queries on this context's connection."""
+        ctx = self._ctx
+        self.activity = user_activity(ctx)
+        self.previous = previous_active(ctx)
+        self.dau = dau_series(ctx)
+        self.wau = trailing_active(ctx, 7)
+        self.mau = trailing_active(ctx, 30)
+        self.explicit = explicit_sessions(ctx, ctx.conn)
+        self.retention = retention_rows(ctx)
 
 
 def _events_stored(conn: sqlite3.Connection) -> int:

@@ -10,13 +10,20 @@ start and keeps its whole duration, even when it ends after ``until``.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from dataclasses import dataclass, field
 
 from uptake_aggregator.metrics.context import ReportContext
 from uptake_aggregator.schema import SESSION_GAP_US
 
-__all__ = ["SessionStats", "session_stats"]
+__all__ = [
+    "SessionSpans",
+    "SessionStats",
+    "explicit_sessions",
+    "implicit_sessions",
+    "session_stats",
+]
 
 _US_PER_S = 1_000_000
 
@@ -44,17 +51,22 @@ class SessionStats:
         return total / count / _US_PER_S if count else None
 
 
-def _explicit(ctx: ReportContext, full_scan: bool) -> tuple[dict[str, tuple[int, int]], list[int]]:
-    """Per user (count, total µs), and all durations, of explicit sessions in the window.
+#: Per user (count, total µs), and every duration (µs), of some sessions.
+SessionSpans = tuple[dict[str, tuple[int, int]], list[int]]
 
-    ``full_scan`` reads the table in key order rather than through the start index,
-    several times faster when the window holds most sessions.
+
+def explicit_sessions(ctx: ReportContext, conn: sqlite3.Connection) -> SessionSpans:
+    """Explicit sessions of known users starting in the window, read on ``conn``.
+
+    ``conn`` may be a second connection on the same snapshot when the report has no
+    user/account filter (the filter's temp table lives on ``ctx.conn`` only). When the
+    window holds most sessions the table is read in key order rather than through the
+    start index, several times faster.
     """
-    column = "+start_ts" if full_scan else "start_ts"
+    column = "+start_ts" if _covers_most_sessions(ctx) else "start_ts"
     where = f"WHERE {column} >= ? AND {column} < ? AND user IS NOT NULL{ctx.pop_clause()}"
     duration = "CASE WHEN end_ts IS NULL THEN last_ts - start_ts ELSE max(end_ts - start_ts, 0) END"
     window = (ctx.window.start_us, ctx.window.end_us)
-    conn = ctx.conn
     grouped = conn.execute(
         f"SELECT user, count(*), sum({duration}) FROM sessions {where} GROUP BY user", window
     ).fetchall()
@@ -68,7 +80,7 @@ def _explicit(ctx: ReportContext, full_scan: bool) -> tuple[dict[str, tuple[int,
     return per_user, durations
 
 
-def _implicit(ctx: ReportContext) -> tuple[dict[str, tuple[int, int]], list[int]]:
+def implicit_sessions(ctx: ReportContext) -> SessionSpans:
     """Per user (count, total µs), and all durations, of implicit sessions in the window.
 
     Walks each user's 30-minute buckets in order: a bucket starts a session when the
@@ -117,15 +129,20 @@ def _covers_most_sessions(ctx: ReportContext) -> bool:
     return ctx.window.days * 4 >= span
 
 
-def session_stats(ctx: ReportContext) -> SessionStats:
+def session_stats(
+    ctx: ReportContext,
+    explicit_spans: SessionSpans | None = None,
+    implicit_spans: SessionSpans | None = None,
+) -> SessionStats:
     """Explicit and implicit sessions of the population starting in the window.
 
-    An explicit session can take its user from an event after ``until``; such a user is
-    not known yet, so that session counts nowhere.
+    Either part may be passed in when it was read elsewhere (another thread); it is
+    read on ``ctx.conn`` when None. An explicit session can take its user from an event
+    after ``until``; such a user is not known yet, so that session counts nowhere.
     """
-    explicit, explicit_durations = _explicit(ctx, _covers_most_sessions(ctx))
-    implicit, durations = _implicit(ctx)
-    durations += explicit_durations
+    explicit, explicit_durations = explicit_spans or explicit_sessions(ctx, ctx.conn)
+    implicit, implicit_durations = implicit_spans or implicit_sessions(ctx)
+    durations = implicit_durations + explicit_durations
     stats = SessionStats(count=len(durations), total_us=sum(durations))
     per_user = stats.per_user
     per_user.update(implicit)
