@@ -1,0 +1,342 @@
+"""Example-based checks of each DESIGN §5 definition as docs/metrics.md decides it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.aggregator.metrics.conftest import ingest_batches
+from uptake._ids import content_event_id
+from uptake._model import Event
+from uptake.protocol import ReportFilters
+from uptake_aggregator.errors import QueryError, StorageError
+from uptake_aggregator.metrics import build_report
+from uptake_aggregator.metrics.health import band, health_score
+
+DAY = 86_400_000_000
+HOUR = 3_600_000_000
+MINUTE = 60_000_000
+#: 2026-03-02, a Monday.
+D0 = (dt.date(2026, 3, 2) - dt.date(1970, 1, 1)).days
+_serial = itertools.count()
+
+
+def at(day: int, hour: float = 12, minute: float = 0) -> int:
+    """µs timestamp of ``day`` days after 2026-03-02, at hour:minute UTC."""
+    return (D0 + day) * DAY + int(hour * HOUR) + int(minute * MINUTE)
+
+
+def ev(ts: int, kind: str = "feature", **fields: Any) -> Event:
+    event_id = content_event_id(ts, str(next(_serial)).encode())
+    return Event(id=event_id, ts=ts, kind=kind, **fields)  # type: ignore[arg-type]
+
+
+def date(day: int) -> str:
+    return (dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat()
+
+
+Report = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Report:
+    """Ingest events, then build the report for [since, until) given as day offsets."""
+
+    def run(events: list[Event], since: int, until: int, **filters: str) -> dict[str, Any]:
+        path = tmp_path / f"{next(_serial)}.db"
+        ingest_batches(path, [events])
+        return build_report(path, ReportFilters(since=date(since), until=date(until), **filters))
+
+    return run
+
+
+def by(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    return {row[key]: row for row in rows}
+
+
+def test_default_window_is_the_30_days_before_tomorrow(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    ingest_batches(path, [[ev(at(0), "login", user="u1")]])
+    got = build_report(path, ReportFilters(), today=dt.date(2026, 3, 2))
+    assert got["window"] == {"since": "2026-02-01", "until": "2026-03-03"}
+    assert len(got["product"]["dau"]) == 30
+    assert got["product"]["dau"][-1] == {"day": "2026-03-02", "users": 1}
+    only_until = build_report(path, ReportFilters(until="2026-03-10"))
+    assert only_until["window"]["since"] == "2026-02-08"
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        ("2026-13-01", None, "bad --since date"),
+        ("2026-3-1", None, "bad --since date"),
+        (None, "yesterday", "bad --until date"),
+        ("2026-03-05", "2026-03-05", "empty window"),
+        ("2026-03-06", "2026-03-05", "empty window"),
+    ],
+)
+def test_bad_dates_are_query_errors(
+    tmp_path: Path, since: str | None, until: str | None, message: str
+) -> None:
+    path = tmp_path / "u.db"
+    ingest_batches(path, [])
+    with pytest.raises(QueryError, match=message):
+        build_report(path, ReportFilters(since=since, until=until))
+
+
+def test_missing_database_is_a_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no database"):
+        build_report(tmp_path / "absent.db", ReportFilters())
+
+
+def test_unknown_account_is_a_query_error(report: Report) -> None:
+    with pytest.raises(QueryError, match="unknown account 'nope'"):
+        report([ev(at(0), "login", user="u1", account="acme")], 0, 7, account="nope")
+
+
+def test_activity_dau_wau_mau_stickiness_and_usage_rate(report: Report) -> None:
+    events = [
+        ev(at(0, 0), "login", user="u1"),  # exactly midnight: day 0
+        ev(at(0, 23.99), user="u2", name="f"),
+        ev(at(1), "logout", user="u1"),
+        ev(at(2, 0) - 1, user="u3", name="f"),  # the last µs of day 1
+        ev(at(-20), "identify", user="u4"),  # before the window, within MAU
+        ev(at(3), "login", user="u1"),  # on until: outside the window
+    ]
+    product = report(events, 0, 3)["product"]
+    assert product["dau"] == [
+        {"day": date(0), "users": 2},
+        {"day": date(1), "users": 2},
+        {"day": date(2), "users": 0},
+    ]
+    assert product["active_users"] == 3
+    assert product["known_users"] == 4  # u4 is known; the day-3 login is after until
+    assert product["wau"] == 3
+    assert product["mau"] == 4  # trailing 30 days reach back before since
+    assert product["stickiness"] == pytest.approx((4 / 3) / 3)
+    assert product["usage_rate"] == pytest.approx(3 / 4)
+    assert product["logins"] == 1
+
+
+def test_users_lists_inactive_known_users_with_zeros(report: Report) -> None:
+    events = [
+        ev(at(-3), "login", user="idle", account="acme"),
+        *[ev(at(day), "login", user="busy", account="acme") for day in range(8)],
+        ev(at(1), "login", user="some"),
+        *[ev(at(day), "feature", user="mid", name="f") for day in range(4)],
+    ]
+    users = by(report(events, 0, 10)["users"], "user")
+    assert list(users) == ["busy", "idle", "mid", "some"]
+    assert users["idle"] == {
+        "user": "idle",
+        "account": "acme",
+        "active_days": 0,
+        "logins": 0,
+        "sessions": 0,  # its one implicit session starts before since
+        "avg_session_s": None,
+        "features": 0,
+        "segment": "inactive",
+        "last_seen": "2026-02-27T12:00:00+00:00",
+    }
+    assert users["busy"]["segment"] == "daily"  # 8 of 10 days = 80%
+    assert users["mid"]["segment"] == "frequent"  # 4 of 10 = 40%
+    assert users["some"]["segment"] == "occasional"
+    assert users["some"]["account"] is None
+    assert users["busy"]["logins"] == 8
+
+
+def test_explicit_sessions(report: Report) -> None:
+    events = [
+        ev(at(0, 23, 50), "session_start", user="u1", session="s1"),
+        ev(at(1, 0, 20), "session_end", user="u1", session="s1", value=1),  # spans midnight
+        ev(at(1, 9), "session_start", user="u2", session="s2"),
+        ev(at(1, 9, 5), "feature", user="u2", session="s2", name="f"),  # no end: last event
+        ev(at(-1, 23, 59), "session_start", user="u3", session="s3"),  # starts before since
+        ev(at(0, 1), "session_end", user="u3", session="s3"),
+        ev(at(1, 10), "feature", user="u4", session="s4", name="f"),  # no start: no session
+    ]
+    got = report(events, 0, 2)
+    product, users = got["product"], by(got["users"], "user")
+    assert product["sessions"] == 2
+    assert product["avg_session_s"] == pytest.approx((30 * 60 + 5 * 60) / 2)
+    assert product["median_session_s"] == pytest.approx((30 * 60 + 5 * 60) / 2)
+    assert users["u1"]["sessions"] == 1
+    assert users["u1"]["avg_session_s"] == pytest.approx(1800.0)
+    assert users["u3"]["sessions"] == 0
+    assert users["u4"]["sessions"] == 0
+    # the session counts on its start day's window only
+    assert report(events, 1, 2)["product"]["sessions"] == 1
+
+
+def test_implicit_sessions_split_at_gaps_over_30_minutes(report: Report) -> None:
+    thirty = 30 * MINUTE
+    t0 = at(0, 10)
+    events = [
+        ev(t0, "login", user="u1"),
+        ev(t0 + thirty, user="u1", name="f"),  # exactly 30 min: same session
+        ev(t0 + 2 * thirty + 1, user="u1", name="f"),  # 30 min + 1 µs: a new session
+        ev(t0 + 2 * thirty + 1 + 10 * MINUTE, user="u1", name="f"),
+    ]
+    users = by(report(events, 0, 1)["users"], "user")
+    assert users["u1"]["sessions"] == 2
+    assert users["u1"]["avg_session_s"] == pytest.approx((1800 + 600) / 2)
+
+
+def test_features_usage_adoption_and_account_attribution(report: Report) -> None:
+    events = [
+        ev(at(0), "login", user="u1", account="old"),
+        ev(at(1), user="u1", name="export", account="new"),  # u1's account becomes 'new'
+        ev(at(1), user="u1", name="export"),
+        ev(at(1), user="u2", name="search", account="old"),
+        ev(at(2), name="export", account="anon"),  # no user: counts for its account
+        ev(at(2), "login", user="u3"),
+    ]
+    got = report(events, 0, 5)
+    features = got["features"]
+    assert [f["name"] for f in features] == ["export", "search"]
+    export, search = features
+    assert export == {"name": "export", "events": 3, "users": 1, "accounts": 2, "adoption": 1 / 3}
+    assert search["accounts"] == 1
+    accounts = by(got["accounts"], "account")
+    assert accounts["new"]["breadth"] == 1
+    assert accounts["old"]["breadth"] == 1  # u2's search; u1 now belongs to 'new'
+    assert accounts["anon"]["breadth"] == 1
+    assert accounts["old"]["active_users"] == 1
+    assert by(got["users"], "user")["u1"]["features"] == 1
+    assert report(events, 0, 5, feature="search")["features"] == [search]
+
+
+def test_seats_utilization_adoption_and_flags(report: Report) -> None:
+    seats = [
+        ev(at(-5), "seats", account="acme", value=4),
+        ev(at(2), "seats", account="acme", value=2),  # from day 2 on: 2 seats
+        ev(at(0), "seats", account="zero", value=0),
+    ]
+    logins = [ev(at(day), "login", user=u, account="acme") for day in range(4) for u in ("a", "b")]
+    events = [
+        *seats,
+        *logins,
+        ev(at(1), "login", user="z", account="zero"),
+        ev(at(1), "login", user="n", account="noseats"),
+    ]
+    accounts = by(report(events, 0, 4)["accounts"], "account")
+    acme = accounts["acme"]
+    assert acme["seats"] == 2
+    assert acme["utilization"] == 1.0
+    # days 0-1: 2 logins / 4 seats; days 2-3: 2 / 2
+    assert acme["adoption_rate"] == pytest.approx((0.5 + 0.5 + 1 + 1) / 4)
+    assert "upsell" in acme["flags"]
+    assert "idle_seats" not in acme["flags"]
+    assert accounts["zero"]["seats"] == 0
+    assert accounts["zero"]["utilization"] is None  # zero seats: no ratio
+    assert accounts["zero"]["adoption_rate"] is None
+    noseats = accounts["noseats"]
+    assert noseats["seats"] is None
+    assert noseats["utilization"] is None
+    assert noseats["adoption_rate"] is None
+    assert noseats["flags"] == []
+    # a window before the seat change: 4 seats, 2 active users
+    early = by(report(events, 0, 2)["accounts"], "account")["acme"]
+    assert early["seats"] == 4
+    assert early["utilization"] == 0.5
+    assert early["flags"] == ["idle_seats"]
+
+
+def test_utilization_may_exceed_one(report: Report) -> None:
+    events = [ev(at(0), "seats", account="acme", value=1)] + [
+        ev(at(1), "login", user=u, account="acme") for u in ("a", "b", "c")
+    ]
+    assert report(events, 0, 3)["accounts"][0]["utilization"] == 3.0
+
+
+def test_growth_and_churn_risk(report: Report) -> None:
+    previous = [ev(at(day), "login", user=u, account="acme") for day in (0, 1) for u in "abcd"]
+    current = [ev(at(3), "login", user=u, account="acme") for u in "ab"]
+    current += [ev(at(3), "login", user="e", account="acme")]
+    acme = report(previous + current, 2, 4)["accounts"][0]
+    assert acme["growth"] == pytest.approx(3 / 4)
+    assert "churn_risk" in acme["flags"]  # 2 of 4 previous users came back: 50% <= 70%
+    fresh = report(current, 2, 4)["accounts"][0]
+    assert fresh["growth"] is None  # nobody in the previous window
+    assert fresh["flags"] == []
+
+
+def test_integrations_count_distinct_values_per_account(report: Report) -> None:
+    events = [
+        ev(at(0), user="u1", account="acme", name="f", props={"integration": "slack"}),
+        ev(at(1), user="u1", name="g", props={"integration": "slack"}),
+        ev(at(1), "identify", user="u2", account="acme", props={"integration": "jira"}),
+        ev(at(9), user="u2", account="acme", name="f", props={"integration": "github"}),
+    ]
+    assert report(events, 0, 5)["accounts"][0]["integrations"] == 2
+
+
+def test_retention_cohorts_by_iso_week(report: Report) -> None:
+    events = [
+        ev(at(0), "login", user="a"),  # cohort 2026-W10 (Monday 2026-03-02)
+        ev(at(3), "login", user="b"),
+        ev(at(8), "login", user="a"),  # week 1
+        ev(at(15), "login", user="b"),  # week 2
+        ev(at(9), "login", user="c"),  # cohort 2026-W11
+        ev(at(-1), "login", user="old"),  # first seen before the window
+        ev(at(0), "login", user="old"),
+    ]
+    retention = report(events, 0, 16)["retention"]
+    assert retention == [
+        {"cohort": "2026-W10", "size": 2, "weeks": [1.0, 0.5, 0.5]},
+        {"cohort": "2026-W11", "size": 1, "weeks": [1.0, 0.0]},
+    ]
+    # until 2026-03-10: week 1 of W10 is partial (only days before until count: a's
+    # login on 03-10 is outside), and there is no week 2
+    assert report(events, 0, 8)["retention"][0]["weeks"] == [1.0, 0.0]
+    assert report(events, 0, 9)["retention"][0]["weeks"] == [1.0, 0.5]
+    # a window starting mid-week leaves that week's cohort out
+    assert [c["cohort"] for c in report(events, 1, 16)["retention"]] == ["2026-W11"]
+
+
+def test_releases_in_the_window(report: Report) -> None:
+    events = [
+        ev(at(1, 9), "release", name="2.0"),
+        ev(at(1, 8), "release", name="1.9"),
+        ev(at(7), "release", name="3.0"),
+    ]
+    assert report(events, 0, 5)["releases"] == [
+        {"day": date(1), "version": "1.9"},
+        {"day": date(1), "version": "2.0"},
+    ]
+
+
+def test_user_and_account_filters_narrow_lists_and_product(report: Report) -> None:
+    events = [
+        ev(at(0), "login", user="a1", account="acme"),
+        ev(at(0), user="a1", account="acme", name="export"),
+        ev(at(1), "login", user="a2", account="acme"),
+        ev(at(1), "login", user="g1", account="globex"),
+        ev(at(1), user="g1", account="globex", name="search"),
+    ]
+    acme = report(events, 0, 3, account="acme")
+    assert [u["user"] for u in acme["users"]] == ["a1", "a2"]
+    assert [a["account"] for a in acme["accounts"]] == ["acme"]
+    assert acme["product"]["known_users"] == 2
+    assert acme["product"]["dau"][1]["users"] == 1
+    assert [f["name"] for f in acme["features"]] == ["export"]
+    one = report(events, 0, 3, user="g1")
+    assert [u["user"] for u in one["users"]] == ["g1"]
+    assert [a["account"] for a in one["accounts"]] == ["globex"]
+    assert one["accounts"][0]["active_users"] == 1
+    assert report(events, 0, 3, user="nobody")["users"] == []
+
+
+def test_health_score_weights_and_bands() -> None:
+    assert health_score(utilization=1.0, stickiness=1.0, growth=1.0, breadth=1.0) == 100
+    assert health_score(utilization=None, stickiness=0.0, growth=None, breadth=None) == 0
+    # capped inputs: utilization 2.0 counts as 1.0, growth 3.0 as 1.0
+    assert health_score(utilization=2.0, stickiness=0.0, growth=3.0, breadth=0.0) == 55
+    # unknown inputs re-weighted: stickiness 0.5 alone gives 50
+    assert health_score(utilization=None, stickiness=0.5, growth=None, breadth=None) == 50
+    assert (band(70), band(69), band(40), band(39)) == ("green", "yellow", "yellow", "red")
