@@ -120,6 +120,24 @@ class Connection:
         with contextlib.suppress(OSError):
             self._sock.close()
 
+    def is_stale(self) -> bool:
+        """True if the daemon closed this idle connection (or sent something unasked).
+
+        Checked before reusing a connection with nothing in flight, so a daemon restart
+        costs a reconnect, not a failed batch and a trip through the spool.
+        """
+        if self._pending or self._frames.pending:
+            return True
+        try:
+            self._sock.settimeout(0.0)  # with a timeout set, recv() would poll first
+            peeked = self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        del peeked  # closed (b"") or unexpected data: either way, start afresh
+        return True
+
     def send(self, frame: bytes, timeout: float) -> None:
         """Send one complete frame within ``timeout`` seconds."""
         try:

@@ -208,6 +208,10 @@ class DaemonDelivery:
 
     def _ready(self, deadline: float, force: bool) -> bool:
         """Connected with the backlog replayed; False if the daemon is not reachable now."""
+        if self._connection is not None and not self._in_flight and self._connection.is_stale():
+            self._connection.close()
+            self._connection = None
+            force = True  # the daemon went away while we were idle: try again right now
         if self._connection is None:
             if not (force or self.backoff.ready()):
                 return False
@@ -235,6 +239,8 @@ class DaemonDelivery:
         self._counters.connected = False
         self._counters.add(failed=1)
         delay = self.backoff.failed()
+        # Orphaned spool files are looked for on the next successful connection.
+        self._next_orphan_scan = max(self._next_orphan_scan, time.monotonic() + delay)
         log_once(
             "daemon_unreachable",
             "uptake: daemon not reachable (%s); keeping events (spool or memory) and"

@@ -283,3 +283,18 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     assert backoff.ready() and backoff.failures == 0
     delays = {Backoff(base=0.1).failed() for _ in range(20)}
     assert len(delays) > 1, "jittered: clients do not retry in lockstep"
+
+
+def test_a_daemon_restart_while_idle_costs_a_reconnect_not_a_spool(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    track_numbered(client, 0, 10)
+    assert client.flush(5.0)
+    daemon.stop()
+    daemon.start()
+    track_numbered(client, 10, 20)
+    assert client.flush(5.0)
+    assert_exactly_once_in_order(daemon, 20)
+    stats = client.stats()
+    assert (stats.spooled, stats.failed) == (0, 0)
