@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -190,11 +191,19 @@ def test_flood_past_max_queue_drops_and_counts_without_blocking(
     client = uptake.Client(socket="/nonexistent/x.sock", max_queue=500, max_batch=100, spool=False)
     client._wake_at = 0  # keep every call on the slow path with no worker
     client._thread = threading.Thread()  # pretend started: the buffer can only fill up
-    for i in range(5000):
-        client.track("flood", i=i)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(50_000):
+            client.track("flood", i=i)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
     assert len(client._buffer) == 500
+    # 500 buffered calls take ~0.2 MB; keeping all 50 000 would take ~20 MB.
+    assert grown < 2_000_000
     stats = client.stats()
-    assert stats.dropped_by_reason == {"queue_full": 4500}
+    assert stats.dropped_by_reason == {"queue_full": 49_500}
     assert stats.queued == 500
     client._thread = None
     client._closed = True
