@@ -145,7 +145,7 @@ class Client:
         buffer = self._buffer
         max_batch = self.config.max_batch
         if len(buffer) >= self.config.max_queue:
-            self._counters.drop("queue_full")
+            self._counters.drop("queue_full", log=False)
             self._wake.set()
             return
         buffer.append(item)
@@ -276,7 +276,9 @@ class Client:
         against the schema in the background and rejected (counted) if invalid.
         """
         if type(event) is not Event:
-            self._counters.reject("invalid_event", f"record() needs an Event, not {event!r:.60}")
+            self._counters.reject(
+                "invalid_event", f"record() needs an Event, not {event!r:.60}", log=False
+            )
             return
         self._enqueue(event)
 

@@ -87,17 +87,35 @@ class Counters:
         self.rejected: dict[str, int] = {}
         self.connected = False
 
-    def drop(self, reason: str, count: int = 1) -> None:
-        """Count ``count`` events dropped for ``reason`` and log the reason once."""
+    def drop(self, reason: str, count: int = 1, log: bool = True) -> None:
+        """Count ``count`` events dropped for ``reason`` and log the reason once.
+
+        ``log=False`` on the caller's thread (a full buffer): logging may do I/O, so the
+        worker logs the reason instead (``log_new_drops``).
+        """
         with self.lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
-        log_once(f"drop:{reason}", "uptake: dropping events: %s", reason)
+        if log:
+            log_once(f"drop:{reason}", "uptake: dropping events: %s", reason)
 
-    def reject(self, reason: str, detail: str, count: int = 1) -> None:
+    def log_new_drops(self) -> None:
+        """Log, once each, reasons counted with ``log=False`` (called by the worker)."""
+        with self.lock:
+            dropped = list(self.dropped)
+            rejected = list(self.rejected)
+        for reason in dropped:
+            log_once(f"drop:{reason}", "uptake: dropping events: %s", reason)
+        for reason in rejected:
+            log_once(f"reject:{reason}", "uptake: rejected an invalid event (%s)", reason)
+
+    def reject(self, reason: str, detail: str, count: int = 1, log: bool = True) -> None:
         """Count ``count`` invalid events rejected for ``reason`` and log the reason once."""
         with self.lock:
             self.rejected[reason] = self.rejected.get(reason, 0) + count
-        log_once(f"reject:{reason}", "uptake: rejected an invalid event (%s): %s", reason, detail)
+        if log:
+            log_once(
+                f"reject:{reason}", "uptake: rejected an invalid event (%s): %s", reason, detail
+            )
 
     def add(
         self,

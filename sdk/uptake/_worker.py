@@ -465,6 +465,7 @@ def run(client: Client) -> None:
         try:
             drain(client, delivery, deadline)
             delivery.maintain(deadline, force)
+            client._counters.log_new_drops()
         except Exception as exc:  # never let the thread die: the host app keeps tracking
             log_once("worker_error", "uptake: unexpected error in the worker thread: %r", exc)
             client._in_progress = 0
