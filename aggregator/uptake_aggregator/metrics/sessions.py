@@ -11,7 +11,6 @@ start and keeps its whole duration, even when it ends after ``until``.
 from __future__ import annotations
 
 import sqlite3
-import statistics
 from dataclasses import dataclass, field
 
 from uptake_aggregator.metrics.context import ReportContext
@@ -58,10 +57,9 @@ SessionSpans = tuple[dict[str, tuple[int, int]], list[int]]
 def explicit_sessions(ctx: ReportContext, conn: sqlite3.Connection) -> SessionSpans:
     """Explicit sessions of known users starting in the window, read on ``conn``.
 
-    ``conn`` may be a second connection on the same snapshot when the report has no
-    user/account filter (the filter's temp table lives on ``ctx.conn`` only). When the
-    window holds most sessions the table is read in key order rather than through the
-    start index, several times faster.
+    Durations come back sorted (SQLite sorts them, in C). When the window holds most
+    sessions the table is read in key order rather than through the start index,
+    several times faster.
     """
     column = "+start_ts" if _covers_most_sessions(ctx) else "start_ts"
     where = f"WHERE {column} >= ? AND {column} < ? AND user IS NOT NULL{ctx.pop_clause()}"
@@ -71,12 +69,18 @@ def explicit_sessions(ctx: ReportContext, conn: sqlite3.Connection) -> SessionSp
         f"SELECT user, count(*), sum({duration}) FROM sessions {where} GROUP BY user", window
     ).fetchall()
     per_user = {user: (count, total) for user, count, total in grouped if user in ctx.known}
-    if len(per_user) == len(grouped):
-        query = f"SELECT {duration} FROM sessions {where}"
-        durations = [d for (d,) in conn.execute(query, window)]
-    else:  # some sessions take their user from an event after until: leave them out
-        query = f"SELECT user, {duration} FROM sessions {where}"
-        durations = [d for user, d in conn.execute(query, window) if user in per_user]
+    strangers = [(user,) for user, _, _ in grouped if user not in per_user]
+    if strangers:  # sessions taking their user from an event after until: left out
+        where += " AND user NOT IN (SELECT column1 FROM (VALUES {}))".format(
+            ",".join("(?)" for _ in strangers)
+        )
+    # One text value rather than a row per session: parsing it is C-level work.
+    [(joined,)] = conn.execute(
+        f"SELECT group_concat(d) FROM (SELECT {duration} AS d FROM sessions {where} ORDER BY d)",
+        (*window, *(user for (user,) in strangers)),
+    ).fetchall()
+    durations = [int(text) for text in joined.split(",")] if joined else []
+    durations.sort()  # already sorted in practice: linear; group_concat order is not promised
     return per_user, durations
 
 
@@ -142,13 +146,45 @@ def session_stats(
     """
     explicit, explicit_durations = explicit_spans or explicit_sessions(ctx, ctx.conn)
     implicit, implicit_durations = implicit_spans or implicit_sessions(ctx)
-    durations = implicit_durations + explicit_durations
-    stats = SessionStats(count=len(durations), total_us=sum(durations))
+    implicit_durations = sorted(implicit_durations)
+    count = len(explicit_durations) + len(implicit_durations)
+    stats = SessionStats(count=count, total_us=sum(explicit_durations) + sum(implicit_durations))
     per_user = stats.per_user
     per_user.update(implicit)
-    for user, (count, total) in explicit.items():
+    for user, (sessions, total) in explicit.items():
         both = per_user.get(user)
-        per_user[user] = (count, total) if both is None else (both[0] + count, both[1] + total)
-    if durations:
-        stats.median_us = float(statistics.median(durations))
+        per_user[user] = (
+            (sessions, total) if both is None else (both[0] + sessions, both[1] + total)
+        )
+    if count:
+        upper = _kth_smallest(explicit_durations, implicit_durations, count // 2)
+        if count % 2:
+            stats.median_us = float(upper)
+        else:
+            lower = _kth_smallest(explicit_durations, implicit_durations, count // 2 - 1)
+            stats.median_us = (lower + upper) / 2
     return stats
+
+
+def _kth_smallest(first: list[int], second: list[int], rank: int) -> int:
+    """The element of 0-based ``rank`` in the union of two sorted lists (binary search).
+
+    >>> _kth_smallest([1, 4, 9], [2, 3], 2)
+    3
+    """
+    need = rank + 1
+    low, high = max(0, need - len(second)), min(need, len(first))
+    while True:
+        taken = (low + high) // 2  # elements taken from ``first``
+        rest = need - taken
+        if taken < len(first) and rest > 0 and second[rest - 1] > first[taken]:
+            low = taken + 1
+        elif taken > 0 and rest < len(second) and first[taken - 1] > second[rest]:
+            high = taken - 1
+        else:
+            candidates = []
+            if taken:
+                candidates.append(first[taken - 1])
+            if rest:
+                candidates.append(second[rest - 1])
+            return max(candidates)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
 from uptake._ids import content_event_id
@@ -17,6 +19,7 @@ from uptake.protocol import ReportFilters
 from uptake_aggregator.errors import QueryError, StorageError
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.metrics.health import band, health_score
+from uptake_aggregator.metrics.sessions import _kth_smallest
 
 DAY = 86_400_000_000
 HOUR = 3_600_000_000
@@ -340,3 +343,15 @@ def test_health_score_weights_and_bands() -> None:
     # unknown inputs re-weighted: stickiness 0.5 alone gives 50
     assert health_score(utilization=None, stickiness=0.5, growth=None, breadth=None) == 50
     assert (band(70), band(69), band(40), band(39)) == ("green", "yellow", "yellow", "red")
+
+
+@given(
+    st.lists(st.integers(0, 50), max_size=12).map(sorted),
+    st.lists(st.integers(0, 50), max_size=12).map(sorted),
+    st.data(),
+)
+def test_kth_smallest_of_two_sorted_lists(first: list[int], second: list[int], data: Any) -> None:
+    merged = sorted(first + second)
+    assume(merged)
+    rank = data.draw(st.integers(0, len(merged) - 1))
+    assert _kth_smallest(first, second, rank) == merged[rank]
