@@ -85,12 +85,18 @@ def test_daemon_killed_mid_stream_loses_and_doubles_nothing(workdir: Path) -> No
         socket=str(daemon.socket), spool_dir=workdir / "spool", max_batch=200, max_queue=50_000
     )
     try:
-        for number in range(10_000):
-            client.track("stream", n=number)
-            if number == 4_000:
-                daemon.kill()  # SIGKILL while batches are in flight
-            if number == 7_000:
+        for chunk in range(50):
+            for number in range(chunk * 200, chunk * 200 + 200):
+                client.track("stream", n=number)
+            if chunk == 20:
+                client._wake.set()  # the worker starts sending this chunk...
+                time.sleep(0.002)
+                daemon.kill()  # ...and the daemon dies (SIGKILL) with batches in flight
+            elif chunk == 35:
                 daemon.start()
+            else:
+                client.flush(0.5)
+        assert client.stats().spooled > 0
         deadline = time.monotonic() + 60
         while client.stats().sent < 10_000 and time.monotonic() < deadline:
             client.flush(1.0)
