@@ -48,9 +48,9 @@ def main() -> None:
     print("tracked", flush=True)
     # Deliver everything, including what was spooled while the daemon was down.
     while not stop.is_set():
-        uptake.flush(timeout=1.0)
+        flushed = uptake.flush(timeout=1.0)
         stats = uptake.stats()
-        if stats.queued == 0 and stats.replayed >= stats.spooled:
+        if flushed and stats.queued == 0 and stats.replayed >= stats.spooled:
             break
     uptake.shutdown(timeout=5.0)
     print(json.dumps(dataclasses.asdict(uptake.stats())), flush=True)

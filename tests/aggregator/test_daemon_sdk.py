@@ -26,8 +26,13 @@ def _start_host(socket_path: Path, spool: Path, count: int, pace: int = 0) -> su
     )
 
 
-def _finish(host: subprocess.Popen[str], timeout: float = 90) -> dict[str, object]:
+def _finish(
+    host: subprocess.Popen[str], timeout: float = 90, *, until_delivered: bool = False
+) -> dict[str, object]:
+    """Collect the host's stats; ``until_delivered``: let it flush until all is delivered."""
     try:
+        if until_delivered:
+            host.wait(timeout=timeout)  # it exits by itself once nothing is left to send
         out, err = host.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         host.kill()
@@ -82,7 +87,7 @@ def test_kill_9_then_sdk_spool_delivers_the_rest(
         daemon.kill()  # mid-ingest: the host keeps tracking, the SDK spools
         time.sleep(0.5)
         daemon.start()
-        stats = _finish(host)
+        stats = _finish(host, until_delivered=True)
     finally:
         if host.poll() is None:
             host.kill()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from tests.aggregator.daemon_harness import DaemonProcess, RawConnection, make_events, stored_ids
 from uptake.protocol import ErrorFrame, Welcome
 from uptake_aggregator.client import DaemonClient, DaemonRefusedError
+from uptake_aggregator.storage import connect_readonly
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +93,33 @@ def _listening_addresses(port: int) -> list[str]:
 def test_listens_on_loopback_only(tcp_daemon: tuple[DaemonProcess, int]) -> None:
     _, port = tcp_daemon
     assert _listening_addresses(port) == ["0100007F"]  # 127.0.0.1, and nothing else
+
+
+def test_sdk_over_tcp_with_the_token_file(
+    tcp_daemon: tuple[DaemonProcess, int], short_tmp: Path
+) -> None:
+    daemon, port = tcp_daemon
+    host = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("sdk_host.py")),
+            f"tcp://127.0.0.1:{port}",
+            str(short_tmp / "spool"),
+            "500",
+        ],
+        env=dict(os.environ, UPTAKE_TOKEN_FILE=str(daemon.token_file)),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert host.returncode == 0, host.stderr
+    stats = json.loads(host.stdout.strip().splitlines()[-1])
+    assert stats["sent"] == 504 and stats["spooled"] == 0
+    conn = connect_readonly(daemon.db)
+    try:
+        [(stored,)] = conn.execute("SELECT count(*) FROM events WHERE source = 'sdk-host'")
+    finally:
+        conn.close()
+    assert stored == 504
