@@ -136,7 +136,7 @@ class Client:
             self._counters.drop("after_shutdown")
             return
         if self._pid != os.getpid():
-            self._after_fork_in_child()
+            self._after_fork_in_child(hooks_ran=False)
         if self._sync:
             self._process_now(item)
             return
@@ -292,7 +292,7 @@ class Client:
         if self._disabled or self._closed:
             return True
         if self._pid != os.getpid():
-            self._after_fork_in_child()
+            self._after_fork_in_child(hooks_ran=False)
         if self._sync:
             return True
         if self._thread is None:
@@ -323,7 +323,7 @@ class Client:
         if self._closed:
             return True
         if self._pid != os.getpid():
-            self._after_fork_in_child()
+            self._after_fork_in_child(hooks_ran=False)
         if self._thread is not None and threading.current_thread() is self._thread:
             return False
         self._wake_at = -1
@@ -350,15 +350,23 @@ class Client:
     def stats(self) -> Stats:
         """Counters of this client in this process (see ``uptake.Stats``)."""
         if self._pid != os.getpid():
-            self._after_fork_in_child()
+            self._after_fork_in_child(hooks_ran=False)
         return self._counters.snapshot(queued=len(self._buffer) + self._in_progress)
 
     # -- fork ------------------------------------------------------------------------
-    def _after_fork_in_child(self) -> None:
-        """Start over in a forked child: the parent's buffer, thread and files stay its own."""
-        old_delivery = self._delivery
-        old_delivery.forget_after_fork()
+    def _after_fork_in_child(self, hooks_ran: bool = True) -> None:
+        """Start over in a forked child: the parent's buffer, thread and files stay its own.
+
+        From the fork hook the buffer holds only the parent's events: they are left to
+        the parent. When the pid check finds a fork whose hooks did not run, the buffer
+        also holds this child's own calls since the fork, which cannot be told apart:
+        it is kept (a parent's unsent pre-fork events may then be stored twice).
+        """
+        inherited = self._buffer
+        self._delivery.forget_after_fork()
         self._init_process_state()
+        if not hooks_ran and not (self._disabled or self._closed):
+            self._buffer.extend(inherited)
 
 
 _hooks_registered = False
@@ -381,7 +389,7 @@ def _after_fork_in_child() -> None:
     _hooks_lock = threading.Lock()
     for client in list(_clients):
         try:
-            client._after_fork_in_child()
+            client._after_fork_in_child(hooks_ran=True)
         except Exception as exc:  # a fork hook must never break the child
             log_once("fork_error", "uptake: resetting after fork failed: %r", exc)
     # multiprocessing children end with os._exit() and skip atexit, but run its finalizers.

@@ -452,9 +452,12 @@ def run(client: Client) -> None:
     """
     delivery = client._delivery
     wake = client._wake
+    me = threading.current_thread()
     while True:
         wake.wait(delivery.idle_timeout(client.config.flush_interval))
         wake.clear()
+        if client._thread is not me and client._thread is not None:
+            return  # replaced (the client was reset for a new process): leave it alone
         with client._cond:
             target = client._flush_requested
             closing = client._closing

@@ -90,14 +90,18 @@ def test_pid_check_covers_forks_without_hooks(
     client.track("x")
     assert client.flush(5.0)
     parent_buffer = client._buffer
+    parent_thread = client._thread
     client._pid = -1  # as if we were a child whose fork hooks never ran (uWSGI)
     client.track("y")  # not noticed on the hot path...
     assert client.flush(5.0)  # ...but flush() notices the new pid and starts over
     assert client._buffer is not parent_buffer
+    assert client._thread is not parent_thread
     assert client._pid == os.getpid()
     client.track("z")
     assert client.flush(5.0)
-    assert "z" in daemon.features()
+    assert daemon.features() == ["x", "y", "z"]  # the child's own calls are kept
+    assert parent_thread is not None
+    parent_thread.join(5)  # the "parent's" worker, orphaned by the simulation, exits
 
 
 def _mp_child(address: str, spool_dir: str) -> None:
