@@ -18,6 +18,10 @@ cannot be NULL.
 - ``user_features``: per active (day, user) with feature events, one packed BLOB of
   (feature hash, events) pairs (``uptake_aggregator.feature_codec``); with
   ``feature_names`` (hash -> name) it lets a report read one row per user-day.
+- ``user_feature``: per (user, feature) the first and last day of use. For a window that
+  no (user, feature) pair's use straddles (first use before it, last use after it) -- the
+  default window ending tomorrow, or one covering all history -- this decides exactly
+  which pairs were used in the window, in SQL, from one row per pair.
 - ``feature_totals``: per (day, feature, account) event counts, where ``account`` is the
   event's account only for events without a user (``''`` otherwise): feature totals and
   the account of user-less feature events without touching per-user rows.
@@ -95,6 +99,13 @@ _V1: Final = (
         user TEXT NOT NULL,
         features BLOB NOT NULL,
         PRIMARY KEY (day, user)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE user_feature (
+        user TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        first_day INTEGER NOT NULL,
+        last_day INTEGER NOT NULL,
+        PRIMARY KEY (user, feature)
     ) WITHOUT ROWID""",
     """CREATE TABLE feature_totals (
         day INTEGER NOT NULL,

@@ -63,6 +63,10 @@ _UPSERTS: Final = {
     "user_features": f"""INSERT INTO user_features VALUES (?, ?, ?)
         ON CONFLICT (day, user) DO UPDATE SET
             features = {MERGE_FUNCTION}(features, excluded.features)""",
+    "user_feature": """INSERT INTO user_feature VALUES (?, ?, ?, ?)
+        ON CONFLICT (user, feature) DO UPDATE SET
+            first_day = min(first_day, excluded.first_day),
+            last_day = max(last_day, excluded.last_day)""",
     "feature_totals": """INSERT INTO feature_totals VALUES (?, ?, ?, ?)
         ON CONFLICT (day, feature, account) DO UPDATE SET events = events + excluded.events""",
     "feature_names": "INSERT OR IGNORE INTO feature_names VALUES (?, ?)",
@@ -133,6 +137,7 @@ class _Rollups:
         self.feature_day: dict[tuple[int, str, str, str], int] = {}
         self.user_features: dict[tuple[int, str], dict[int, int]] = {}
         self.feature_totals: dict[tuple[int, str, str], int] = {}
+        self.user_feature: dict[tuple[str, str], list[int]] = {}
         self.feature_names: dict[int, str] = {}
         self.integration_day: dict[tuple[int, str, str, str], int] = {}
         self.seats: list[tuple[str, int, bytes, int]] = []
@@ -204,6 +209,13 @@ class _Rollups:
         tkey = (day, name, "" if user is not None else account or "")
         self.feature_totals[tkey] = self.feature_totals.get(tkey, 0) + 1
         if user is not None:
+            span = self.user_feature.get((user, name))
+            if span is None:
+                self.user_feature[(user, name)] = [day, day]
+            elif day < span[0]:
+                span[0] = day
+            elif day > span[1]:
+                span[1] = day
             key = feature_hash(name)
             self.feature_names[key] = name
             counts = self.user_features.get((day, user))
@@ -254,6 +266,7 @@ class _Rollups:
             "user_features": [
                 (d, u, pack_feature_counts(c)) for (d, u), c in self.user_features.items()
             ],
+            "user_feature": [(*k, *span) for k, span in self.user_feature.items()],
             "feature_totals": [(*k, n) for k, n in self.feature_totals.items()],
             "feature_names": list(self.feature_names.items()),
             "integration_day": [(*k, n) for k, n in self.integration_day.items()],

@@ -194,7 +194,7 @@ def account_rows(
     integrations = _integrations(ctx, integration_set)
     window = ctx.window
     product_features = len(usage.totals)
-    account_features = usage.account_features(ctx)
+    account_features = usage.account_features
     rows = []
     for account in sorted(listed):
         users = members.get(account, [])

@@ -1,16 +1,26 @@
 """Feature usage: per feature, per user, per account, from the feature rollups.
 
-Reads ``user_features`` (one packed blob per active user-day: the features used and their
-event counts) and ``feature_totals`` (events per day and feature; the account of
-user-less events). A feature event counts for an account through its user: the user's
-account as of ``until`` (DESIGN §5 "a user's account"), the same attribution as
-per-account active users; an event without a user counts for the account it names.
-Features are handled by their 64-bit name hash and named only for output.
+A feature event counts for an account through its user: the user's account as of
+``until`` (DESIGN §5 "a user's account"), the same attribution as per-account active
+users; an event without a user counts for the account it names.
+
+Two ways to the same numbers:
+
+- SQL over ``user_feature`` (one row per (user, feature): first and last day of use),
+  when the report has no user/account filter and no pair's use straddles the window
+  (first use before ``since`` and last use at or after ``until``): then a pair was used in
+  the window exactly when its first use is before ``until`` and its last use at or after
+  ``since``. That holds for the default window (ending tomorrow) and for any window
+  reaching the start of the data, and SQLite counts everything in C.
+- Otherwise ``user_features`` (one packed blob per active user-day: feature hashes and
+  event counts), decoded per user in Python.
+
+``feature_totals`` gives events per feature and the features of user-less events.
+Features are keyed by their 64-bit name hash and named only for output.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,81 +35,114 @@ __all__ = ["FeatureUsage", "feature_rows", "feature_usage"]
 class FeatureUsage:
     """Feature use in the window.
 
-    ``per_user``: feature hashes each user used; ``anonymous``: per account, hashes of
-    features used by events with no user that name the account; ``totals``: events per
-    feature hash over all events; ``names``: hash -> feature name.
+    Everyone (unfiltered): ``user_counts`` (distinct features per user),
+    ``account_features`` (distinct feature hashes per account), ``totals`` (events per
+    feature, all events). Over the report's population (what ``features`` lists):
+    ``feature_users``, ``feature_accounts``, ``feature_events``. ``names``: hash -> name.
     """
 
-    per_user: dict[str, set[int]] = field(default_factory=dict)
-    user_events: dict[str, Counter[int]] = field(default_factory=dict)
-    anonymous: dict[str, set[int]] = field(default_factory=dict)
-    totals: Counter[int] = field(default_factory=Counter)
     names: dict[int, str] = field(default_factory=dict)
-    _per_account: dict[str, set[int]] | None = field(default=None, repr=False)
-
-    def account_features(self, ctx: ReportContext) -> dict[str, set[int]]:
-        """Distinct features per account (members' use plus user-less events), unfiltered."""
-        if self._per_account is None:
-            self._per_account = self._account_features(ctx)
-        return self._per_account
-
-    def _account_features(self, ctx: ReportContext) -> dict[str, set[int]]:
-        per_account: dict[str, set[int]] = {
-            account: set(hashes) for account, hashes in self.anonymous.items()
-        }
-        for user, hashes in self.per_user.items():
-            info = ctx.known.get(user)
-            if info is not None and info.account is not None:
-                found = per_account.get(info.account)
-                if found is None:
-                    per_account[info.account] = set(hashes)
-                else:
-                    found |= hashes
-        return per_account
+    totals: Counter[int] = field(default_factory=Counter)
+    anonymous: dict[str, set[int]] = field(default_factory=dict)
+    user_counts: dict[str, int] = field(default_factory=dict)
+    account_features: dict[str, set[int]] = field(default_factory=dict)
+    feature_users: Counter[int] = field(default_factory=Counter)
+    feature_accounts: Counter[int] = field(default_factory=Counter)
+    feature_events: Counter[int] = field(default_factory=Counter)
 
 
-def feature_usage(ctx: ReportContext, conn: sqlite3.Connection | None = None) -> FeatureUsage:
-    """Read the window's feature use: one row per active user-day plus small totals.
-
-    Per-user event counts are decoded only for users in a filtered population (the
-    product-wide counts come from ``feature_totals``). ``conn`` is another connection on
-    the same snapshot, to run this alongside the other metrics (it uses no temp table).
-    """
+def feature_usage(ctx: ReportContext) -> FeatureUsage:
+    """Read the window's feature use on ``ctx.conn`` (the SQL way when it is exact)."""
     usage = FeatureUsage()
-    if conn is None:
-        conn = ctx.conn
-    window = (ctx.window.start, ctx.window.end)
-    for name, account, events in conn.execute(
+    _read_totals(ctx, usage)
+    window = ctx.window
+    straddles = ctx.conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM user_feature WHERE first_day < ? AND last_day >= ?)",
+        (window.start, window.end),
+    ).fetchone()[0]
+    if ctx.population is None and not straddles:
+        _from_spans(ctx, usage)
+    else:
+        _from_blobs(ctx, usage)
+    return usage
+
+
+def _read_totals(ctx: ReportContext, usage: FeatureUsage) -> None:
+    for name, account, events in ctx.conn.execute(
         "SELECT feature, account, sum(events) FROM feature_totals "
         "WHERE day >= ? AND day < ? GROUP BY feature, account",
-        window,
+        (ctx.window.start, ctx.window.end),
     ):
         key = feature_hash(name)
         usage.names[key] = name
         usage.totals[key] += events
         if account:
             usage.anonymous.setdefault(account, set()).add(key)
+
+
+def _from_spans(ctx: ReportContext, usage: FeatureUsage) -> None:
+    """Everyone's figures from ``user_feature``; only valid without straddling pairs."""
+    conn = ctx.conn
+    used = "first_day < ? AND last_day >= ?"
+    window = (ctx.window.end, ctx.window.start)
+    usage.user_counts = dict(
+        conn.execute(f"SELECT user, count(*) FROM user_feature WHERE {used} GROUP BY user", window)
+    )
+    for name, users in conn.execute(
+        f"SELECT feature, count(*) FROM user_feature WHERE {used} GROUP BY feature", window
+    ):
+        usage.feature_users[feature_hash(name)] = users
+    per_account = {account: set(keys) for account, keys in usage.anonymous.items()}
+    for account, name in conn.execute(
+        "SELECT DISTINCT a.account, f.feature FROM user_feature f "
+        f"JOIN temp.user_acct a ON a.user = f.user WHERE {used}",
+        window,
+    ):
+        per_account.setdefault(account, set()).add(feature_hash(name))
+    usage.account_features = per_account
+    for keys in per_account.values():
+        usage.feature_accounts.update(keys)
+    usage.feature_events = usage.totals
+
+
+def _from_blobs(ctx: ReportContext, usage: FeatureUsage) -> None:
+    """Everyone's and the population's figures from the per-user-day blobs."""
     population = ctx.population
     # Collect each user's blobs and decode them together: a few C-level calls per user
     # rather than Python work per user-day.
     blobs: dict[str, list[bytes]] = {}
-    for user, blob in conn.execute(
-        "SELECT user, features FROM user_features WHERE day >= ? AND day < ?", window
+    for user, blob in ctx.conn.execute(
+        "SELECT user, features FROM user_features WHERE day >= ? AND day < ?",
+        (ctx.window.start, ctx.window.end),
     ):
         found = blobs.get(user)
         if found is None:
             blobs[user] = [blob]
         else:
             found.append(blob)
+    per_account = {account: set(keys) for account, keys in usage.anonymous.items()}
+    population_accounts: dict[str, set[int]] = {}
     for user, parts in blobs.items():
         flat = unpack_feature_counts(b"".join(parts))
-        usage.per_user[user] = set(flat[0::2])
-        if population is not None and user in population:
-            counts: Counter[int] = Counter()
-            for key, events in zip(flat[0::2], flat[1::2], strict=True):
-                counts[key] += events
-            usage.user_events[user] = counts
-    return usage
+        keys = set(flat[0::2])
+        usage.user_counts[user] = len(keys)
+        info = ctx.known.get(user)
+        account = info.account if info is not None else None
+        if account is not None:
+            per_account.setdefault(account, set()).update(keys)
+        if population is None or user in population:
+            usage.feature_users.update(keys)
+            if account is not None:
+                population_accounts.setdefault(account, set()).update(keys)
+            if population is not None:
+                for key, events in zip(flat[0::2], flat[1::2], strict=True):
+                    usage.feature_events[key] += events
+    usage.account_features = per_account
+    if population is None:
+        population_accounts = per_account
+        usage.feature_events = usage.totals
+    for keys in population_accounts.values():
+        usage.feature_accounts.update(keys)
 
 
 def feature_rows(
@@ -110,28 +153,7 @@ def feature_rows(
     ``adoption`` is users of the feature / active users in the window (None when there
     are no active users).
     """
-    users: Counter[int] = Counter()
-    accounts: Counter[int] = Counter()
-    if ctx.population is None:
-        events = usage.totals
-        for hashes in usage.per_user.values():
-            users.update(hashes)
-        for hashes in usage.account_features(ctx).values():
-            accounts.update(hashes)
-    else:
-        events = Counter()
-        per_account: dict[str, set[int]] = {}
-        for user in ctx.population:
-            used = usage.per_user.get(user)
-            if used is None:
-                continue
-            users.update(used)
-            events.update(usage.user_events.get(user, Counter()))
-            account = ctx.known[user].account
-            if account is not None:
-                per_account.setdefault(account, set()).update(used)
-        for hashes in per_account.values():
-            accounts.update(hashes)
+    events = usage.feature_events
     wanted = ctx.filters.feature
     ordered = sorted(
         (key for key in events if wanted is None or usage.names[key] == wanted),
@@ -141,9 +163,9 @@ def feature_rows(
         {
             "name": usage.names[key],
             "events": events[key],
-            "users": users[key],
-            "accounts": accounts[key],
-            "adoption": users[key] / active_users if active_users else None,
+            "users": usage.feature_users[key],
+            "accounts": usage.feature_accounts[key],
+            "adoption": usage.feature_users[key] / active_users if active_users else None,
         }
         for key in ordered
     ]

@@ -100,7 +100,7 @@ def _users(
                 "logins": days.logins,
                 "sessions": sessions.per_user.get(user, (0, 0))[0],
                 "avg_session_s": sessions.user_mean_s(user),
-                "features": len(usage.per_user.get(user, ())),
+                "features": usage.user_counts.get(user, 0),
                 "segment": segment(days.active_days, ctx.window.days),
                 "last_seen": iso_utc(info.last_ts),
             }
@@ -141,7 +141,6 @@ def build_report(
             # Aggregations that SQLite does in C (few rows out, GIL released) run on the
             # second connection while this thread does the row-by-row Python work.
             pending = pool.submit(counts.run) if side is not None else None
-            usage = feature_usage(ctx)
             integrations = integration_uses(ctx, conn)
             implicit = implicit_sessions(ctx)
             if pending is None:
@@ -149,6 +148,7 @@ def build_report(
             else:
                 pending.result()
         sessions = session_stats(ctx, counts.explicit, implicit)
+        usage = counts.usage
         activity = counts.activity
         product = _product(ctx, counts, sessions)
         return {
@@ -176,6 +176,7 @@ class _Counts:
         self.dau: list[int] = []
         self.wau = self.mau = 0
         self.explicit: SessionSpans = ({}, [])
+        self.usage = FeatureUsage()
         self.retention: list[dict[str, Any]] = []
 
     def run(self) -> None:
@@ -187,6 +188,7 @@ class _Counts:
         self.wau = trailing_active(ctx, 7)
         self.mau = trailing_active(ctx, 30)
         self.explicit = explicit_sessions(ctx, ctx.conn)
+        self.usage = feature_usage(ctx)
         self.retention = retention_rows(ctx)
 
 

@@ -23,7 +23,7 @@ from uptake_aggregator.feature_codec import (
 from uptake_aggregator.storage import connect_readonly
 
 DAY = 86_400_000_000
-TABLES = ("user_features", "feature_totals", "feature_names")
+TABLES = ("user_features", "user_feature", "feature_totals", "feature_names")
 
 
 def snapshot(path: Path) -> dict[str, list[Any]]:
@@ -71,6 +71,13 @@ def test_feature_rollups_ignore_split_order_and_resend(
         (e.ts // DAY, e.name, "" if e.user is not None else e.account or "") for e in features
     )
     assert tables["feature_totals"] == sorted((*k, n) for k, n in totals.items())
+    spans: dict[tuple[str, str], tuple[int, int]] = {}
+    for e in features:
+        if e.user is not None and e.name is not None:
+            day = e.ts // DAY
+            first, last = spans.get((e.user, e.name), (day, day))
+            spans[(e.user, e.name)] = (min(first, day), max(last, day))
+    assert tables["user_feature"] == sorted((*k, *v) for k, v in spans.items())
     assert tables["feature_names"] == sorted(
         {(feature_hash(e.name), e.name) for e in features if e.user}
     )
