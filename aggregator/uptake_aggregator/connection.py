@@ -102,7 +102,6 @@ class Connection:
         self._read_scope = anyio.CancelScope()
         self._greeted = False
         self._failed = False
-        self.batches = 0
 
     def stop_reading(self) -> None:
         """Read no more frames; answers for batches already received are still sent."""
@@ -247,7 +246,6 @@ class Connection:
         limit = time.time_ns() // 1000 + MAX_FUTURE_US
         if max([event.ts for event in events]) > limit:
             raise _future_event(events, limit)
-        self.batches += 1
         pending = await self._writer.submit(events)
         # Queued means it will be committed: its Ack must follow even if the daemon is
         # stopping and this read is being cancelled right now.
