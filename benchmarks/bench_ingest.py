@@ -13,7 +13,8 @@ Dedup and ack-after-commit are on: the daemon runs exactly as in production.
 
     .venv/bin/python benchmarks/bench_ingest.py                   # 4 clients, 2M events
     .venv/bin/python benchmarks/bench_ingest.py --clients 8 --events 500000
-    .venv/bin/python benchmarks/bench_ingest.py --transport protocol   # no SDK: raw frames
+    .venv/bin/python benchmarks/bench_ingest.py --transport protocol   # pre-encoded frames:
+                                                    # the daemon's own capacity, no SDK cost
     .venv/bin/python benchmarks/bench_ingest.py --profile out.svg      # py-spy the daemon
                                                     # (pip install py-spy; .txt: raw stacks)
 
@@ -115,12 +116,45 @@ def run_sdk_client(socket_path: str, quota: int, seed: int, ready: str, go: str)
 
 
 def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go: str) -> None:
-    """Fallback without the SDK: build events and send pipelined Batch frames directly."""
+    """Without the SDK: pre-encode the same kind of events as Batch frames, then send them.
+
+    Building and encoding happen before the start signal, so this measures what the
+    daemon can take when clients cost nothing (its own capacity).
+    """
     from uptake._ids import new_event_ids
     from uptake._model import Event
     from uptake.protocol import PROTOCOL_VERSION, Batch, FrameBuffer, Hello, encode_frame
 
     sessions = _sessions(seed, users=500, accounts=40)
+    source = f"bench-{seed}"
+    events: list[Event] = []
+    while len(events) < quota:
+        user, account, features = next(sessions)
+        features = features[: max(0, quota - len(events) - 2)]
+        session = f"s-{seed}-{len(events)}"
+        now = time.time_ns() // 1000
+        stamps = [now + i for i in range(len(features) + 2)]
+        ids = new_event_ids(stamps)
+        common = {"user": user, "account": account, "session": session, "source": source}
+        events.append(Event(id=ids[0], ts=stamps[0], kind="session_start", **common))
+        events += [
+            Event(
+                id=ids[i + 1],
+                ts=stamps[i + 1],
+                kind="feature",
+                name=feature,
+                props={"integration": INTEGRATIONS[i % 4]} if i % 10 == 3 else None,
+                **common,
+            )
+            for i, feature in enumerate(features)
+        ]
+        events.append(
+            Event(id=ids[-1], ts=stamps[-1], kind="session_end", value=len(features), **common)
+        )
+    batches = [
+        encode_frame(Batch(seq=seq, events=events[start : start + 1000]))
+        for seq, start in enumerate(range(0, len(events), 1000))
+    ]
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(socket_path)
     frames = FrameBuffer()
@@ -130,36 +164,16 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     Path(ready).touch()
     while not os.path.exists(go):
         time.sleep(0.001)
-    produced = seq = acked = 0
     in_flight = 0
-    while produced < quota:
-        events: list[Event] = []
-        while len(events) < 1000 and produced + len(events) < quota:
-            user, account, features = next(sessions)
-            features = features[: max(0, quota - produced - len(events) - 2)]
-            session = f"s-{seed}-{seq}-{len(events)}"
-            now = time.time_ns() // 1000
-            stamps = [now + i for i in range(len(features) + 2)]
-            ids = new_event_ids(stamps)
-            kinds = ["session_start", *(["feature"] * len(features)), "session_end"]
-            names = [None, *features, None]
-            events += [
-                Event(id=i, ts=t, kind=k, name=n, user=user, account=account, session=session)  # type: ignore[arg-type]
-                for i, t, k, n in zip(ids, stamps, kinds, names, strict=True)
-            ]
-        seq += 1
-        sock.sendall(encode_frame(Batch(seq=seq, events=events)))
-        produced += len(events)
+    for frame in batches:
+        sock.sendall(frame)
         in_flight += 1
-        while in_flight >= 4:
-            for _ in frames.feed(sock.recv(65536)):
-                in_flight -= 1
-                acked += 1
+        while in_flight >= 4:  # the same window as the SDK
+            in_flight -= len(frames.feed(sock.recv(65536)))
     while in_flight:
-        for _ in frames.feed(sock.recv(65536)):
-            in_flight -= 1
+        in_flight -= len(frames.feed(sock.recv(65536)))
     sock.close()
-    print(f"produced={produced} sent={produced} dropped=0 rejected=0 spooled=0 flushed=True")
+    print(f"produced={len(events)} sent={len(events)} dropped=0 rejected=0 spooled=0 flushed=True")
 
 
 # --- the benchmark -------------------------------------------------------------------
@@ -268,7 +282,11 @@ def main() -> int:
             if daemon.poll() is not None:
                 raise SystemExit("the daemon did not start; see " + str(workdir / "d.log"))
             time.sleep(0.02)
-        via = "the real SDK (uptake.track)" if transport == "sdk" else "raw frames (no SDK)"
+        via = (
+            "the real SDK (uptake.track)"
+            if transport == "sdk"
+            else "pre-encoded Batch frames (no SDK: the daemon's own capacity)"
+        )
         print(
             f"ingest: {args.events:,} events from {args.clients} client processes via {via}; "
             f"daemon pid {daemon.pid}, {os.cpu_count()} cores"
