@@ -19,7 +19,7 @@ from uptake_aggregator.errors import AggregatorError
 from uptake_aggregator.server import DaemonConfig
 from uptake_aggregator.writer import DEFAULT_MAX_QUEUED_EVENTS
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "config_from_args", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,7 +47,14 @@ from uptake_aggregator.writer import (
     BatchWriter,
 )
 
-__all__ = ["Daemon", "DaemonConfig", "claim_unix_socket", "socket_is_live", "write_token_file"]
+__all__ = [
+    "Daemon",
+    "DaemonConfig",
+    "ServingInfo",
+    "claim_unix_socket",
+    "socket_is_live",
+    "write_token_file",
+]
 
 #: AF_UNIX paths are limited to 108 bytes including the terminating NUL on Linux.
 _MAX_UNIX_PATH: Final = 107
