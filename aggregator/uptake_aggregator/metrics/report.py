@@ -21,7 +21,6 @@ from uptake_aggregator.metrics.context import ReportContext, load_context, with_
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.retention import retention_rows
 from uptake_aggregator.metrics.sessions import (
-    SessionSpans,
     SessionStats,
     explicit_sessions,
     implicit_sessions,
@@ -139,15 +138,16 @@ def build_report(
         counts = _Counts(ctx if side is None else with_connection(ctx, side))
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Aggregations that SQLite does in C (few rows out, GIL released) run on the
-            # second connection while this thread does the row-by-row Python work.
+            # second connection while this thread does the rest.
             pending = pool.submit(counts.run) if side is not None else None
             integrations = integration_uses(ctx, conn)
             implicit = implicit_sessions(ctx)
+            explicit = explicit_sessions(ctx, conn)
             if pending is None:
                 counts.run()
             else:
                 pending.result()
-        sessions = session_stats(ctx, counts.explicit, implicit)
+        sessions = session_stats(ctx, explicit, implicit)
         usage = counts.usage
         activity = counts.activity
         product = _product(ctx, counts, sessions)
@@ -175,7 +175,6 @@ class _Counts:
         self.previous: set[str] = set()
         self.dau: list[int] = []
         self.wau = self.mau = 0
-        self.explicit: SessionSpans = ({}, [])
         self.usage = FeatureUsage()
         self.retention: list[dict[str, Any]] = []
 
@@ -187,7 +186,6 @@ class _Counts:
         self.dau = dau_series(ctx)
         self.wau = trailing_active(ctx, 7)
         self.mau = trailing_active(ctx, 30)
-        self.explicit = explicit_sessions(ctx, ctx.conn)
         self.usage = feature_usage(ctx)
         self.retention = retention_rows(ctx)
 
