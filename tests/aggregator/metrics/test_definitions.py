@@ -13,6 +13,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
+from tests.aggregator.metrics.reference import reference_report
+from tests.aggregator.metrics.test_against_reference import assert_same
 from uptake._ids import content_event_id
 from uptake._model import Event
 from uptake.protocol import ReportFilters
@@ -355,3 +357,25 @@ def test_kth_smallest_of_two_sorted_lists(first: list[int], second: list[int], d
     assume(merged)
     rank = data.draw(st.integers(0, len(merged) - 1))
     assert _kth_smallest(first, second, rank) == merged[rank]
+
+
+def test_ids_holding_separators_and_sessions_of_unknown_users(tmp_path: Path) -> None:
+    """Odd ids take the engine's slow paths; they must give the reference's numbers."""
+    odd_user, odd_feature = "a\x1eb,c", "f\x1eg,h"
+    events = [
+        ev(at(0, 9), "session_start", user=odd_user, session="s1"),
+        ev(at(0, 9, 10), "feature", user=odd_user, session="s1", name=odd_feature),
+        ev(at(0, 9, 20), "session_end", user=odd_user, session="s1"),
+        ev(at(1), "feature", user="plain", name="export", account="acme"),
+        ev(at(1, 10), "feature", user=odd_user, name=odd_feature, account="a\x1ecme"),
+        # a session whose only user-naming event comes after until: counts nowhere
+        ev(at(2, 23, 50), "session_start", session="late"),
+        ev(at(3, 0, 10), "feature", user="late-user", session="late", name="export"),
+    ]
+    path = tmp_path / "odd.db"
+    ingest_batches(path, [events])
+    filters = ReportFilters(since=date(0), until=date(3))
+    expected = reference_report(events, filters, dt.date(2026, 3, 4))
+    assert_same(build_report(path, filters), expected)
+    assert by(expected["users"], "user")[odd_user]["sessions"] == 2  # one explicit, one implicit
+    assert expected["product"]["sessions"] == 3
