@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 
@@ -14,6 +15,7 @@ from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.strategies import Dataset, datasets
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.metrics import build_report
+from uptake_aggregator.metrics.report_schema import Report
 
 
 def assert_same(engine: Any, reference: Any, where: str = "report") -> None:
@@ -52,7 +54,9 @@ def test_engine_matches_brute_force(
         with pytest.raises(QueryError):
             build_report(path, data.filters, today=data.today)
         return
-    assert_same(build_report(path, data.filters, today=data.today), expected)
+    report = build_report(path, data.filters, today=data.today)
+    assert_same(report, expected)
+    assert_same(msgspec.to_builtins(msgspec.convert(report, Report, strict=True)), report)
 
 
 def test_empty_database_gives_an_empty_report(tmp_path: Path) -> None:

@@ -1,0 +1,130 @@
+"""The DESIGN §6 report as msgspec Structs, for clients that want typed access.
+
+``build_report`` returns plain dicts in this shape (same field names, same order);
+``msgspec.convert(report, Report)`` gives the typed form, and fails loudly when a report
+breaks the contract, which the tests use to check every report they build.
+
+Example::
+
+    report = msgspec.convert(build_report(db, ReportFilters()), Report)
+    report.product.mau
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "AccountRow",
+    "DauPoint",
+    "FeatureRow",
+    "Product",
+    "ReleaseMarker",
+    "Report",
+    "RetentionCohort",
+    "UserRow",
+    "Window",
+]
+
+
+class _Row(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class Window(_Row):
+    """The half-open window ``[since, until)`` as ``YYYY-MM-DD``."""
+
+    since: str
+    until: str
+
+
+class DauPoint(_Row):
+    """Distinct active users on one day."""
+
+    day: str
+    users: int
+
+
+class Product(_Row):
+    """Product-wide figures over the report's population."""
+
+    dau: list[DauPoint]
+    wau: int
+    mau: int
+    stickiness: float
+    usage_rate: float | None
+    active_users: int
+    known_users: int
+    logins: int
+    sessions: int
+    avg_session_s: float | None
+    median_session_s: float | None
+
+
+class FeatureRow(_Row):
+    """One feature used in the window."""
+
+    name: str
+    events: int
+    users: int
+    accounts: int
+    adoption: float | None
+
+
+class AccountRow(_Row):
+    """One account: seats, use, health and flags."""
+
+    account: str
+    seats: int | None
+    active_users: int
+    utilization: float | None
+    adoption_rate: float | None
+    growth: float | None
+    integrations: int
+    breadth: int
+    health: int
+    band: Literal["green", "yellow", "red"]
+    flags: list[Literal["churn_risk", "upsell", "idle_seats"]]
+
+
+class UserRow(_Row):
+    """One known user."""
+
+    user: str
+    account: str | None
+    active_days: int
+    logins: int
+    sessions: int
+    avg_session_s: float | None
+    features: int
+    segment: Literal["daily", "frequent", "occasional", "inactive"]
+    last_seen: str
+
+
+class RetentionCohort(_Row):
+    """Users whose first event fell in one ISO week, and their weekly return shares."""
+
+    cohort: str
+    size: int
+    weeks: list[float]
+
+
+class ReleaseMarker(_Row):
+    """A product release in the window."""
+
+    day: str
+    version: str
+
+
+class Report(_Row):
+    """The whole §6 report."""
+
+    window: Window
+    product: Product
+    features: list[FeatureRow]
+    accounts: list[AccountRow]
+    users: list[UserRow]
+    retention: list[RetentionCohort]
+    releases: list[ReleaseMarker]
