@@ -15,9 +15,6 @@ cannot be NULL.
   "a user's account" (DESIGN §5) as of any date is one lookup.
 - ``account_day``: per (account, day) the events naming that account (accounts seen).
 - ``feature_day``: per (day, feature, user, account) feature event counts.
-- ``user_features``: per active (day, user) with feature events, one packed BLOB of
-  (feature hash, events) pairs (``uptake_aggregator.feature_codec``); with
-  ``feature_names`` (hash -> name) it lets a report read one row per user-day.
 - ``user_feature``: per (user, feature) the first and last day of use. For a window that
   no (user, feature) pair's use straddles (first use before it, last use after it) -- the
   default window ending tomorrow, or one covering all history -- this decides exactly
@@ -94,12 +91,6 @@ _V1: Final = (
         PRIMARY KEY (day, feature, user, account)
     ) WITHOUT ROWID""",
     "CREATE INDEX feature_day_by_feature ON feature_day (feature, day)",
-    """CREATE TABLE user_features (
-        day INTEGER NOT NULL,
-        user TEXT NOT NULL,
-        features BLOB NOT NULL,
-        PRIMARY KEY (day, user)
-    ) WITHOUT ROWID""",
     """CREATE TABLE user_feature (
         user TEXT NOT NULL,
         feature TEXT NOT NULL,
@@ -114,10 +105,6 @@ _V1: Final = (
         events INTEGER NOT NULL,
         PRIMARY KEY (day, feature, account)
     ) WITHOUT ROWID""",
-    """CREATE TABLE feature_names (
-        hash INTEGER PRIMARY KEY NOT NULL,
-        name TEXT NOT NULL
-    )""",
     """CREATE TABLE integration_day (
         day INTEGER NOT NULL,
         account TEXT NOT NULL,

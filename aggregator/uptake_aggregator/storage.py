@@ -27,12 +27,6 @@ import msgspec
 
 from uptake._model import Event
 from uptake_aggregator.errors import StorageError
-from uptake_aggregator.feature_codec import (
-    MERGE_FUNCTION,
-    feature_hash,
-    merge_feature_counts,
-    pack_feature_counts,
-)
 from uptake_aggregator.schema import DAY_US, MIGRATIONS, SCHEMA_VERSION, SESSION_GAP_US
 
 __all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "event_row"]
@@ -60,16 +54,13 @@ _UPSERTS: Final = {
     "feature_day": """INSERT INTO feature_day VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (day, feature, user, account) DO UPDATE SET
             events = events + excluded.events""",
-    "user_features": f"""INSERT INTO user_features VALUES (?, ?, ?)
-        ON CONFLICT (day, user) DO UPDATE SET
-            features = {MERGE_FUNCTION}(features, excluded.features)""",
     "user_feature": """INSERT INTO user_feature VALUES (?, ?, ?, ?)
         ON CONFLICT (user, feature) DO UPDATE SET
             first_day = min(first_day, excluded.first_day),
-            last_day = max(last_day, excluded.last_day)""",
+            last_day = max(last_day, excluded.last_day)
+        WHERE excluded.first_day < first_day OR excluded.last_day > last_day""",
     "feature_totals": """INSERT INTO feature_totals VALUES (?, ?, ?, ?)
         ON CONFLICT (day, feature, account) DO UPDATE SET events = events + excluded.events""",
-    "feature_names": "INSERT OR IGNORE INTO feature_names VALUES (?, ?)",
     "integration_day": """INSERT INTO integration_day VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (day, account, user, integration) DO UPDATE SET
             events = events + excluded.events""",
@@ -135,10 +126,8 @@ class _Rollups:
         self.user_account: dict[tuple[str, int], tuple[int, bytes, str]] = {}
         self.account_day: dict[tuple[str, int], int] = {}
         self.feature_day: dict[tuple[int, str, str, str], int] = {}
-        self.user_features: dict[tuple[int, str], dict[int, int]] = {}
         self.feature_totals: dict[tuple[int, str, str], int] = {}
         self.user_feature: dict[tuple[str, str], list[int]] = {}
-        self.feature_names: dict[int, str] = {}
         self.integration_day: dict[tuple[int, str, str, str], int] = {}
         self.seats: list[tuple[str, int, bytes, int]] = []
         self.releases: list[tuple[int, bytes, str]] = []
@@ -150,6 +139,9 @@ class _Rollups:
         user_day = self.user_day
         user_account = self.user_account
         account_day = self.account_day
+        feature_day = self.feature_day
+        feature_totals = self.feature_totals
+        user_feature = self.user_feature
         activity_bucket = self.activity_bucket
         for event in events:
             ts = event.ts
@@ -189,8 +181,21 @@ class _Rollups:
                 dkey = (account, day)
                 account_day[dkey] = account_day.get(dkey, 0) + 1
             if kind == "feature":
-                if event.name is not None:
-                    self._add_feature(event.name, day, user, account)
+                name = event.name
+                if name is not None:
+                    fkey = (day, name, user or "", account or "")
+                    feature_day[fkey] = feature_day.get(fkey, 0) + 1
+                    # feature_totals names the account only for user-less events.
+                    tkey = (day, name, "" if user is not None else account or "")
+                    feature_totals[tkey] = feature_totals.get(tkey, 0) + 1
+                    if user is not None:
+                        span = user_feature.get((user, name))
+                        if span is None:
+                            user_feature[(user, name)] = [day, day]
+                        elif day < span[0]:
+                            span[0] = day
+                        elif day > span[1]:
+                            span[1] = day
             elif kind == "seats":
                 if account is not None and event.value is not None:
                     self.seats.append((account, ts, event.id, event.value))
@@ -201,28 +206,6 @@ class _Rollups:
                 self.integration_day[ikey] = self.integration_day.get(ikey, 0) + 1
             if event.session is not None:
                 self._add_session(event, event.session)
-
-    def _add_feature(self, name: str, day: int, user: str | None, account: str | None) -> None:
-        fkey = (day, name, user or "", account or "")
-        self.feature_day[fkey] = self.feature_day.get(fkey, 0) + 1
-        # feature_totals names the account only for user-less events (see schema).
-        tkey = (day, name, "" if user is not None else account or "")
-        self.feature_totals[tkey] = self.feature_totals.get(tkey, 0) + 1
-        if user is not None:
-            span = self.user_feature.get((user, name))
-            if span is None:
-                self.user_feature[(user, name)] = [day, day]
-            elif day < span[0]:
-                span[0] = day
-            elif day > span[1]:
-                span[1] = day
-            key = feature_hash(name)
-            self.feature_names[key] = name
-            counts = self.user_features.get((day, user))
-            if counts is None:
-                self.user_features[(day, user)] = {key: 1}
-            else:
-                counts[key] = counts.get(key, 0) + 1
 
     def _add_session(self, event: Event, session: str) -> None:
         ts = event.ts
@@ -263,12 +246,8 @@ class _Rollups:
             "user_account": [(u, d, *v) for (u, d), v in self.user_account.items()],
             "account_day": [(*k, n) for k, n in self.account_day.items()],
             "feature_day": [(*k, n) for k, n in self.feature_day.items()],
-            "user_features": [
-                (d, u, pack_feature_counts(c)) for (d, u), c in self.user_features.items()
-            ],
             "user_feature": [(*k, *span) for k, span in self.user_feature.items()],
             "feature_totals": [(*k, n) for k, n in self.feature_totals.items()],
-            "feature_names": list(self.feature_names.items()),
             "integration_day": [(*k, n) for k, n in self.integration_day.items()],
             "seats": list(self.seats),
             "releases": list(self.releases),
@@ -335,7 +314,6 @@ class Storage:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database at {path}: {exc}") from None
         try:
-            await db.create_function(MERGE_FUNCTION, 2, merge_feature_counts, deterministic=True)
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={synchronous}")
             await db.execute("PRAGMA busy_timeout=5000")

@@ -11,12 +11,12 @@ Two ways to the same numbers:
   (first use before ``since`` and last use at or after ``until``): then a pair was used in
   the window exactly when its first use is before ``until`` and its last use at or after
   ``since``. That holds for the default window (ending tomorrow) and for any window
-  reaching the start of the data, and SQLite counts everything in C.
-- Otherwise ``user_features`` (one packed blob per active user-day: feature hashes and
-  event counts), decoded per user in Python.
+  reaching the start of the data: one ``group_concat`` row per user, counted with
+  C-level calls.
+- Otherwise ``feature_day`` grouped to (feature, user) over the window's days, which
+  costs in proportion to active user-days x features.
 
 ``feature_totals`` gives events per feature and the features of user-less events.
-Features are keyed by their 64-bit name hash and named only for output.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from uptake_aggregator.feature_codec import feature_hash, unpack_feature_counts
 from uptake_aggregator.metrics.context import ReportContext
 
 __all__ = ["FeatureUsage", "feature_rows", "feature_usage"]
@@ -38,17 +37,18 @@ class FeatureUsage:
     Everyone (unfiltered): ``user_counts`` (distinct features per user),
     ``account_features`` (distinct feature hashes per account), ``totals`` (events per
     feature, all events). Over the report's population (what ``features`` lists):
-    ``feature_users``, ``feature_accounts``, ``feature_events``. ``names``: hash -> name.
+    ``feature_users``, ``feature_accounts``, ``feature_events``. ``names``: the features
+    with an event in the window.
     """
 
-    names: dict[int, str] = field(default_factory=dict)
-    totals: Counter[int] = field(default_factory=Counter)
-    anonymous: dict[str, set[int]] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)
+    totals: Counter[str] = field(default_factory=Counter)
+    anonymous: dict[str, set[str]] = field(default_factory=dict)
     user_counts: dict[str, int] = field(default_factory=dict)
-    account_features: dict[str, set[int]] = field(default_factory=dict)
-    feature_users: Counter[int] = field(default_factory=Counter)
-    feature_accounts: Counter[int] = field(default_factory=Counter)
-    feature_events: Counter[int] = field(default_factory=Counter)
+    account_features: dict[str, set[str]] = field(default_factory=dict)
+    feature_users: Counter[str] = field(default_factory=Counter)
+    feature_accounts: Counter[str] = field(default_factory=Counter)
+    feature_events: Counter[str] = field(default_factory=Counter)
 
 
 def feature_usage(ctx: ReportContext) -> FeatureUsage:
@@ -61,11 +61,11 @@ def feature_usage(ctx: ReportContext) -> FeatureUsage:
         (window.start, window.end),
     ).fetchone()[0]
     # A name holding the separator cannot be split back: such a dataset takes the blobs.
-    separable = not any(_SEPARATOR in name for name in usage.names.values())
+    separable = not any(_SEPARATOR in name for name in usage.names)
     if ctx.population is None and not straddles and separable:
         _from_spans(ctx, usage)
     else:
-        _from_blobs(ctx, usage)
+        _from_pairs(ctx, usage)
     return usage
 
 
@@ -75,11 +75,10 @@ def _read_totals(ctx: ReportContext, usage: FeatureUsage) -> None:
         "WHERE day >= ? AND day < ? GROUP BY feature, account",
         (ctx.window.start, ctx.window.end),
     ):
-        key = feature_hash(name)
-        usage.names[key] = name
-        usage.totals[key] += events
+        usage.names.add(name)
+        usage.totals[name] += events
         if account:
-            usage.anonymous.setdefault(account, set()).add(key)
+            usage.anonymous.setdefault(account, set()).add(name)
 
 
 #: Separates feature names in one ``group_concat`` value (the ASCII record separator).
@@ -110,55 +109,53 @@ def _from_spans(ctx: ReportContext, usage: FeatureUsage) -> None:
                 named[info.account] = set(names)
             else:
                 found.update(names)
-    for name, users in counts.items():
-        usage.feature_users[feature_hash(name)] = users
-    per_account = {account: set(keys) for account, keys in usage.anonymous.items()}
+    usage.feature_users = counts
+    per_account = {account: set(names) for account, names in usage.anonymous.items()}
     for account, names in named.items():
-        per_account.setdefault(account, set()).update(feature_hash(name) for name in names)
+        per_account.setdefault(account, set()).update(names)
     usage.account_features = per_account
     for keys in per_account.values():
         usage.feature_accounts.update(keys)
     usage.feature_events = usage.totals
 
 
-def _from_blobs(ctx: ReportContext, usage: FeatureUsage) -> None:
-    """Everyone's and the population's figures from the per-user-day blobs."""
+def _from_pairs(ctx: ReportContext, usage: FeatureUsage) -> None:
+    """Everyone's and the population's figures from ``feature_day`` (any window)."""
     population = ctx.population
-    # Collect each user's blobs and decode them together: a few C-level calls per user
-    # rather than Python work per user-day.
-    blobs: dict[str, list[bytes]] = {}
-    for user, blob in ctx.conn.execute(
-        "SELECT user, features FROM user_features WHERE day >= ? AND day < ?",
+    per_user: dict[str, set[str]] = {}
+    population_events: Counter[str] = Counter()
+    for name, user, events in ctx.conn.execute(
+        "SELECT feature, user, sum(events) FROM feature_day "
+        "WHERE day >= ? AND day < ? AND user != '' GROUP BY feature, user",
         (ctx.window.start, ctx.window.end),
     ):
-        found = blobs.get(user)
+        found = per_user.get(user)
         if found is None:
-            blobs[user] = [blob]
+            per_user[user] = {name}
         else:
-            found.append(blob)
-    per_account = {account: set(keys) for account, keys in usage.anonymous.items()}
-    population_accounts: dict[str, set[int]] = {}
-    for user, parts in blobs.items():
-        flat = unpack_feature_counts(b"".join(parts))
-        keys = set(flat[0::2])
-        usage.user_counts[user] = len(keys)
+            found.add(name)
+        if population is not None and user in population:
+            population_events[name] += events
+    per_account = {account: set(names) for account, names in usage.anonymous.items()}
+    population_accounts: dict[str, set[str]] = {}
+    for user, names in per_user.items():
+        usage.user_counts[user] = len(names)
         info = ctx.known.get(user)
         account = info.account if info is not None else None
         if account is not None:
-            per_account.setdefault(account, set()).update(keys)
+            per_account.setdefault(account, set()).update(names)
         if population is None or user in population:
-            usage.feature_users.update(keys)
+            usage.feature_users.update(names)
             if account is not None:
-                population_accounts.setdefault(account, set()).update(keys)
-            if population is not None:
-                for key, events in zip(flat[0::2], flat[1::2], strict=True):
-                    usage.feature_events[key] += events
+                population_accounts.setdefault(account, set()).update(names)
     usage.account_features = per_account
     if population is None:
         population_accounts = per_account
         usage.feature_events = usage.totals
-    for keys in population_accounts.values():
-        usage.feature_accounts.update(keys)
+    else:
+        usage.feature_events = population_events
+    for names in population_accounts.values():
+        usage.feature_accounts.update(names)
 
 
 def feature_rows(
@@ -172,16 +169,16 @@ def feature_rows(
     events = usage.feature_events
     wanted = ctx.filters.feature
     ordered = sorted(
-        (key for key in events if wanted is None or usage.names[key] == wanted),
-        key=lambda key: (-events[key], usage.names[key]),
+        (name for name in events if wanted is None or name == wanted),
+        key=lambda name: (-events[name], name),
     )
     return [
         {
-            "name": usage.names[key],
-            "events": events[key],
-            "users": usage.feature_users[key],
-            "accounts": usage.feature_accounts[key],
-            "adoption": usage.feature_users[key] / active_users if active_users else None,
+            "name": name,
+            "events": events[name],
+            "users": usage.feature_users[name],
+            "accounts": usage.feature_accounts[name],
+            "adoption": usage.feature_users[name] / active_users if active_users else None,
         }
-        for key in ordered
+        for name in ordered
     ]

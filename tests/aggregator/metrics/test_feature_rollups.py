@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,10 @@ from hypothesis import strategies as st
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.test_storage import small_events
 from uptake._model import Event
-from uptake_aggregator.feature_codec import (
-    feature_hash,
-    merge_feature_counts,
-    pack_feature_counts,
-    unpack_feature_counts,
-)
 from uptake_aggregator.storage import connect_readonly
 
 DAY = 86_400_000_000
-TABLES = ("user_features", "user_feature", "feature_totals", "feature_names")
+TABLES = ("user_feature", "feature_totals")
 
 
 def snapshot(path: Path) -> dict[str, list[Any]]:
@@ -32,14 +25,6 @@ def snapshot(path: Path) -> dict[str, list[Any]]:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in TABLES}
     finally:
         conn.close()
-
-
-def decoded(rows: list[Any]) -> dict[tuple[int, str], dict[int, int]]:
-    result = {}
-    for day, user, blob in rows:
-        flat = unpack_feature_counts(blob)
-        result[(day, user)] = dict(zip(flat[0::2], flat[1::2], strict=True))
-    return result
 
 
 @given(
@@ -60,13 +45,6 @@ def test_feature_rollups_ignore_split_order_and_resend(
     assert tables == snapshot(once)
 
     features = [e for e in events if e.kind == "feature" and e.name is not None]
-    expected_users = Counter(
-        (e.ts // DAY, e.user, feature_hash(e.name)) for e in features if e.user
-    )
-    expected: dict[tuple[int, str], dict[int, int]] = {}
-    for (day, user, key), count in expected_users.items():
-        expected.setdefault((day, user), {})[key] = count
-    assert decoded(tables["user_features"]) == expected
     totals = Counter(
         (e.ts // DAY, e.name, "" if e.user is not None else e.account or "") for e in features
     )
@@ -78,24 +56,3 @@ def test_feature_rollups_ignore_split_order_and_resend(
             first, last = spans.get((e.user, e.name), (day, day))
             spans[(e.user, e.name)] = (min(first, day), max(last, day))
     assert tables["user_feature"] == sorted((*k, *v) for k, v in spans.items())
-    assert tables["feature_names"] == sorted(
-        {(feature_hash(e.name), e.name) for e in features if e.user}
-    )
-
-
-def test_merge_sums_counts_per_feature() -> None:
-    a = pack_feature_counts({feature_hash("x"): 2, feature_hash("y"): 1})
-    b = pack_feature_counts({feature_hash("y"): 4})
-    merged = unpack_feature_counts(merge_feature_counts(a, b))
-    assert dict(zip(merged[0::2], merged[1::2], strict=True)) == {
-        feature_hash("x"): 2,
-        feature_hash("y"): 5,
-    }
-    assert merge_feature_counts(a, b) == merge_feature_counts(b, a)
-
-
-def test_hash_is_a_fixed_function_of_the_name() -> None:
-    # A fixed value: a changed hash function would orphan the blobs already stored.
-    assert feature_hash("export_csv") == -5396891247804879997
-    assert -(2**63) <= feature_hash("\udcff odd") < 2**63
-    assert sqlite3.sqlite_version_info >= (3, 25, 0)  # window functions for sessions
