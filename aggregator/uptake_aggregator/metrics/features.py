@@ -52,21 +52,47 @@ class FeatureUsage:
 
 
 def feature_usage(ctx: ReportContext) -> FeatureUsage:
-    """Read the window's feature use on ``ctx.conn`` (the SQL way when it is exact)."""
+    """Read the window's feature use on ``ctx.conn`` (the SQL way when it is exact).
+
+    Without a filter every user is read; with one, only the population and the users of
+    the listed accounts (whose rows show the account's full breadth).
+    """
     usage = FeatureUsage()
     _read_totals(ctx, usage)
+    needed = _needed_users(ctx)
+    restrict = ""
+    if needed is not None:
+        ctx.conn.execute("CREATE TEMP TABLE IF NOT EXISTS need (user TEXT PRIMARY KEY)")
+        ctx.conn.execute("DELETE FROM temp.need")
+        ctx.conn.executemany("INSERT INTO temp.need VALUES (?)", [(user,) for user in needed])
+        restrict = "temp.need AS n CROSS JOIN "
     window = ctx.window
     straddles = ctx.conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM user_feature WHERE first_day < ? AND last_day >= ?)",
+        f"SELECT EXISTS (SELECT 1 FROM {restrict}user_feature AS f "
+        f"{'ON f.user = n.user ' if needed is not None else ''}"
+        "WHERE f.first_day < ? AND f.last_day >= ?)",
         (window.start, window.end),
     ).fetchone()[0]
-    # A name holding the separator cannot be split back: such a dataset takes the blobs.
+    # A name holding the separator cannot be split back out of a group_concat.
     separable = not any(_SEPARATOR in name for name in usage.names)
-    if ctx.population is None and not straddles and separable:
-        _from_spans(ctx, usage)
+    if not straddles and separable:
+        per_user = _from_spans(ctx, restrict)
     else:
-        _from_pairs(ctx, usage)
+        per_user = _from_pairs(ctx, needed is not None)
+    _aggregate(ctx, usage, per_user)
     return usage
+
+
+def _needed_users(ctx: ReportContext) -> set[str] | None:
+    if ctx.population is None:
+        return None
+    listed = {ctx.filters.account} if ctx.filters.account is not None else set()
+    if ctx.filters.user is not None:
+        info = ctx.known.get(ctx.filters.user)
+        if info is not None and info.account is not None:
+            listed.add(info.account)
+    members = {user for user, info in ctx.known.items() if info.account in listed}
+    return members | ctx.population
 
 
 def _read_totals(ctx: ReportContext, usage: FeatureUsage) -> None:
@@ -85,77 +111,85 @@ def _read_totals(ctx: ReportContext, usage: FeatureUsage) -> None:
 _SEPARATOR = "\x1e"
 
 
-def _from_spans(ctx: ReportContext, usage: FeatureUsage) -> None:
-    """Everyone's figures from ``user_feature``; only valid without straddling pairs.
+def _from_spans(ctx: ReportContext, restrict: str) -> dict[str, list[str]]:
+    """Features per user from ``user_feature``; only valid without straddling pairs.
 
     One row per user with the names of the features they used, joined by SQLite in key
-    order (no sort); splitting and counting them are C-level calls per user.
+    order (no sort); ``restrict`` joins the ``need`` temp table to read only those users.
     """
-    counts: Counter[str] = Counter()
-    named: dict[str, set[str]] = {}
-    known = ctx.known
-    for user, joined in ctx.conn.execute(
-        f"SELECT user, group_concat(feature, char({ord(_SEPARATOR)})) FROM user_feature "
-        "WHERE first_day < ? AND last_day >= ? GROUP BY user",
-        (ctx.window.end, ctx.window.start),
-    ):
-        names = joined.split(_SEPARATOR)
-        usage.user_counts[user] = len(names)
-        counts.update(names)
-        info = known.get(user)
-        if info is not None and info.account is not None:
-            found = named.get(info.account)
-            if found is None:
-                named[info.account] = set(names)
-            else:
-                found.update(names)
-    usage.feature_users = counts
-    per_account = {account: set(names) for account, names in usage.anonymous.items()}
-    for account, names in named.items():
-        per_account.setdefault(account, set()).update(names)
-    usage.account_features = per_account
-    for keys in per_account.values():
-        usage.feature_accounts.update(keys)
-    usage.feature_events = usage.totals
+    on = "ON f.user = n.user " if restrict else ""
+    return {
+        user: joined.split(_SEPARATOR)
+        for user, joined in ctx.conn.execute(
+            f"SELECT f.user, group_concat(f.feature, char({ord(_SEPARATOR)})) "
+            f"FROM {restrict}user_feature AS f {on}"
+            "WHERE f.first_day < ? AND f.last_day >= ? GROUP BY f.user",
+            (ctx.window.end, ctx.window.start),
+        )
+    }
 
 
-def _from_pairs(ctx: ReportContext, usage: FeatureUsage) -> None:
-    """Everyone's and the population's figures from ``feature_day`` (any window)."""
-    population = ctx.population
-    per_user: dict[str, set[str]] = {}
-    population_events: Counter[str] = Counter()
-    for name, user, events in ctx.conn.execute(
-        "SELECT feature, user, sum(events) FROM feature_day "
-        "WHERE day >= ? AND day < ? AND user != '' GROUP BY feature, user",
+def _from_pairs(ctx: ReportContext, restricted: bool) -> dict[str, list[str]]:
+    """Features per user from ``feature_day`` over the window's days (any window)."""
+    per_user: dict[str, list[str]] = {}
+    only = " AND user IN (SELECT user FROM temp.need)" if restricted else ""
+    for name, user in ctx.conn.execute(
+        "SELECT DISTINCT feature, user FROM feature_day "
+        f"WHERE day >= ? AND day < ? AND user != ''{only}",
         (ctx.window.start, ctx.window.end),
     ):
         found = per_user.get(user)
         if found is None:
-            per_user[user] = {name}
+            per_user[user] = [name]
         else:
-            found.add(name)
-        if population is not None and user in population:
-            population_events[name] += events
+            found.append(name)
+    return per_user
+
+
+def _aggregate(ctx: ReportContext, usage: FeatureUsage, per_user: dict[str, list[str]]) -> None:
+    """Per user, per account and (over the population) per feature, from each user's list."""
+    population = ctx.population
+    known = ctx.known
     per_account = {account: set(names) for account, names in usage.anonymous.items()}
     population_accounts: dict[str, set[str]] = {}
     for user, names in per_user.items():
         usage.user_counts[user] = len(names)
-        info = ctx.known.get(user)
+        info = known.get(user)
         account = info.account if info is not None else None
         if account is not None:
-            per_account.setdefault(account, set()).update(names)
-        if population is None or user in population:
+            found = per_account.get(account)
+            if found is None:
+                per_account[account] = set(names)
+            else:
+                found.update(names)
+        if population is not None and user in population:
             usage.feature_users.update(names)
             if account is not None:
                 population_accounts.setdefault(account, set()).update(names)
     usage.account_features = per_account
     if population is None:
+        usage.feature_users = _count_all(per_user)
         population_accounts = per_account
         usage.feature_events = usage.totals
     else:
-        usage.feature_events = population_events
-    for names in population_accounts.values():
-        usage.feature_accounts.update(names)
+        usage.feature_events = Counter(
+            dict(
+                ctx.conn.execute(
+                    "SELECT feature, sum(events) FROM feature_day WHERE day >= ? AND day < ? "
+                    "AND user IN (SELECT user FROM temp.pop) GROUP BY feature",
+                    (ctx.window.start, ctx.window.end),
+                )
+            )
+        )
+    for account_names in population_accounts.values():
+        usage.feature_accounts.update(account_names)
+
+
+def _count_all(per_user: dict[str, list[str]]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for names in per_user.values():
+        counts.update(names)
+    return counts
 
 
 def feature_rows(
