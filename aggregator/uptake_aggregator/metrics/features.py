@@ -6,15 +6,15 @@ users; an event without a user counts for the account it names.
 
 Two ways to the same numbers:
 
-- SQL over ``user_feature`` (one row per (user, feature): first and last day of use),
-  when the report has no user/account filter and no pair's use straddles the window
-  (first use before ``since`` and last use at or after ``until``): then a pair was used in
-  the window exactly when its first use is before ``until`` and its last use at or after
-  ``since``. That holds for the default window (ending tomorrow) and for any window
-  reaching the start of the data: one ``group_concat`` row per user, counted with
-  C-level calls.
-- Otherwise ``feature_day`` grouped to (feature, user) over the window's days, which
-  costs in proportion to active user-days x features.
+- ``user_feature`` (one row per (user, feature): first and last day of use). A pair that
+  does not straddle the window (first use before ``since`` and last use at or after
+  ``until``) was used in it exactly when its first use is before ``until`` and its last
+  use at or after ``since``: one ``group_concat`` row per user, counted with C-level
+  calls. Straddling pairs, few for the usual windows (the default one ending tomorrow
+  has none; one reaching the start of the data has none), are checked one by one with
+  index seeks into ``feature_day``.
+- When there are many straddling pairs (a window in the middle of the history):
+  ``feature_day`` rows of the window's days, distinct (feature, user).
 
 ``feature_totals`` gives events per feature and the features of user-less events.
 """
@@ -67,20 +67,48 @@ def feature_usage(ctx: ReportContext) -> FeatureUsage:
         ctx.conn.executemany("INSERT INTO temp.need VALUES (?)", [(user,) for user in needed])
         restrict = "temp.need AS n CROSS JOIN "
     window = ctx.window
-    straddles = ctx.conn.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {restrict}user_feature AS f "
-        f"{'ON f.user = n.user ' if needed is not None else ''}"
-        "WHERE f.first_day < ? AND f.last_day >= ?)",
-        (window.start, window.end),
-    ).fetchone()[0]
+    on = "ON f.user = n.user " if needed is not None else ""
+    straddlers = ctx.conn.execute(
+        f"SELECT f.user, f.feature FROM {restrict}user_feature AS f {on}"
+        "WHERE f.first_day < ? AND f.last_day >= ? LIMIT ?",
+        (window.start, window.end, _MAX_STRADDLERS + 1),
+    ).fetchall()
     # A name holding the separator cannot be split back out of a group_concat.
     separable = not any(_SEPARATOR in name for name in usage.names)
-    if not straddles and separable:
+    if len(straddlers) <= _MAX_STRADDLERS and separable:
         per_user = _from_spans(ctx, restrict)
+        for user, name in _used_in_window(ctx, straddlers):
+            per_user.setdefault(user, []).append(name)
     else:
         per_user = _from_pairs(ctx, needed is not None)
     _aggregate(ctx, usage, per_user)
     return usage
+
+
+#: Up to this many straddling (user, feature) pairs are checked one by one (a few index
+#: seeks per window day each); beyond it the window's ``feature_day`` rows are scanned.
+_MAX_STRADDLERS = 20_000
+
+
+def _used_in_window(ctx: ReportContext, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Which (user, feature) pairs have a ``feature_day`` row on some window day."""
+    if not pairs:
+        return []
+    conn = ctx.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS straddle (user TEXT, feature TEXT)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS window_day (day INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.straddle")
+    conn.execute("DELETE FROM temp.window_day")
+    conn.executemany("INSERT INTO temp.straddle VALUES (?, ?)", pairs)
+    conn.executemany(
+        "INSERT INTO temp.window_day VALUES (?)",
+        [(day,) for day in range(ctx.window.start, ctx.window.end)],
+    )
+    return conn.execute(
+        "SELECT s.user, s.feature FROM temp.straddle AS s WHERE EXISTS ("
+        " SELECT 1 FROM temp.window_day AS w CROSS JOIN feature_day AS d"
+        " ON d.day = w.day AND d.feature = s.feature AND d.user = s.user)"
+    ).fetchall()
 
 
 def _needed_users(ctx: ReportContext) -> set[str] | None:
@@ -112,19 +140,23 @@ _SEPARATOR = "\x1e"
 
 
 def _from_spans(ctx: ReportContext, restrict: str) -> dict[str, list[str]]:
-    """Features per user from ``user_feature``; only valid without straddling pairs.
+    """Features per user from ``user_feature``, straddling pairs left out.
 
-    One row per user with the names of the features they used, joined by SQLite in key
-    order (no sort); ``restrict`` joins the ``need`` temp table to read only those users.
+    A pair that does not straddle the window was used in it exactly when its first use is
+    before ``until`` and its last use at or after ``since``. One row per user with the
+    names joined by SQLite in key order (no sort); ``restrict`` joins the ``need`` temp
+    table to read only those users.
     """
     on = "ON f.user = n.user " if restrict else ""
+    window = ctx.window
     return {
         user: joined.split(_SEPARATOR)
         for user, joined in ctx.conn.execute(
             f"SELECT f.user, group_concat(f.feature, char({ord(_SEPARATOR)})) "
             f"FROM {restrict}user_feature AS f {on}"
-            "WHERE f.first_day < ? AND f.last_day >= ? GROUP BY f.user",
-            (ctx.window.end, ctx.window.start),
+            "WHERE f.first_day < :until AND f.last_day >= :since"
+            " AND NOT (f.first_day < :since AND f.last_day >= :until) GROUP BY f.user",
+            {"since": window.start, "until": window.end},
         )
     }
 

@@ -18,7 +18,7 @@ from tests.aggregator.metrics.test_against_reference import assert_same
 from uptake._ids import content_event_id
 from uptake._model import Event
 from uptake.protocol import ReportFilters
-from uptake_aggregator.metrics import build_report
+from uptake_aggregator.metrics import build_report, features
 
 DAY = 86_400_000_000
 MINUTE = 60_000_000
@@ -102,4 +102,20 @@ def test_medium_dataset_matches_the_reference(tmp_path: Path, seed: int) -> None
             build_report(path, filters, today=TODAY),
             reference_report(events, filters, TODAY),
             f"seed {seed} {filters}",
+        )
+
+
+def test_many_straddling_pairs_take_the_scan_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no room for per-pair checks, feature figures come from the window scan."""
+    monkeypatch.setattr(features, "_MAX_STRADDLERS", 0)
+    events = medium_dataset(4)
+    path = tmp_path / "medium.db"
+    ingest_batches(path, [events])
+    for filters in FILTERS:
+        assert_same(
+            build_report(path, filters, today=TODAY),
+            reference_report(events, filters, TODAY),
+            f"scan path {filters}",
         )
