@@ -119,12 +119,21 @@ def track(feature: str = "", /, **props: Any) -> None:
     client._slow((_time_ns(), "feature", feature, props, current_identity()))
 
 
-def identify(user: str | None = None, account: str | None = None, **traits: Any) -> None:
+def identify(
+    user: str | None = None,
+    account: str | None = None,
+    *,
+    session: str | None = None,
+    **traits: Any,
+) -> None:
     """Set the user and account of the current thread / asyncio or trio task / request.
+
+    ``session`` resumes a session id the app already has (no new ``session_start``); a
+    change of user otherwise drops the previous user's session from the context.
 
     >>> identify(user="u1", account="acme")
     """
-    default_client().identify(user, account, **traits)
+    default_client().identify(user, account, session=session, **traits)
 
 
 def login(user: str | None = None, account: str | None = None, **props: Any) -> None:

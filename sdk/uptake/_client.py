@@ -179,15 +179,28 @@ class Client:
                 log_once("sync_error", "uptake: unexpected error delivering an event: %r", exc)
 
     # -- identity -------------------------------------------------------------------
-    def identify(self, user: str | None = None, account: str | None = None, **traits: Any) -> None:
+    def identify(
+        self,
+        user: str | None = None,
+        account: str | None = None,
+        *,
+        session: str | None = None,
+        **traits: Any,
+    ) -> None:
         """Set the user and account of the current thread, asyncio/trio task or request.
 
         Later calls in this context carry them; other threads and tasks are unaffected.
         With ``traits`` (e.g. ``plan="pro"``) an ``identify`` event records them.
+        ``session`` resumes a session the app already knows (e.g. a web session id kept in
+        a cookie) without recording a new ``session_start``. Otherwise the current session
+        is kept only while the user stays the same: a worker thread reused for another
+        user's request must not carry the previous user's session into it.
 
-        >>> Client(disabled=True).identify(user="u1", account="acme")
+        >>> Client(disabled=True).identify(user="u1", account="acme", session="web-42")
         """
-        _, _, session = current_identity()
+        current_user, _, current_session = current_identity()
+        if session is None and user == current_user:
+            session = current_session
         identity: Identity = (user, account, session)
         set_identity(identity)
         if traits:

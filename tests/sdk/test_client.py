@@ -322,3 +322,22 @@ def test_a_logging_handler_that_tracks_and_flushes_does_not_recurse(
     finally:
         logger.removeHandler(handler)
     assert daemon.features() == ["uptake_warning"]
+
+
+def test_reused_thread_does_not_carry_a_session_to_another_user(
+    daemon: FakeDaemon, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    client.identify(user="u1", account="acme")
+    client.start_session("s-u1")
+    client.track("one")
+    client.identify(user="u1", account="acme")  # same user, next request: session kept
+    client.track("two")
+    client.identify(user="u2", account="acme")  # another user on this thread
+    client.track("three")
+    client.identify(user="u3", session="web-7")  # resume the app's own session id
+    client.track("four")
+    assert client.flush(5.0)
+    sessions = {e.name: e.session for e in daemon.events() if e.kind == "feature"}
+    assert sessions == {"one": "s-u1", "two": "s-u1", "three": None, "four": "web-7"}
+    assert [e.kind for e in daemon.events()].count("session_start") == 1
