@@ -145,7 +145,8 @@ def _adoption_rates(
 def integration_uses(ctx: ReportContext, conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
     """Distinct (user or '', event account or '', integration) in the window, on ``conn``."""
     rows = conn.execute(
-        "SELECT user, account, integration FROM integration_day WHERE day >= ? AND day < ?",
+        "SELECT DISTINCT user, account, integration FROM integration_day "
+        "WHERE day >= ? AND day < ?",
         (ctx.window.start, ctx.window.end),
     )
     return set(rows)

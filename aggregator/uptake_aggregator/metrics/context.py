@@ -9,13 +9,13 @@ account filter is given, ``pop`` (the users the product figures are narrowed to)
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from uptake.protocol import ReportFilters
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.metrics.window import Window
 
-__all__ = ["KnownUser", "ReportContext", "load_context", "with_connection"]
+__all__ = ["KnownUser", "ReportContext", "load_context"]
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,3 @@ def _install_temp_tables(
     )
     if population is not None:
         conn.executemany("INSERT INTO temp.pop VALUES (?)", [(user,) for user in population])
-
-
-def with_connection(ctx: ReportContext, conn: sqlite3.Connection) -> ReportContext:
-    """The same context on another connection (same snapshot), its temp tables installed."""
-    _install_temp_tables(conn, ctx.known, ctx.population)
-    return replace(ctx, conn=conn)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from uptake_aggregator.metrics.activity import (
     trailing_active,
     user_activity,
 )
-from uptake_aggregator.metrics.context import ReportContext, load_context, with_connection
+from uptake_aggregator.metrics.context import ReportContext, load_context
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.retention import retention_rows
 from uptake_aggregator.metrics.sessions import (
@@ -131,23 +129,17 @@ def build_report(
     """
     window = resolve_window(filters.since, filters.until, today=today)
     conn = connect_readonly(db_path)
-    side: sqlite3.Connection | None = None
     try:
-        side = _same_snapshot(conn, db_path)
+        conn.execute("PRAGMA temp_store = MEMORY")
+        # One read transaction: every query sees the same committed state. (A second
+        # connection in a thread measured no faster: SQLite's global allocator mutex
+        # and the GIL serialise the two.)
+        conn.execute("BEGIN")
         ctx = load_context(conn, window, filters)
-        counts = _Counts(ctx if side is None else with_connection(ctx, side))
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            # Aggregations that SQLite does in C (few rows out, GIL released) run on the
-            # second connection while this thread does the rest.
-            pending = pool.submit(counts.run) if side is not None else None
-            integrations = integration_uses(ctx, conn)
-            implicit = implicit_sessions(ctx)
-            explicit = explicit_sessions(ctx, conn)
-            if pending is None:
-                counts.run()
-            else:
-                pending.result()
-        sessions = session_stats(ctx, explicit, implicit)
+        counts = _Counts(ctx)
+        counts.run()
+        integrations = integration_uses(ctx, conn)
+        sessions = session_stats(ctx, explicit_sessions(ctx, conn), implicit_sessions(ctx))
         usage = counts.usage
         activity = counts.activity
         product = _product(ctx, counts, sessions)
@@ -162,12 +154,10 @@ def build_report(
         }
     finally:
         conn.close()
-        if side is not None:
-            side.close()
 
 
 class _Counts:
-    """The metrics SQLite aggregates by itself, gathered by ``run`` (in any thread)."""
+    """The metrics SQLite aggregates by itself (few rows out), gathered by ``run``."""
 
     def __init__(self, ctx: ReportContext) -> None:
         self._ctx = ctx
@@ -179,7 +169,7 @@ class _Counts:
         self.retention: list[dict[str, Any]] = []
 
     def run(self) -> None:
-        """Run the aggregate queries on this context's connection."""
+        """Run the aggregate queries."""
         ctx = self._ctx
         self.activity = user_activity(ctx)
         self.previous = previous_active(ctx)
@@ -188,25 +178,3 @@ class _Counts:
         self.mau = trailing_active(ctx, 30)
         self.usage = feature_usage(ctx)
         self.retention = retention_rows(ctx)
-
-
-def _events_stored(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT value FROM counters WHERE name = 'events'").fetchone()[0])
-
-
-def _same_snapshot(conn: sqlite3.Connection, db_path: Path) -> sqlite3.Connection | None:
-    """Start a read transaction on ``conn`` and on a second connection, if both see the
-    same stored events; else return None (the report then runs on ``conn`` alone).
-
-    Rollups are a function of the set of stored events, and events are only ever added,
-    so equal event counts mean equal snapshots. A daemon committing in between is rare.
-    """
-    conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("BEGIN")
-    stored = _events_stored(conn)
-    side = connect_readonly(db_path)
-    side.execute("BEGIN")
-    if _events_stored(side) == stored:
-        return side
-    side.close()
-    return None

@@ -113,33 +113,38 @@ def implicit_sessions(ctx: ReportContext) -> SessionSpans:
     read so a session's end is found wherever it falls.
     """
     since, until = ctx.window.start_us, ctx.window.end_us
+    # One row per user (buckets joined by SQLite in key order, no sort): fetching a row
+    # per bucket would hand the GIL back and forth with the report's other thread.
     rows = ctx.conn.execute(
-        "SELECT user, first_ts, last_ts FROM activity_bucket "
-        f"WHERE bucket >= ?{ctx.pop_clause()} ORDER BY user, bucket",
+        "SELECT user, group_concat(first_ts), group_concat(last_ts) FROM activity_bucket "
+        f"WHERE bucket >= ?{ctx.pop_clause()} GROUP BY user",
         (since // SESSION_GAP_US - 1,),
     )
     per_user: dict[str, tuple[int, int]] = {}
     durations: list[int] = []
-    current = ""
-    start = end = count = total = 0
-    for user, first, last in rows:
-        if user != current or first - end > SESSION_GAP_US:
-            if since <= start < until:
-                durations.append(end - start)
-                count += 1
-                total += end - start
-            if user != current:
-                if count:
-                    per_user[current] = (count, total)
-                current, count, total = user, 0, 0
-            start = first
-        end = last
-    if since <= start < until:
-        durations.append(end - start)
-        count += 1
-        total += end - start
-    if count:
-        per_user[current] = (count, total)
+    gap = SESSION_GAP_US
+    for user, firsts_joined, lasts_joined in rows:
+        firsts = list(map(int, firsts_joined.split(",")))
+        lasts = list(map(int, lasts_joined.split(",")))
+        if firsts != sorted(firsts):  # group_concat's order is not promised: restore it
+            pairs = sorted(zip(firsts, lasts, strict=True))
+            firsts, lasts = [p[0] for p in pairs], [p[1] for p in pairs]
+        count = total = 0
+        start = end = firsts[0]
+        for first, last in zip(firsts, lasts, strict=True):
+            if first - end > gap:
+                if since <= start < until:
+                    durations.append(end - start)
+                    count += 1
+                    total += end - start
+                start = first
+            end = last
+        if since <= start < until:
+            durations.append(end - start)
+            count += 1
+            total += end - start
+        if count:
+            per_user[user] = (count, total)
     return per_user, durations
 
 
