@@ -35,7 +35,7 @@ class FeatureUsage:
     """Feature use in the window.
 
     Everyone (unfiltered): ``user_counts`` (distinct features per user),
-    ``account_features`` (distinct feature hashes per account), ``totals`` (events per
+    ``account_features`` (distinct features per account), ``totals`` (events per
     feature, all events). Over the report's population (what ``features`` lists):
     ``feature_users``, ``feature_accounts``, ``feature_events``. ``names``: the features
     with an event in the window.
