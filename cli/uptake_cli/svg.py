@@ -89,8 +89,13 @@ def _axis(value: float, ticks: int = 4) -> tuple[float, float]:
     """
     rough = max(value, 1.0) / ticks
     magnitude = 10 ** math.floor(math.log10(rough))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= rough)
-    step = float(max(step, 1))  # user counts are whole numbers
+    # User counts are whole numbers: a step must be one too (no 2.5 below 10).
+    step = next(
+        m * magnitude
+        for m in (1, 2, 2.5, 5, 10)
+        if m * magnitude >= rough and float(m * magnitude).is_integer()
+    )
+    step = float(max(step, 1))
     return float(math.ceil(max(value, 1.0) / step) * step), step
 
 
