@@ -11,40 +11,24 @@ import csv
 import io
 from typing import Any, Final, Literal
 
+import msgspec
+
+from uptake_aggregator.metrics.report_schema import AccountRow, DauPoint, FeatureRow, UserRow
 from uptake_cli._present import Report
 
 __all__ = ["CSV_COLUMNS", "CsvTable", "render_csv"]
 
 CsvTable = Literal["users", "accounts", "features", "dau"]
 
-#: The columns of each exportable table, in §6 order.
+#: The columns of each exportable table, in §6 order (taken from the §6 Structs).
 CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "users": (
-        "user",
-        "account",
-        "active_days",
-        "logins",
-        "sessions",
-        "avg_session_s",
-        "features",
-        "segment",
-        "last_seen",
-    ),
-    "accounts": (
-        "account",
-        "seats",
-        "active_users",
-        "utilization",
-        "adoption_rate",
-        "growth",
-        "integrations",
-        "breadth",
-        "health",
-        "band",
-        "flags",
-    ),
-    "features": ("name", "events", "users", "accounts", "adoption"),
-    "dau": ("day", "users"),
+    table: tuple(field.name for field in msgspec.structs.fields(row))
+    for table, row in (
+        ("users", UserRow),
+        ("accounts", AccountRow),
+        ("features", FeatureRow),
+        ("dau", DauPoint),
+    )
 }
 
 

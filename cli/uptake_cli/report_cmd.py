@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Final, Optional
+from typing import Annotated, Optional
 
 import msgspec
 import typer
 from rich.console import Console
 
 from uptake.protocol import ReportFilters
+from uptake_aggregator.metrics.report_schema import Report as UsageReport
 from uptake_cli._backend import build_local, query_daemon, resolve
 from uptake_cli._errors import EXIT_USAGE, cli_errors, fail, parse_day
 from uptake_cli._options import DbOption, SocketOption
@@ -45,69 +46,16 @@ class TableName(str, Enum):
     dau = "dau"
 
 
-# §6 field order, so JSON output is byte-identical whichever way the report was read.
-_ORDER: Final[dict[str, tuple[str, ...]]] = {
-    "": ("window", "product", "features", "accounts", "users", "retention", "releases"),
-    "window": ("since", "until"),
-    "product": (
-        "dau",
-        "wau",
-        "mau",
-        "stickiness",
-        "usage_rate",
-        "active_users",
-        "known_users",
-        "logins",
-        "sessions",
-        "avg_session_s",
-        "median_session_s",
-    ),
-    "dau": ("day", "users"),
-    "features": ("name", "events", "users", "accounts", "adoption"),
-    "accounts": (
-        "account",
-        "seats",
-        "active_users",
-        "utilization",
-        "adoption_rate",
-        "growth",
-        "integrations",
-        "breadth",
-        "health",
-        "band",
-        "flags",
-    ),
-    "users": (
-        "user",
-        "account",
-        "active_days",
-        "logins",
-        "sessions",
-        "avg_session_s",
-        "features",
-        "segment",
-        "last_seen",
-    ),
-    "retention": ("cohort", "size", "weeks"),
-    "releases": ("day", "version"),
-}
-
-
-def _ordered(value: Any, field: str) -> Any:
-    if isinstance(value, dict):
-        order = _ORDER.get(field, ())
-        keys = [key for key in order if key in value]
-        keys += sorted(key for key in value if key not in order)
-        return {key: _ordered(value[key], key) for key in keys}
-    if isinstance(value, list):
-        return [_ordered(item, field) for item in value]
-    return value
-
-
 def render_json(report: Report) -> str:
-    """Return the report as JSON text in §6 field order (two-space indent, UTF-8 as is)."""
+    """Return the report as JSON text in §6 field order (two-space indent, UTF-8 as is).
+
+    Converting through the §6 Structs fixes the field order and the number types (rates
+    are always floats), so the output is byte-identical whichever way the report was read,
+    and a report that breaks the contract fails here rather than reaching a parser.
+    """
     # msgspec is ~15x faster than json.dumps on a 10k-user report, with the same values.
-    encoded = msgspec.json.format(msgspec.json.encode(_ordered(report, "")), indent=2)
+    typed = msgspec.convert(report, UsageReport)
+    encoded = msgspec.json.format(msgspec.json.encode(typed), indent=2)
     return encoded.decode() + "\n"
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from tests.cli.make_sample_report import build_sample
-from tests.cli.report_schema import validate_report
+from uptake_aggregator.metrics.report_schema import Report as UsageReport
 
 
 def test_sample_matches_the_section_6_schema(sample_report: dict[str, Any]) -> None:
-    report = validate_report(sample_report)
+    report = msgspec.convert(sample_report, UsageReport)
     assert len(report.product.dau) == 60
     assert len(report.accounts) == 6
     assert len(report.users) == 30
