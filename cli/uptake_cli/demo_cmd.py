@@ -77,12 +77,15 @@ def run_demo(
     db: Path | None = None,
     keep: bool = False,
     seed: int = DEFAULT_SEED,
+    socket: Path | None = None,
     console: Console | None = None,
 ) -> DemoRun:
     """Run the whole demo; return what it produced. The daemon is always stopped.
 
     ``db``: store the events in this database (kept afterwards); ``keep`` without ``db``:
-    keep the demo database in a new temporary directory and report its path.
+    keep the demo database in a new temporary directory and report its path. ``socket``:
+    where the demo's private daemon listens (default: in the temporary directory; a live
+    daemon's socket is refused, never taken over).
     """
     console = console or Console()
     started = time.monotonic()
@@ -91,7 +94,7 @@ def run_demo(
         cleanup.enter_context(_sigterm_as_interrupt())
         workdir = Path(tempfile.mkdtemp(prefix="up"))  # short: Unix socket paths are limited
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-        socket = workdir / "d.sock"
+        socket = socket.resolve() if socket is not None else workdir / "d.sock"
         if db is None and keep:
             db = Path(tempfile.mkdtemp(prefix="uptake-demo-")) / "uptake.db"
         database = db.resolve() if db is not None else workdir / "uptake.db"
@@ -368,6 +371,14 @@ def demo(  # noqa: PLR0917 - typer maps each parameter to an option
         Path, typer.Option("--output", "-o", help="Where to write the HTML report.", dir_okay=False)
     ] = Path("uptake-report.html"),
     seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = DEFAULT_SEED,
+    socket: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Where the demo's private daemon listens (default: a temporary socket). "
+            "Like --db, it ignores UPTAKE_SOCKET so the demo never joins your real daemon.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Simulate a SaaS through the real SDK and daemon, print the report, write the HTML.
 
@@ -384,7 +395,15 @@ def demo(  # noqa: PLR0917 - typer maps each parameter to an option
     """
     with cli_errors():
         try:
-            run_demo(days=days, processes=processes, output=output, db=db, keep=keep, seed=seed)
+            run_demo(
+                days=days,
+                processes=processes,
+                output=output,
+                db=db,
+                keep=keep,
+                seed=seed,
+                socket=socket,
+            )
         except KeyboardInterrupt:
             typer.echo("usage: demo interrupted; the daemon was stopped", err=True)
             raise typer.Exit(130) from None

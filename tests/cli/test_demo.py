@@ -137,3 +137,13 @@ def test_demo_refuses_too_few_days(scratch: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--days", "3"])
     assert result.exit_code == 2
     assert "--days" in result.output
+
+
+def test_demo_listens_on_the_socket_given_and_removes_it(scratch: Path) -> None:
+    socket = scratch / "own.sock"
+    output = scratch / "own.html"
+    result = _run_demo(scratch, "--socket", str(socket), "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert output.stat().st_size > 0
+    assert not socket.exists()
+    assert _processes_mentioning(str(socket)) == []
