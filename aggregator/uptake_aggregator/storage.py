@@ -38,6 +38,8 @@ _INSERT_NEW: Final = _INSERT.format(verb="")
 _LOOKUP_CHUNK: Final = 900
 
 _json_encode = msgspec.json.Encoder().encode
+#: Later than any event's ts: "no event has named a user/account/start yet".
+_NEVER: Final = 1 << 64
 
 _UPSERTS: Final = {
     "user_day": """INSERT INTO user_day VALUES (?, ?, ?, ?, ?, ?)
@@ -114,144 +116,233 @@ def event_row(event: Event) -> tuple[Any, ...]:
     )
 
 
+class _Group:
+    """The new events of one (day, user, account) in a transaction (user/account may be None).
+
+    Bursts of one user's events arrive together, so the hot loop keeps the current group
+    and only looks a group up when (day, user, account) changes; every per-table row is
+    derived from the groups once per transaction in ``statements``.
+    """
+
+    __slots__ = ("bucket", "bucket_no", "events", "features", "first", "last", "last_id", "logins")
+
+    def __init__(self, ts: int, event_id: bytes) -> None:
+        self.events = 0
+        self.logins = 0
+        self.first = ts
+        self.last = ts
+        self.last_id = event_id  # id of the latest event by (ts, id): user_account
+        self.features: dict[str, int] = {}
+        # The activity bucket of the latest session-less event (a list shared with
+        # ``_Rollups.activity_bucket``), so consecutive events skip the lookup.
+        self.bucket_no = -1
+        self.bucket: list[int] = []
+
+
+class _Session:
+    """One session id's deltas; ``*_ts``/``*_id`` order the events naming a user/account."""
+
+    __slots__ = (
+        "account",
+        "account_id",
+        "account_ts",
+        "end",
+        "first",
+        "last",
+        "start",
+        "user",
+        "user_id",
+        "user_ts",
+    )
+
+    def __init__(self, ts: int) -> None:
+        self.user: str | None = None
+        self.account: str | None = None
+        self.user_ts = _NEVER
+        self.user_id = b""
+        self.account_ts = _NEVER
+        self.account_id = b""
+        self.start = _NEVER
+        self.end = -1
+        self.first = ts
+        self.last = ts
+
+    def row(self, session: str) -> tuple[Any, ...]:
+        """The ``sessions`` upsert row (order keys: ts as 8 big-endian bytes + id)."""
+        return (
+            session,
+            self.user,
+            self.account,
+            None if self.user is None else self.user_ts.to_bytes(8, "big") + self.user_id,
+            None if self.account is None else self.account_ts.to_bytes(8, "big") + self.account_id,
+            None if self.start == _NEVER else self.start,
+            None if self.end < 0 else self.end,
+            self.first,
+            self.last,
+        )
+
+
 class _Rollups:
     """Rollup deltas of the events new in one transaction, merged in memory first.
 
     Merging in Python means one upsert per touched (day, user) etc. rather than one per
     event: a batch of 1000 events from a few users touches a handful of rollup rows.
+    Events are folded into per-(day, user, account) groups (``_Group``) and per-session
+    rows (``_Session``); the per-table rows are derived from them in ``statements``.
     """
 
     def __init__(self) -> None:
-        self.user_day: dict[tuple[int, str], list[int]] = {}  # events, logins, first, last
-        self.user_account: dict[tuple[str, int], tuple[int, bytes, str]] = {}
-        self.account_day: dict[tuple[str, int], int] = {}
-        self.feature_day: dict[tuple[int, str, str, str], int] = {}
-        self.feature_totals: dict[tuple[int, str, str], int] = {}
-        self.user_feature: dict[tuple[str, str], list[int]] = {}
+        self.groups: dict[tuple[int, str | None, str | None], _Group] = {}
+        self.sessions: dict[str, _Session] = {}
+        self.activity_bucket: dict[tuple[str, int], list[int]] = {}  # first, last, events
         self.integration_day: dict[tuple[int, str, str, str], int] = {}
         self.seats: list[tuple[str, int, bytes, int]] = []
         self.releases: list[tuple[int, bytes, str]] = []
-        self.sessions: dict[str, list[Any]] = {}
-        self.activity_bucket: dict[tuple[str, int], list[int]] = {}
 
     def add(self, events: Iterable[Event]) -> None:
         """Fold new events into the deltas (a hot loop: locals and plain comparisons)."""
-        user_day = self.user_day
-        user_account = self.user_account
-        account_day = self.account_day
-        feature_day = self.feature_day
-        feature_totals = self.feature_totals
-        user_feature = self.user_feature
-        activity_bucket = self.activity_bucket
+        groups = self.groups
+        sessions = self.sessions
+        buckets = self.activity_bucket
+        group = _Group(0, b"")
+        group_day = -1
+        group_user: str | None = None
+        group_account: str | None = None
+        row = _Session(0)
+        row_session: str | None = None
         for event in events:
             ts = event.ts
-            day = ts // DAY_US
             user = event.user
             account = event.account
+            day = ts // DAY_US
+            if day != group_day or user != group_user or account != group_account:
+                key = (day, user, account)
+                found = groups.get(key)
+                if found is None:
+                    found = groups[key] = _Group(ts, event.id)
+                group, group_day, group_user, group_account = found, day, user, account
+            group.events += 1
+            if ts > group.last:
+                group.last = ts
+                group.last_id = event.id
+            elif ts < group.first:
+                group.first = ts
+            elif ts == group.last and event.id > group.last_id:
+                group.last_id = event.id
             kind = event.kind
-            if user is not None:
-                key = (day, user)
-                totals = user_day.get(key)
-                if totals is None:
-                    user_day[key] = [1, kind == "login", ts, ts]
-                else:
-                    totals[0] += 1
-                    totals[1] += kind == "login"
-                    if ts < totals[2]:
-                        totals[2] = ts
-                    elif ts > totals[3]:
-                        totals[3] = ts
-                if account is not None:
-                    akey = (user, day)
-                    latest = user_account.get(akey)
-                    if latest is None or (ts, event.id) > latest[:2]:
-                        user_account[akey] = (ts, event.id, account)
-                if event.session is None:
-                    bkey = (user, ts // SESSION_GAP_US)
-                    bucket = activity_bucket.get(bkey)
-                    if bucket is None:
-                        activity_bucket[bkey] = [ts, ts, 1]
-                    else:
-                        bucket[2] += 1
-                        if ts < bucket[0]:
-                            bucket[0] = ts
-                        elif ts > bucket[1]:
-                            bucket[1] = ts
-            if account is not None:
-                dkey = (account, day)
-                account_day[dkey] = account_day.get(dkey, 0) + 1
             if kind == "feature":
                 name = event.name
                 if name is not None:
-                    fkey = (day, name, user or "", account or "")
-                    feature_day[fkey] = feature_day.get(fkey, 0) + 1
-                    # feature_totals names the account only for user-less events.
-                    tkey = (day, name, "" if user is not None else account or "")
-                    feature_totals[tkey] = feature_totals.get(tkey, 0) + 1
-                    if user is not None:
-                        span = user_feature.get((user, name))
-                        if span is None:
-                            user_feature[(user, name)] = [day, day]
-                        elif day < span[0]:
-                            span[0] = day
-                        elif day > span[1]:
-                            span[1] = day
+                    features = group.features
+                    features[name] = features.get(name, 0) + 1
+            elif kind == "login":
+                group.logins += 1
             elif kind == "seats":
                 if account is not None and event.value is not None:
                     self.seats.append((account, ts, event.id, event.value))
             elif kind == "release" and event.name is not None:
                 self.releases.append((ts, event.id, event.name))
-            if event.props and "integration" in event.props:
-                ikey = (day, account or "", user or "", str(event.props["integration"]))
+            session = event.session
+            if session is not None:
+                if session != row_session:
+                    found_row = sessions.get(session)
+                    if found_row is None:
+                        found_row = sessions[session] = _Session(ts)
+                    row, row_session = found_row, session
+                if ts > row.last:
+                    row.last = ts
+                elif ts < row.first:
+                    row.first = ts
+                # The earliest event (by ts, then id) naming a user/account decides.
+                if (
+                    user is not None
+                    and ts <= row.user_ts
+                    and (ts < row.user_ts or event.id < row.user_id)
+                ):
+                    row.user, row.user_ts, row.user_id = user, ts, event.id
+                if (
+                    account is not None
+                    and ts <= row.account_ts
+                    and (ts < row.account_ts or event.id < row.account_id)
+                ):
+                    row.account, row.account_ts, row.account_id = account, ts, event.id
+                if kind == "session_start":
+                    row.start = min(row.start, ts)
+                elif kind == "session_end" and ts > row.end:
+                    row.end = ts
+            elif user is not None:
+                bucket_no = ts // SESSION_GAP_US
+                if bucket_no != group.bucket_no:
+                    bkey = (user, bucket_no)
+                    bucket = buckets.get(bkey)
+                    if bucket is None:
+                        bucket = buckets[bkey] = [ts, ts, 0]
+                    group.bucket, group.bucket_no = bucket, bucket_no
+                bucket = group.bucket
+                bucket[2] += 1
+                if ts < bucket[0]:
+                    bucket[0] = ts
+                elif ts > bucket[1]:
+                    bucket[1] = ts
+            props = event.props
+            if props and "integration" in props:
+                ikey = (day, account or "", user or "", str(props["integration"]))
                 self.integration_day[ikey] = self.integration_day.get(ikey, 0) + 1
-            if event.session is not None:
-                self._add_session(event, event.session)
-
-    def _add_session(self, event: Event, session: str) -> None:
-        ts = event.ts
-        start = ts if event.kind == "session_start" else None
-        end = ts if event.kind == "session_end" else None
-        # Order key of this event: the earliest event naming a user/account decides.
-        key = ts.to_bytes(8, "big") + event.id
-        user_key = key if event.user is not None else None
-        account_key = key if event.account is not None else None
-        row = self.sessions.get(session)
-        if row is None:
-            self.sessions[session] = [
-                event.user,
-                event.account,
-                user_key,
-                account_key,
-                start,
-                end,
-                ts,
-                ts,
-            ]
-            return
-        if user_key is not None and (row[2] is None or user_key < row[2]):
-            row[0], row[2] = event.user, user_key
-        if account_key is not None and (row[3] is None or account_key < row[3]):
-            row[1], row[3] = event.account, account_key
-        if start is not None:
-            row[4] = start if row[4] is None else min(row[4], start)
-        if end is not None:
-            row[5] = end if row[5] is None else max(row[5], end)
-        row[6] = min(row[6], ts)
-        row[7] = max(row[7], ts)
 
     def statements(self) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
         """Yield (upsert SQL, rows) for every rollup that has something to write."""
+        user_day: dict[tuple[int, str], list[int]] = {}  # events, logins, first, last
+        user_account: dict[tuple[str, int], tuple[int, bytes, str]] = {}
+        account_day: dict[tuple[str, int], int] = {}
+        feature_day: list[tuple[int, str, str, str, int]] = []
+        feature_totals: dict[tuple[int, str, str], int] = {}
+        user_feature: dict[tuple[str, str], list[int]] = {}
+        for (day, user, account), group in self.groups.items():
+            features = group.features
+            if user is None:
+                for name, count in features.items():
+                    feature_day.append((day, name, "", account or "", count))
+                    # feature_totals names the account only for user-less events.
+                    tkey = (day, name, account or "")
+                    feature_totals[tkey] = feature_totals.get(tkey, 0) + count
+            else:
+                totals = user_day.get((day, user))
+                if totals is None:
+                    user_day[(day, user)] = [group.events, group.logins, group.first, group.last]
+                else:
+                    totals[0] += group.events
+                    totals[1] += group.logins
+                    totals[2] = min(totals[2], group.first)
+                    totals[3] = max(totals[3], group.last)
+                if account is not None:
+                    latest = user_account.get((user, day))
+                    if latest is None or (group.last, group.last_id) > latest[:2]:
+                        user_account[(user, day)] = (group.last, group.last_id, account)
+                for name, count in features.items():
+                    feature_day.append((day, name, user, account or "", count))
+                    tkey = (day, name, "")
+                    feature_totals[tkey] = feature_totals.get(tkey, 0) + count
+                    span = user_feature.get((user, name))
+                    if span is None:
+                        user_feature[(user, name)] = [day, day]
+                    elif day < span[0]:
+                        span[0] = day
+                    elif day > span[1]:
+                        span[1] = day
+            if account is not None:
+                akey = (account, day)
+                account_day[akey] = account_day.get(akey, 0) + group.events
         tables: dict[str, list[tuple[Any, ...]]] = {
-            "user_day": [(d, u, *v) for (d, u), v in self.user_day.items()],
-            "user_account": [(u, d, *v) for (u, d), v in self.user_account.items()],
-            "account_day": [(*k, n) for k, n in self.account_day.items()],
-            "feature_day": [(*k, n) for k, n in self.feature_day.items()],
-            "user_feature": [(*k, *span) for k, span in self.user_feature.items()],
-            "feature_totals": [(*k, n) for k, n in self.feature_totals.items()],
+            "user_day": [(d, u, *v) for (d, u), v in user_day.items()],
+            "user_account": [(u, d, *v) for (u, d), v in user_account.items()],
+            "account_day": [(*k, n) for k, n in account_day.items()],
+            "feature_day": feature_day,
+            "user_feature": [(*k, *span) for k, span in user_feature.items()],
+            "feature_totals": [(*k, n) for k, n in feature_totals.items()],
             "integration_day": [(*k, n) for k, n in self.integration_day.items()],
-            "seats": list(self.seats),
-            "releases": list(self.releases),
-            "sessions": [(s, *v) for s, v in self.sessions.items()],
+            "seats": self.seats,
+            "releases": self.releases,
+            "sessions": [row.row(session) for session, row in self.sessions.items()],
             "activity_bucket": [(*k, *v) for k, v in self.activity_bucket.items()],
         }
         for table, rows in tables.items():
