@@ -90,7 +90,6 @@ _V1: Final = (
         events INTEGER NOT NULL,
         PRIMARY KEY (day, feature, user, account)
     ) WITHOUT ROWID""",
-    "CREATE INDEX feature_day_by_feature ON feature_day (feature, day)",
     """CREATE TABLE user_feature (
         user TEXT NOT NULL,
         feature TEXT NOT NULL,
