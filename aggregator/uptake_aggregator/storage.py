@@ -31,9 +31,14 @@ from uptake_aggregator.schema import DAY_US, MIGRATIONS, SCHEMA_VERSION, SESSION
 
 __all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "event_row"]
 
-_INSERT: Final = "INSERT {verb} INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_OR_IGNORE: Final = _INSERT.format(verb="OR IGNORE")
-_INSERT_NEW: Final = _INSERT.format(verb="")
+_INSERT: Final = "INSERT {verb} INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {rest})"
+# Most events carry no value and no props: their rows bind NULL literals instead. The
+# sqlite3 module passes None (and bytes) through its adapter registry, a lookup per value
+# that costs more than the insert's B-tree work for those columns; bytearray ids skip it.
+_INSERT_OR_IGNORE: Final = _INSERT.format(verb="OR IGNORE", rest="?, ?, ?")
+_INSERT_OR_IGNORE_PLAIN: Final = _INSERT.format(verb="OR IGNORE", rest="NULL, NULL, ?")
+_INSERT_NEW: Final = _INSERT.format(verb="", rest="?, ?, ?")
+_INSERT_NEW_PLAIN: Final = _INSERT.format(verb="", rest="NULL, NULL, ?")
 # Under SQLite's default limit of 999 host parameters on old builds.
 _LOOKUP_CHUNK: Final = 900
 
@@ -114,6 +119,29 @@ def event_row(event: Event) -> tuple[Any, ...]:
         None if event.props is None else _json_encode(event.props).decode(),
         event.source,
     )
+
+
+def _event_rows(events: Iterable[Event]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows for ``_INSERT_*_PLAIN`` (no value, no props) and for the full statements."""
+    plain: list[tuple[Any, ...]] = []
+    full: list[tuple[Any, ...]] = []
+    for event in events:
+        if event.value is None and event.props is None:
+            plain.append(
+                (
+                    bytearray(event.id),
+                    event.ts,
+                    event.kind,
+                    event.name,
+                    event.user,
+                    event.account,
+                    event.session,
+                    event.source,
+                )
+            )
+        else:
+            full.append(event_row(event))
+    return plain, full
 
 
 class _Group:
@@ -290,55 +318,57 @@ class _Rollups:
                 self.integration_day[ikey] = self.integration_day.get(ikey, 0) + 1
 
     def statements(self) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
-        """Yield (upsert SQL, rows) for every rollup that has something to write."""
-        user_day: dict[tuple[int, str], list[int]] = {}  # events, logins, first, last
-        user_account: dict[tuple[str, int], tuple[int, bytes, str]] = {}
+        """Yield (upsert SQL, rows) for every rollup that has something to write.
+
+        A (day, user) or (user, feature) of several groups (a user under two accounts, or
+        across midnight) gets one row per group: the upserts merge those exactly as they
+        merge a row with the stored one, so only the many-to-one rollups merge here.
+        """
+        user_day: list[tuple[Any, ...]] = []
+        user_account: list[tuple[Any, ...]] = []
+        feature_day: list[tuple[Any, ...]] = []
+        user_feature: list[tuple[Any, ...]] = []
         account_day: dict[tuple[str, int], int] = {}
-        feature_day: list[tuple[int, str, str, str, int]] = []
-        feature_totals: dict[tuple[int, str, str], int] = {}
-        user_feature: dict[tuple[str, str], list[int]] = {}
+        feature_totals: dict[tuple[int, str], dict[str, int]] = {}  # (day, account)
         for (day, user, account), group in self.groups.items():
-            features = group.features
-            if user is None:
-                for name, count in features.items():
-                    feature_day.append((day, name, "", account or "", count))
-                    # feature_totals names the account only for user-less events.
-                    tkey = (day, name, account or "")
-                    feature_totals[tkey] = feature_totals.get(tkey, 0) + count
-            else:
-                totals = user_day.get((day, user))
-                if totals is None:
-                    user_day[(day, user)] = [group.events, group.logins, group.first, group.last]
-                else:
-                    totals[0] += group.events
-                    totals[1] += group.logins
-                    totals[2] = min(totals[2], group.first)
-                    totals[3] = max(totals[3], group.last)
-                if account is not None:
-                    latest = user_account.get((user, day))
-                    if latest is None or (group.last, group.last_id) > latest[:2]:
-                        user_account[(user, day)] = (group.last, group.last_id, account)
-                for name, count in features.items():
-                    feature_day.append((day, name, user, account or "", count))
-                    tkey = (day, name, "")
-                    feature_totals[tkey] = feature_totals.get(tkey, 0) + count
-                    span = user_feature.get((user, name))
-                    if span is None:
-                        user_feature[(user, name)] = [day, day]
-                    elif day < span[0]:
-                        span[0] = day
-                    elif day > span[1]:
-                        span[1] = day
             if account is not None:
                 akey = (account, day)
                 account_day[akey] = account_day.get(akey, 0) + group.events
+            if user is not None:
+                user_day.append((day, user, group.events, group.logins, group.first, group.last))
+                if account is not None:
+                    user_account.append((user, day, group.last, group.last_id, account))
+            features = group.features
+            if not features:
+                continue
+            feature_account = account or ""
+            if user is None:
+                feature_day += [(day, name, "", feature_account, n) for name, n in features.items()]
+                # feature_totals names the account only for user-less events.
+                tkey = (day, feature_account)
+            else:
+                feature_day += [
+                    (day, name, user, feature_account, n) for name, n in features.items()
+                ]
+                user_feature += [(user, name, day, day) for name in features]
+                tkey = (day, "")
+            totals = feature_totals.get(tkey)
+            if totals is None:
+                feature_totals[tkey] = dict(features)
+            else:
+                for name, count in features.items():
+                    totals[name] = totals.get(name, 0) + count
         tables: dict[str, list[tuple[Any, ...]]] = {
-            "user_day": [(d, u, *v) for (d, u), v in user_day.items()],
-            "user_account": [(u, d, *v) for (u, d), v in user_account.items()],
+            "user_day": user_day,
+            "user_account": user_account,
             "account_day": [(*k, n) for k, n in account_day.items()],
             "feature_day": feature_day,
-            "user_feature": [(*k, *span) for k, span in user_feature.items()],
-            "feature_totals": [(*k, n) for k, n in feature_totals.items()],
+            "user_feature": user_feature,
+            "feature_totals": [
+                (day, name, account, n)
+                for (day, account), totals in feature_totals.items()
+                for name, n in totals.items()
+            ],
             "integration_day": [(*k, n) for k, n in self.integration_day.items()],
             "seats": self.seats,
             "releases": self.releases,
@@ -426,42 +456,69 @@ class Storage:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 rollups = _Rollups()
-                results = [await self._insert_batch(batch, rollups) for batch in batches]
+                accepted = await self._insert_events(batches, rollups)
                 for sql, rows in rollups.statements():
                     await db.executemany(sql, rows)
-                stored = sum(r.accepted for r in results)
                 await db.execute(
-                    "UPDATE counters SET value = value + ? WHERE name = 'events'", (stored,)
+                    "UPDATE counters SET value = value + ? WHERE name = 'events'", (sum(accepted),)
                 )
                 await db.execute("COMMIT")
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await db.execute("ROLLBACK")
                 raise
-        return results
+        return [
+            IngestResult(accepted=new, duplicates=len(batch) - new)
+            for batch, new in zip(batches, accepted, strict=True)
+        ]
 
-    async def _insert_batch(self, batch: Sequence[Event], rollups: _Rollups) -> IngestResult:
+    async def _insert_events(
+        self, batches: Sequence[Sequence[Event]], rollups: _Rollups
+    ) -> list[int]:
+        """Insert the events not stored yet, fold them into ``rollups``; new events per batch.
+
+        An id repeated across batches is new (at most) in the first batch naming it.
+        """
         unique: dict[bytes, Event] = {}
-        for event in batch:
-            unique.setdefault(event.id, event)
-        rows = [event_row(event) for event in unique.values()]
+        accepted: list[int] = []
+        for batch in batches:
+            before = len(unique)
+            for event in batch:
+                unique.setdefault(event.id, event)
+            accepted.append(len(unique) - before)
         db = self._db
-        # Fast path: insert all; only when some were ignored find out which, so the
-        # rollups count each stored event exactly once.
+        # Fast path: insert all (one statement per row shape for all batches: each call
+        # is a hop to aiosqlite's thread); only when some were ignored find out which, so
+        # the rollups count each stored event exactly once.
         await db.execute("SAVEPOINT batch")
-        cursor = await db.executemany(_INSERT_OR_IGNORE, rows)
-        if cursor.rowcount == len(rows):
-            new_events: Iterable[Event] = unique.values()
-            accepted = len(rows)
-        else:
+        plain, full = _event_rows(unique.values())
+        inserted = 0
+        if plain:
+            inserted += (await db.executemany(_INSERT_OR_IGNORE_PLAIN, plain)).rowcount
+        if full:
+            inserted += (await db.executemany(_INSERT_OR_IGNORE, full)).rowcount
+        new_events: Iterable[Event] = unique.values()
+        if inserted != len(unique):
             await db.execute("ROLLBACK TO batch")
-            stored = await self._stored_ids(list(unique))
-            new_events = [event for event_id, event in unique.items() if event_id not in stored]
-            await db.executemany(_INSERT_NEW, [event_row(event) for event in new_events])
-            accepted = len(new_events)
+            seen = await self._stored_ids(list(unique))
+            fresh: list[Event] = []
+            accepted.clear()
+            for batch in batches:
+                count = len(fresh)
+                for event in batch:
+                    if event.id not in seen:
+                        seen.add(event.id)
+                        fresh.append(event)
+                accepted.append(len(fresh) - count)
+            plain, full = _event_rows(fresh)
+            if plain:
+                await db.executemany(_INSERT_NEW_PLAIN, plain)
+            if full:
+                await db.executemany(_INSERT_NEW, full)
+            new_events = fresh
         await db.execute("RELEASE batch")
         rollups.add(new_events)
-        return IngestResult(accepted=accepted, duplicates=len(batch) - accepted)
+        return accepted
 
     async def _stored_ids(self, ids: list[bytes]) -> set[bytes]:
         stored: set[bytes] = set()
