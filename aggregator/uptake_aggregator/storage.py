@@ -481,6 +481,10 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        # Checkpoint every ~40 MiB of WAL rather than 4 MiB: rollup pages touched by many
+        # commits are copied into the database once per checkpoint, so commits measured
+        # ~25% cheaper. The WAL file keeps that size on disk while the daemon runs.
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
         _migrate(conn, path)
     except BaseException:
         conn.close()
