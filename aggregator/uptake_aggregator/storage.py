@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
@@ -52,6 +53,8 @@ _json_encode = msgspec.json.Encoder().encode
 _T = TypeVar("_T")
 #: Later than any event's ts: "no event has named a user/account/start yet".
 _NEVER: Final = 1 << 64
+#: Most (user, feature) pairs ``_Covered`` remembers.
+_MAX_COVERED: Final = 250_000
 
 _UPSERTS: Final = {
     "user_day": """INSERT INTO user_day VALUES (?, ?, ?, ?, ?, ?)
@@ -215,6 +218,38 @@ class _Session:
         )
 
 
+class _Covered:
+    """(user, feature) pairs whose stored ``user_feature`` span covers ``day``.
+
+    Spans only grow (nothing deletes or narrows them), so a committed pair stays covered
+    and a (user, feature, day, day) row for it is a no-op upsert: ``statements`` leaves
+    those out, most ``user_feature`` rows once a day is under way. Only the latest day is
+    kept, and at most ``_MAX_COVERED`` pairs, to bound memory (~40 bytes a pair).
+    """
+
+    __slots__ = ("day", "features", "size")
+
+    def __init__(self) -> None:
+        self.day = -1
+        self.features: dict[str, set[str]] = {}  # user -> features
+        self.size = 0
+
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
+        """Record committed ``user_feature`` rows (user, feature, day, day)."""
+        for user, name, day, _ in rows:
+            if day != self.day:
+                if day < self.day:
+                    continue
+                self.day, self.features, self.size = day, {}, 0
+            if self.size >= _MAX_COVERED:
+                continue
+            known = self.features.get(user)
+            if known is None:
+                known = self.features[user] = set()
+            known.add(sys.intern(name))  # few distinct names: share them
+            self.size += 1
+
+
 class _Rollups:
     """Rollup deltas of the events new in one transaction, merged in memory first.
 
@@ -231,6 +266,7 @@ class _Rollups:
         self.integration_day: dict[tuple[int, str, str, str], int] = {}
         self.seats: list[tuple[str, int, bytes, int]] = []
         self.releases: list[tuple[int, bytes, str]] = []
+        self.user_feature_rows: list[tuple[Any, ...]] = []
 
     def add(self, events: Iterable[Event]) -> None:
         """Fold new events into the deltas (a hot loop: locals and plain comparisons)."""
@@ -322,12 +358,14 @@ class _Rollups:
                 ikey = (day, account or "", user or "", str(props["integration"]))
                 self.integration_day[ikey] = self.integration_day.get(ikey, 0) + 1
 
-    def statements(self) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
+    def statements(self, covered: _Covered) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
         """Yield (upsert SQL, rows) for every rollup that has something to write.
 
         A (day, user) or (user, feature) of several groups (a user under two accounts, or
         across midnight) gets one row per group: the upserts merge those exactly as they
         merge a row with the stored one, so only the many-to-one rollups merge here.
+        ``user_feature`` rows of pairs in ``covered`` are no-ops and left out; the rows
+        written are kept in ``user_feature_rows`` for ``_Covered.add`` after the commit.
         """
         user_day: list[tuple[Any, ...]] = []
         user_account: list[tuple[Any, ...]] = []
@@ -355,7 +393,13 @@ class _Rollups:
                 feature_day += [
                     (day, name, user, feature_account, n) for name, n in features.items()
                 ]
-                user_feature += [(user, name, day, day) for name in features]
+                known = covered.features.get(user) if day == covered.day else None
+                if known is None:
+                    user_feature += [(user, name, day, day) for name in features]
+                else:
+                    user_feature += [
+                        (user, name, day, day) for name in features if name not in known
+                    ]
                 tkey = (day, "")
             totals = feature_totals.get(tkey)
             if totals is None:
@@ -363,6 +407,7 @@ class _Rollups:
             else:
                 for name, count in features.items():
                     totals[name] = totals.get(name, 0) + count
+        self.user_feature_rows = user_feature
         tables: dict[str, list[tuple[Any, ...]]] = {
             "user_day": user_day,
             "user_account": user_account,
@@ -427,6 +472,7 @@ class Storage:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._limiter = anyio.CapacityLimiter(1)
+        self._covered = _Covered()
         self.path = path
 
     @classmethod
@@ -452,7 +498,7 @@ class Storage:
         duplicates and change nothing, so a resent batch is harmless. When this returns,
         the transaction is committed; if it raises, nothing of these batches is stored.
         """
-        accepted = await self._run(partial(_ingest, self._conn, batches))
+        accepted = await self._run(partial(_ingest, self._conn, batches, self._covered))
         return [
             IngestResult(accepted=new, duplicates=len(batch) - new)
             for batch, new in zip(batches, accepted, strict=True)
@@ -492,13 +538,15 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def _ingest(conn: sqlite3.Connection, batches: Sequence[Sequence[Event]]) -> list[int]:
+def _ingest(
+    conn: sqlite3.Connection, batches: Sequence[Sequence[Event]], covered: _Covered
+) -> list[int]:
     """The whole ingest transaction (on the worker thread); new events per batch."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         rollups = _Rollups()
         accepted = _insert_events(conn, batches, rollups)
-        for sql, rows in rollups.statements():
+        for sql, rows in rollups.statements(covered):
             conn.executemany(sql, rows)
         conn.execute(
             "UPDATE counters SET value = value + ? WHERE name = 'events'", (sum(accepted),)
@@ -507,6 +555,7 @@ def _ingest(conn: sqlite3.Connection, batches: Sequence[Sequence[Event]]) -> lis
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    covered.add(rollups.user_feature_rows)
     return accepted
 
 

@@ -24,6 +24,8 @@ ROLLUP_TABLES = (
     "user_account",
     "account_day",
     "feature_day",
+    "user_feature",
+    "feature_totals",
     "integration_day",
     "seats",
     "releases",
@@ -40,6 +42,19 @@ def ingest(path: Path, batches: list[list[Event]]) -> list[IngestResult]:
         storage = await Storage.open(path)
         try:
             return await storage.ingest(batches)
+        finally:
+            await storage.close()
+
+    return anyio.run(run)
+
+
+def ingest_calls(path: Path, calls: list[list[list[Event]]]) -> list[list[IngestResult]]:
+    """Several ``ingest`` calls (transactions) on one open ``Storage``."""
+
+    async def run() -> list[list[IngestResult]]:
+        storage = await Storage.open(path)
+        try:
+            return [await storage.ingest(batches) for batches in calls]
         finally:
             await storage.close()
 
@@ -96,6 +111,40 @@ def test_any_split_order_and_resend_stores_each_event_once(
     assert sum(r.accepted for r in results) == len(events)
     assert sum(r.accepted + r.duplicates for r in results) == len(resent)
     assert snapshot(messy) == snapshot(once)
+
+
+@given(
+    st.lists(small_events(), min_size=1, max_size=40),
+    st.randoms(use_true_random=False),
+    st.integers(min_value=1, max_value=6),
+)
+def test_transactions_of_one_storage_store_what_one_transaction_does(
+    tmp_path_factory: pytest.TempPathFactory, events: list[Event], rng: Any, calls: int
+) -> None:
+    # Storage keeps state between transactions (user_feature pairs known to be stored):
+    # days in any order and resent events must still give the tables of one transaction.
+    base = tmp_path_factory.mktemp("db")
+    once, split = base / "once.db", base / "split.db"
+    ingest(once, [events])
+
+    resent = events + rng.sample(events, k=len(events) // 2)
+    rng.shuffle(resent)
+    size = -(-len(resent) // calls)
+    results = ingest_calls(split, [[resent[i : i + size]] for i in range(0, len(resent), size)])
+
+    assert sum(r.accepted for call in results for r in call) == len(events)
+    assert snapshot(split) == snapshot(once)
+
+
+def test_user_feature_spans_grow_across_transactions(db_paths: tuple[Path, Path]) -> None:
+    path, _ = db_paths
+
+    def used(day: int) -> list[list[Event]]:
+        ts = T0 + day * DAY
+        return [[Event(id=new_event_id(ts), ts=ts, kind="feature", name="f", user="u1")]]
+
+    ingest_calls(path, [used(1), used(1), used(0), used(2), used(1), used(0)])
+    assert snapshot(path)["user_feature"] == [("u1", "f", T0 // DAY, T0 // DAY + 2)]
 
 
 def test_duplicates_are_reported_per_batch(db_paths: tuple[Path, Path]) -> None:
