@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Final, Union
 
 import anyio
+import msgspec
 from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from uptake._model import Event
+from uptake._model import MAX_EVENT_BYTES, Event
 from uptake.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -55,6 +56,7 @@ MAX_FUTURE_US: Final = DAY_US
 _RECEIVE_BYTES: Final = 256 * 1024
 
 _log = logging.getLogger("uptake_aggregator.connection")
+_encode_event = msgspec.msgpack.Encoder().encode
 
 #: Answers a query; raises ``ProtocolError`` (bad_query / internal) when it cannot.
 QueryAnswerer = Callable[[Query], Awaitable[Result]]
@@ -246,6 +248,11 @@ class Connection:
         limit = time.time_ns() // 1000 + MAX_FUTURE_US
         if max([event.ts for event in events]) > limit:
             raise _future_event(events, limit)
+        # Only props can push an event past 8 KiB (six 200-char strings stay under it), so
+        # only events with props are measured: the SDK checks this too, other clients may not.
+        for index, event in enumerate(events):
+            if event.props and len(_encode_event(event)) > MAX_EVENT_BYTES:
+                raise _oversize_event(index, event)
         pending = await self._writer.submit(events)
         # Queued means it will be committed: its Ack must follow even if the daemon is
         # stopping and this read is being cancelled right now.
@@ -286,6 +293,14 @@ class Connection:
                 await self._stream.send(encode_frame(message))
         except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
+
+
+def _oversize_event(index: int, event: Event) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.BAD_EVENT,
+        f"event {index} (id {event.id.hex()}) encodes to {len(_encode_event(event))} bytes, "
+        f"over the {MAX_EVENT_BYTES}-byte limit: send fewer or shorter props",
+    )
 
 
 def _future_event(events: list[Event], limit: int) -> ProtocolError:

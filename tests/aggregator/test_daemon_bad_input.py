@@ -87,6 +87,11 @@ BAD_INPUTS: dict[str, tuple[Callable[[], bytes], str, tuple[str, ...]]] = {
         "bad_event",
         ("future",),
     ),
+    "event over 8 KiB": (
+        lambda: _frame(_batch_payload(props={f"p{i}": "x" * 300 for i in range(30)})),
+        "bad_event",
+        ("8192",),
+    ),
     "unknown event field": (
         lambda: _frame(_batch_payload(colour="red")),
         "bad_message",
