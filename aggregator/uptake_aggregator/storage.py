@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
@@ -31,7 +31,7 @@ from uptake_aggregator.errors import StorageError
 from uptake_aggregator.rollups import Covered, Rollups
 from uptake_aggregator.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "event_row"]
+__all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "event_row", "read_events"]
 
 _INSERT: Final = "INSERT {verb} INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {rest})"
 # Most events carry no value and no props: their rows bind NULL literals instead. The
@@ -126,6 +126,46 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
             f"{SCHEMA_VERSION}: start the daemon once to migrate it, or upgrade uptake"
         )
     return conn
+
+
+def read_events(
+    conn: sqlite3.Connection, since_us: int | None = None, until_us: int | None = None
+) -> Iterator[Event]:
+    """Yield the stored events with ``since_us <= ts < until_us``, in id (time) order.
+
+    For export and inspection; reports read the rollups instead. Streams row by row, so
+    memory stays flat whatever the database size.
+    """
+    # A stored prop may be null: props are kept as JSON, which has no inf/nan floats.
+    decode_props = msgspec.json.Decoder(dict[str, bool | int | float | str | None]).decode
+    rows = conn.execute(
+        "SELECT id, ts, kind, name, user, account, session, value, props, source FROM events"
+        " WHERE ts >= ? AND ts < ? ORDER BY id",
+        (
+            since_us if since_us is not None else -(2**63),
+            until_us if until_us is not None else 2**63 - 1,
+        ),
+    )
+    for event_id, ts, kind, name, user, account, session, value, props, source in rows:
+        yield Event(
+            id=bytes(event_id),
+            ts=ts,
+            kind=kind,
+            name=name,
+            user=user,
+            account=account,
+            session=session,
+            value=value,
+            props=None if props is None else _finite(decode_props(props)),
+            source=source,
+        )
+
+
+def _finite(
+    props: dict[str, bool | int | float | str | None],
+) -> dict[str, bool | int | float | str]:
+    """Props without the nulls JSON left where a non-finite float was."""
+    return {key: value for key, value in props.items() if value is not None}
 
 
 class Storage:

@@ -1,0 +1,97 @@
+"""`usage export`: write stored events as JSON lines, the format `usage import` reads.
+
+Each line is one event with its ``id`` (32 hex digits) and ``ts`` (integer microseconds),
+so exporting and importing elsewhere (or again) stores every event exactly once. The
+database is opened read-only; a running daemon keeps writing meanwhile (WAL).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import IO, Annotated, Any, Optional
+
+import msgspec
+import typer
+
+from uptake._model import Event
+from uptake_aggregator.storage import connect_readonly, read_events
+from uptake_cli._backend import resolve
+from uptake_cli._errors import EXIT_USAGE, cli_errors, fail, parse_day
+from uptake_cli._options import DbOption, SocketOption
+
+__all__ = ["export_events", "register"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _day_us(day: date | None) -> int | None:
+    if day is None:
+        return None
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**6
+
+
+def _line(event: Event) -> bytes:
+    fields: dict[str, Any] = {"id": event.id.hex(), "ts": event.ts, "kind": event.kind}
+    for name in ("name", "user", "account", "session", "value", "props", "source"):
+        value = getattr(event, name)
+        if value is not None:
+            fields[name] = value
+    return _encode(fields) + b"\n"
+
+
+def export_events(db: Path, out: IO[bytes], since: date | None, until: date | None) -> int:
+    """Write the events of ``db`` with ``since <= day < until`` to ``out``; return how many.
+
+    >>> import io, tempfile; from pathlib import Path
+    >>> export_events(Path(tempfile.mkdtemp()) / "none.db", io.BytesIO(), None, None)
+    Traceback (most recent call last):
+    uptake_aggregator.errors.StorageError: no database at ...
+    """
+    conn = connect_readonly(db)
+    try:
+        count = 0
+        for event in read_events(conn, _day_us(since), _day_us(until)):
+            out.write(_line(event))
+            count += 1
+        return count
+    finally:
+        conn.close()
+
+
+def export_file(
+    since: Annotated[
+        Optional[str], typer.Option(help="First UTC day to export (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option(help="Day after the last one exported (YYYY-MM-DD).")
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write here instead of stdout.", dir_okay=False),
+    ] = None,
+    db: DbOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """Write stored events as JSON lines (the `usage import` format), oldest first.
+
+    Example: usage export --since 2026-11-01 -o november.jsonl
+    """
+    with cli_errors():
+        since_day, until_day = parse_day(since, "--since"), parse_day(until, "--until")
+        if since_day and until_day and since_day >= until_day:
+            fail("--since must be before --until", EXIT_USAGE)
+        database = resolve(db, socket).db
+        if output is None:
+            count = export_events(database, sys.stdout.buffer, since_day, until_day)
+            sys.stdout.buffer.flush()
+        else:
+            with output.open("wb") as handle:
+                count = export_events(database, handle, since_day, until_day)
+        typer.echo(f"{count:,} events exported from {database}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `usage export` to the app."""
+    app.command("export")(export_file)
