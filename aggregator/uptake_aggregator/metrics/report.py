@@ -31,6 +31,8 @@ __all__ = ["build_report", "segment"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _UNKNOWN = UserActivity(0, 0, 0)
+#: Upper bound on the read-only connection's memory map (4 GiB).
+_MMAP_BYTES = 1 << 32
 
 
 def segment(active_days: int, window_days: int) -> str:
@@ -131,6 +133,9 @@ def build_report(
     conn = connect_readonly(db_path)
     try:
         conn.execute("PRAGMA temp_store = MEMORY")
+        # Memory-mapped reads skip a copy of every page into SQLite's cache: measured
+        # ~5% off a 10M-event report. SQLite caps the size at its compile-time limit.
+        conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
         # One read transaction: every query sees the same committed state. (A second
         # connection in a thread measured no faster: SQLite's global allocator mutex
         # and the GIL serialise the two.)
