@@ -18,7 +18,7 @@ from tests.aggregator.metrics.test_against_reference import assert_same
 from uptake._ids import content_event_id
 from uptake._model import Event
 from uptake.protocol import ReportFilters
-from uptake_aggregator.metrics import build_report, features
+from uptake_aggregator.metrics import build_report, features, retention
 
 DAY = 86_400_000_000
 MINUTE = 60_000_000
@@ -118,4 +118,20 @@ def test_many_straddling_pairs_take_the_scan_path(
             build_report(path, filters, today=TODAY),
             reference_report(events, filters, TODAY),
             f"scan path {filters}",
+        )
+
+
+def test_long_windows_take_the_row_path_for_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows too long for a per-user week bit mask count active weeks row by row."""
+    monkeypatch.setattr(retention, "_MASK_WEEKS", 0)
+    events = medium_dataset(5)
+    path = tmp_path / "medium.db"
+    ingest_batches(path, [events])
+    for filters in FILTERS:
+        assert_same(
+            build_report(path, filters, today=TODAY),
+            reference_report(events, filters, TODAY),
+            f"row path {filters}",
         )
