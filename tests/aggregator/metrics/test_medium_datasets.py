@@ -105,33 +105,26 @@ def test_medium_dataset_matches_the_reference(tmp_path: Path, seed: int) -> None
         )
 
 
-def test_many_straddling_pairs_take_the_scan_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("module", "limit", "path"),
+    [
+        # no room for per-pair checks: feature figures come from the window scan
+        (features, "_MAX_STRADDLERS", "feature scan path"),
+        # windows too long for a per-user week bit mask: retention counts row by row
+        (retention, "_MASK_WEEKS", "retention row path"),
+    ],
+)
+def test_size_chosen_fallback_paths_match_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: object, limit: str, path: str
 ) -> None:
-    """With no room for per-pair checks, feature figures come from the window scan."""
-    monkeypatch.setattr(features, "_MAX_STRADDLERS", 0)
+    """Paths that only large data would take give the same report as the reference."""
+    monkeypatch.setattr(module, limit, 0)
     events = medium_dataset(4)
-    path = tmp_path / "medium.db"
-    ingest_batches(path, [events])
+    db = tmp_path / "medium.db"
+    ingest_batches(db, [events])
     for filters in FILTERS:
         assert_same(
-            build_report(path, filters, today=TODAY),
+            build_report(db, filters, today=TODAY),
             reference_report(events, filters, TODAY),
-            f"scan path {filters}",
-        )
-
-
-def test_long_windows_take_the_row_path_for_retention(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Windows too long for a per-user week bit mask count active weeks row by row."""
-    monkeypatch.setattr(retention, "_MASK_WEEKS", 0)
-    events = medium_dataset(5)
-    path = tmp_path / "medium.db"
-    ingest_batches(path, [events])
-    for filters in FILTERS:
-        assert_same(
-            build_report(path, filters, today=TODAY),
-            reference_report(events, filters, TODAY),
-            f"row path {filters}",
+            f"{path} {filters}",
         )
