@@ -17,15 +17,16 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from anyio.from_thread import start_blocking_portal
-
-from uptake._model import Event
-from uptake.paths import default_db_path, default_socket_path
-from uptake.protocol import ReportFilters
-from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
 from uptake_cli._present import Report
+
+# The SDK package, the daemon client and anyio are imported where they are used: every
+# `usage` command imports this module, and most never need them (start-up time).
+if TYPE_CHECKING:
+    from uptake._model import Event
+    from uptake.protocol import ReportFilters
+    from uptake_aggregator.client import DaemonClient
 
 __all__ = ["EventWriter", "Target", "build_local", "query_daemon", "resolve"]
 
@@ -51,6 +52,8 @@ def resolve(db: Path | None, socket: Path | None) -> Target:
     """
     if db is not None and socket is None:
         return Target(socket=None, db=db)
+    from uptake.paths import default_db_path, default_socket_path
+
     return Target(socket=socket or default_socket_path(), db=db or default_db_path())
 
 
@@ -62,6 +65,8 @@ def _connect(socket: Path | None, timeout: float) -> DaemonClient | None:
     """A connected client, or None when no daemon answers (never an error then)."""
     if not _daemon_may_answer(socket):
         return None
+    from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
+
     client = DaemonClient(socket, timeout=timeout, client_name=_CLIENT)
     try:
         client.connect()
@@ -142,6 +147,8 @@ class EventWriter:
     def _open_storage(
         self, db: Path
     ) -> Callable[[Sequence[Sequence[Event]]], list[tuple[int, int]]]:
+        from anyio.from_thread import start_blocking_portal
+
         from uptake_aggregator.storage import Storage
 
         # Storage is async; a blocking portal runs its event loop in a helper thread so

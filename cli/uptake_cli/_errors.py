@@ -14,7 +14,6 @@ from typing import Final, NoReturn
 
 import typer
 
-from uptake.protocol import ErrorCode, ProtocolError
 from uptake_aggregator.errors import AggregatorError, QueryError
 
 __all__ = [
@@ -83,12 +82,18 @@ def cli_errors() -> Iterator[None]:
         _exit(str(exc), EXIT_USAGE)
     except AggregatorError as exc:
         _exit(str(exc), EXIT_FAILURE)
-    except ProtocolError as exc:
-        code = EXIT_USAGE if exc.code == ErrorCode.BAD_QUERY else EXIT_FAILURE
-        _exit(f"the daemon refused the request ({exc.code}): {exc.message}", code)
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         _exit(f"{exc.strerror or exc}{':' if where else ''}{where}", EXIT_FAILURE)
+    except Exception as exc:
+        # Imported only here: `uptake.protocol` loads the whole SDK package (~30 ms),
+        # which commands that never talk to a daemon should not pay for at start-up.
+        from uptake.protocol import ErrorCode, ProtocolError
+
+        if not isinstance(exc, ProtocolError):
+            raise
+        code = EXIT_USAGE if exc.code == ErrorCode.BAD_QUERY else EXIT_FAILURE
+        _exit(f"the daemon refused the request ({exc.code}): {exc.message}", code)
 
 
 def _exit(message: str, exit_code: int) -> NoReturn:

@@ -8,17 +8,18 @@ commits and acknowledges what it received, then exits. ``status`` asks the daemo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from uptake.paths import default_db_path, default_socket_path
 from uptake_cli._errors import cli_errors, fail
 from uptake_cli._options import DbOption, SocketOption
 
 __all__ = ["daemon_app", "register", "start", "status", "stop"]
+
+# Everything beyond typer (the SDK's paths, lifecycle, server, client) is imported inside
+# the commands: `usage` builds every command at start-up, whichever one runs.
 
 daemon_app = typer.Typer(
     name="daemon",
@@ -67,6 +68,7 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
 
     Example: usage daemon start --db ~/uptake.db
     """
+    from uptake.paths import default_db_path, default_socket_path
     from uptake_aggregator import lifecycle
     from uptake_aggregator.server import DaemonConfig
 
@@ -103,6 +105,7 @@ def stop(
 
     Example: usage daemon stop
     """
+    from uptake.paths import default_socket_path
     from uptake_aggregator import lifecycle
 
     del db  # accepted for symmetry with the other commands; the socket names the daemon
@@ -125,6 +128,7 @@ def status(
 
     Exits 1 when no daemon answers.
     """
+    from uptake.paths import default_socket_path
     from uptake_aggregator import lifecycle
     from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
 
@@ -141,6 +145,8 @@ def status(
         if db is not None and Path(body["db"]) != db.absolute():
             typer.echo(f"note: this daemon serves {body['db']}, not {db}", err=True)
         if as_json:
+            import json
+
             typer.echo(json.dumps(body, indent=2, sort_keys=True))
         else:
             typer.echo(_format_status(body))

@@ -18,28 +18,34 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Annotated, Final, Optional
+from typing import IO, TYPE_CHECKING, Annotated, Final, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from uptake.protocol import ReportFilters
-from uptake_aggregator.simulation import DEFAULT_DAYS, DEFAULT_SEED, MIN_DAYS, Scenario, today_utc
 from uptake_cli._errors import cli_errors, fail
 from uptake_cli._present import Report
-from uptake_cli.render_html import render_html
-from uptake_cli.render_table import report_tables
 from uptake_cli.report_cmd import fetch_report
 
+# rich, the simulation, the SDK and the renderers are imported when a demo runs: `usage`
+# imports every command module at start-up, whichever command runs.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from uptake_aggregator.simulation import Scenario
+
 __all__ = ["DemoRun", "demo", "register", "run_demo"]
+
+# The simulation's defaults, repeated so that building the `demo` command's options does
+# not import the simulation; tests/cli/test_startup.py checks they stay equal.
+DEFAULT_DAYS: Final = 90
+DEFAULT_SEED: Final = 7
+MIN_DAYS: Final = 14
 
 #: Seconds between two status polls for the progress bar.
 _POLL_S: Final = 0.2
@@ -87,6 +93,15 @@ def run_demo(
     where the demo's private daemon listens (default: in the temporary directory; a live
     daemon's socket is refused, never taken over).
     """
+    import tempfile
+
+    from rich.console import Console
+
+    from uptake.protocol import ReportFilters
+    from uptake_aggregator.simulation import Scenario, today_utc
+    from uptake_cli.render_html import render_html
+    from uptake_cli.render_table import report_tables
+
     console = console or Console()
     started = time.monotonic()
     scenario = Scenario(days=days, seed=seed, until=today_utc())
@@ -303,6 +318,8 @@ def _announced(stdout: IO[str] | None) -> int | None:
 
 def _follow(hosts: list[_Host], socket: Path, baseline: int, console: Console) -> int:
     """Show progress until every host has exited; return the events they sent."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     for host in hosts:
         host.events = _announced(host.process.stdout)
         if host.events is None:

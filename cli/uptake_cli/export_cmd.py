@@ -8,22 +8,23 @@ database is opened read-only; a running daemon keeps writing meanwhile (WAL).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import IO, Annotated, Any, Optional
+from typing import IO, TYPE_CHECKING, Annotated, Any, Optional
 
-import msgspec
 import typer
 
-from uptake._model import Event
-from uptake_aggregator.storage import connect_readonly, read_events
 from uptake_cli._backend import resolve
 from uptake_cli._errors import EXIT_USAGE, cli_errors, fail, parse_day
 from uptake_cli._options import DbOption, SocketOption
 
-__all__ = ["export_events", "register"]
+# msgspec, the SDK and the storage module are imported when an export runs: `usage`
+# imports every command module at start-up, whichever command runs.
+if TYPE_CHECKING:
+    from uptake._model import Event
 
-_encode = msgspec.json.Encoder().encode
+__all__ = ["export_events", "register"]
 
 
 def _day_us(day: date | None) -> int | None:
@@ -32,13 +33,13 @@ def _day_us(day: date | None) -> int | None:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**6
 
 
-def _line(event: Event) -> bytes:
+def _line(event: Event, encode: Callable[[Any], bytes]) -> bytes:
     fields: dict[str, Any] = {"id": event.id.hex(), "ts": event.ts, "kind": event.kind}
     for name in ("name", "user", "account", "session", "value", "props", "source"):
         value = getattr(event, name)
         if value is not None:
             fields[name] = value
-    return _encode(fields) + b"\n"
+    return encode(fields) + b"\n"
 
 
 def export_events(db: Path, out: IO[bytes], since: date | None, until: date | None) -> int:
@@ -49,11 +50,16 @@ def export_events(db: Path, out: IO[bytes], since: date | None, until: date | No
     Traceback (most recent call last):
     uptake_aggregator.errors.StorageError: no database at ...
     """
+    import msgspec
+
+    from uptake_aggregator.storage import connect_readonly, read_events
+
+    encode = msgspec.json.Encoder().encode
     conn = connect_readonly(db)
     try:
         count = 0
         for event in read_events(conn, _day_us(since), _day_us(until)):
-            out.write(_line(event))
+            out.write(_line(event, encode))
             count += 1
         return count
     finally:

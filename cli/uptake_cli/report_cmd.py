@@ -9,21 +9,20 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import msgspec
 import typer
-from rich.console import Console
 
-from uptake.protocol import ReportFilters
-from uptake_aggregator.metrics.report_schema import Report as UsageReport
 from uptake_cli._backend import build_local, query_daemon, resolve
 from uptake_cli._errors import EXIT_USAGE, cli_errors, fail, parse_day
 from uptake_cli._options import DbOption, SocketOption
 from uptake_cli._present import Report, describe_scope
-from uptake_cli.render_csv import render_csv
-from uptake_cli.render_html import render_html
-from uptake_cli.render_table import report_tables
+
+# Renderers (rich, the HTML/SVG code), msgspec and the SDK's protocol module are imported
+# by the code that uses them: `usage report --format json` should load only what JSON
+# needs, and every other command imports this module too (start-up time).
+if TYPE_CHECKING:
+    from uptake.protocol import ReportFilters
 
 __all__ = ["OutputFormat", "TableName", "fetch_report", "register", "render_json", "report"]
 
@@ -53,6 +52,10 @@ def render_json(report: Report) -> str:
     are always floats), so the output is byte-identical whichever way the report was read,
     and a report that breaks the contract fails here rather than reaching a parser.
     """
+    import msgspec
+
+    from uptake_aggregator.metrics.report_schema import Report as UsageReport
+
     # msgspec is ~15x faster than json.dumps on a 10k-user report, with the same values.
     typed = msgspec.convert(report, UsageReport)
     encoded = msgspec.json.format(msgspec.json.encode(typed), indent=2)
@@ -75,6 +78,8 @@ def _filters(
     user: str | None,
     feature: str | None,
 ) -> ReportFilters:
+    from uptake.protocol import ReportFilters
+
     since_day = parse_day(since, "--since")
     until_day = parse_day(until, "--until")
     if since_day and until_day and since_day >= until_day:
@@ -93,6 +98,10 @@ def _filters(
 
 
 def _write_tables(report: Report, output: Path | None, scope: str) -> None:
+    from rich.console import Console
+
+    from uptake_cli.render_table import report_tables
+
     tables = report_tables(report, scope=scope)
     if output is None:
         Console().print(tables)
@@ -148,8 +157,12 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
             if output_format is OutputFormat.json:
                 text = render_json(usage)
             elif output_format is OutputFormat.csv:
+                from uptake_cli.render_csv import render_csv
+
                 text = render_csv(usage, table.value)
             else:
+                from uptake_cli.render_html import render_html
+
                 text = render_html(usage, scope=scope)
             if output is None:
                 sys.stdout.write(text)
