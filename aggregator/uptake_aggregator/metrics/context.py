@@ -9,13 +9,13 @@ account filter is given, ``pop`` (the users the product figures are narrowed to)
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from uptake.protocol import ReportFilters
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.metrics.window import Window
 
-__all__ = ["KnownUser", "ReportContext", "load_context"]
+__all__ = ["KnownUser", "ReportContext", "load_context", "rebind"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,15 @@ def load_context(conn: sqlite3.Connection, window: Window, filters: ReportFilter
         )
     _install_temp_tables(conn, known, population)
     return ReportContext(conn, window, filters, known, population, accounts_seen)
+
+
+def rebind(ctx: ReportContext, conn: sqlite3.Connection) -> ReportContext:
+    """The same context on another connection (its temp tables installed there).
+
+    For a connection opened on the same committed state, e.g. after a fork.
+    """
+    _install_temp_tables(conn, ctx.known, ctx.population)
+    return replace(ctx, conn=conn)
 
 
 def _install_temp_tables(

@@ -19,7 +19,7 @@ from uptake_aggregator.metrics.activity import (
     trailing_active,
     user_activity,
 )
-from uptake_aggregator.metrics.context import ReportContext, load_context
+from uptake_aggregator.metrics.context import ReportContext, load_context, rebind
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.parallel import ForkedPart, can_fork
 from uptake_aggregator.metrics.retention import retention_rows
@@ -29,7 +29,7 @@ from uptake_aggregator.metrics.sessions import (
     implicit_sessions,
     session_stats,
 )
-from uptake_aggregator.metrics.window import Window, day_date, resolve_window
+from uptake_aggregator.metrics.window import day_date, resolve_window
 from uptake_aggregator.storage import connect_readonly
 
 __all__ = ["build_report", "segment"]
@@ -130,9 +130,9 @@ def build_report(
     """Compute the DESIGN §6 usage report for ``filters`` from the database at ``db_path``.
 
     Opens the database read-only. ``today`` (UTC) fixes the default window, for tests.
-    ``parallel=True`` computes the session figures in a forked child process on another
-    core (see ``metrics.parallel``); it is used only where forking is safe (a
-    single-threaded caller, such as the CLI) and gives the same report.
+    ``parallel=True`` computes the session and integration figures in a forked child
+    process on another core (see ``metrics.parallel``); it is used only where forking is
+    safe (a single-threaded caller, such as the CLI) and gives the same report.
     Raises ``QueryError`` for bad dates or an unknown account, ``StorageError`` when the
     database is missing or unreadable.
 
@@ -142,31 +142,40 @@ def build_report(
         report["product"]["mau"]
     """
     window = resolve_window(filters.since, filters.until, today=today)
+    conn = _open(db_path)
     child: ForkedPart[_ChildPart] | None = None
-    if parallel and db_path.exists() and can_fork():
-        # Before this process opens the database: no SQLite connection crosses the fork.
-        child = ForkedPart.start(partial(_forked_part, db_path, window, filters), _ChildPart)
     try:
-        conn = _open(db_path)
-        try:
-            mark = _snapshot_mark(conn)
-            ctx = load_context(conn, window, filters)
-            counts = _Counts(ctx)
-            counts.run()
-            part: _ChildPart | None = None
-            if child is not None:
-                answer, child = child.result(), None
-                # Another snapshot (a writer committed in between): compute it here.
-                if answer is not None and answer.mark == mark:
-                    part = answer
-            if part is None:
-                part = _child_part(ctx, mark)
-            return _assemble(ctx, counts, part.integrations, part.sessions)
-        finally:
+        mark = _snapshot_mark(conn)
+        ctx = load_context(conn, window, filters)
+        if parallel and can_fork():
+            # No SQLite connection may cross a fork: close, fork, then reopen. The child
+            # and the reopened connection must see the snapshot the context came from.
             conn.close()
+            child = ForkedPart.start(partial(_forked_part, db_path, ctx, mark), _ChildPart)
+            conn = _open(db_path)
+            if _snapshot_mark(conn) == mark:
+                ctx = rebind(ctx, conn)
+            else:  # a writer committed meanwhile: start over on this snapshot
+                mark = _snapshot_mark(conn)
+                ctx = load_context(conn, window, filters)
+        counts = _Counts(ctx)
+        counts.run()
+        part: _ChildPart | None = None
+        if child is not None:
+            answer, child = child.result(), None
+            if answer is not None and answer.mark == mark:
+                part = answer
+        if part is None:
+            part = _child_part(ctx, mark)
+        return _assemble(ctx, counts, part.integrations, part.sessions)
     finally:
+        conn.close()
         if child is not None:
             child.abandon()
+
+
+class _StaleSnapshotError(Exception):
+    """A writer committed between the parent's snapshot and the child's."""
 
 
 class _ChildPart(msgspec.Struct, array_like=True):
@@ -207,10 +216,12 @@ def _child_part(ctx: ReportContext, mark: int) -> _ChildPart:
     )
 
 
-def _forked_part(db_path: Path, window: Window, filters: ReportFilters) -> _ChildPart:
+def _forked_part(db_path: Path, ctx: ReportContext, mark: int) -> _ChildPart:
     """The forked child's work (its connection is never closed: the child just exits)."""
     conn = _open(db_path)
-    return _child_part(load_context(conn, window, filters), _snapshot_mark(conn))
+    if _snapshot_mark(conn) != mark:
+        raise _StaleSnapshotError  # the parent computes the part itself
+    return _child_part(rebind(ctx, conn), mark)
 
 
 def _assemble(

@@ -105,10 +105,31 @@ def test_no_fork_for_a_missing_database_or_with_threads(tmp_path: Path, forking:
         worker.join()
 
 
-def test_an_error_in_the_parent_reaps_the_child(medium_db: Path, forking: list[int]) -> None:
-    from uptake.protocol import ReportFilters
-    from uptake_aggregator.errors import QueryError
+def test_an_error_in_the_parent_reaps_the_child(
+    medium_db: Path, forking: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: object) -> None:
+        raise RuntimeError("the parent's part failed")
 
-    with pytest.raises(QueryError, match="unknown account"):
-        build_report(medium_db, ReportFilters(account="nobody"), today=TODAY, parallel=True)
-    assert len(forking) == 1
+    monkeypatch.setattr(report._Counts, "run", fail)
+    with pytest.raises(RuntimeError, match="parent's part failed"):
+        build_report(medium_db, FILTERS[0], today=TODAY, parallel=True)
+    assert len(forking) == 1  # and the fixture checks it was reaped
+
+
+def test_a_commit_during_the_fork_means_one_consistent_snapshot(
+    medium_db: Path, forking: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mark changes after the context was read: parent starts over, child is unused."""
+    real_mark = report._snapshot_mark
+    calls: list[int] = []
+
+    def moving_mark(conn: object) -> int:
+        calls.append(1)
+        return real_mark(conn) + len(calls)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report, "_snapshot_mark", moving_mark)
+    for filters in FILTERS[:2]:
+        assert build_report(medium_db, filters, today=TODAY, parallel=True) == build_report(
+            medium_db, filters, today=TODAY
+        )
