@@ -89,10 +89,14 @@ def query_daemon(socket: Path | None, filters: ReportFilters) -> Report | None:
 
 
 def build_local(db: Path, filters: ReportFilters) -> Report:
-    """Compute the report from the database at ``db``, opened read-only."""
+    """Compute the report from the database at ``db``, opened read-only.
+
+    The CLI is single-threaded here, so part of the report may run in a forked child
+    process on another core (``build_report(parallel=True)``).
+    """
     from uptake_aggregator.metrics import build_report
 
-    return build_report(db, filters)
+    return build_report(db, filters, parallel=True)
 
 
 class EventWriter:
