@@ -5,11 +5,21 @@ everything that costs more happens here, once per batch:
 
 * ``(ts_ns, "feature", name, props, identity)`` from ``track()``;
 * ``(ts_ns, kind, name, props, identity, value)`` from ``login()``, ``set_seats()``, ...;
-* an ``Event`` from ``record()``, kept as given except that an empty ``id`` gets a fresh one.
+* ``(event,)`` from ``record()`` (or a bare ``Event``), kept as given except that an empty
+  ``id`` gets a fresh one.
 
-Each item becomes an ``Event`` with a time-ordered id (one ``os.urandom`` call per batch),
-is checked against the DESIGN §2 limits and encoded once. Invalid items are rejected and
-counted by reason, never raised: the host app called ``track()`` long ago.
+Each item becomes an ``Event`` with a time-ordered id (all ids of a batch are made in
+one go, see ``new_event_ids``), is checked against the DESIGN §2 limits, and the batch's
+valid events are encoded by one msgspec call into the msgpack array a ``Batch`` frame
+carries. Invalid items are rejected and counted by reason, never raised: the host app
+called ``track()`` long ago.
+
+The 8 KiB limit on an encoded event is enforced without encoding each event on its own:
+an upper bound of its size is derived from what was validated anyway (every name, user,
+account and session is a ``str`` of at most 200 characters, at most 4 UTF-8 bytes each;
+props are counted key by key), and only an event whose bound exceeds the limit (large
+props) is encoded alone to measure it. ``build_events_reference`` is the plain
+event-at-a-time version: the tests hold the fast path to exactly its results.
 """
 
 from __future__ import annotations
@@ -24,27 +34,73 @@ from uptake._ids import new_event_ids
 from uptake._model import MAX_EVENT_BYTES, MAX_NAME_LENGTH, MAX_PROPS, Event
 from uptake._stats import Counters
 
-__all__ = ["Built", "build_events", "encoder"]
+__all__ = ["Built", "build_events", "build_events_reference", "encoder"]
 
 encoder: Final = msgspec.msgpack.Encoder()
 _event_decoder: Final = msgspec.msgpack.Decoder(Event)
+_raw_list_decoder: Final = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 #: The daemon refuses events more than a day ahead of its clock; reject them here already.
 MAX_FUTURE_US: Final = 86_400_000_000
 
+# -- size bounds (msgpack as msgspec writes an Event: a map of the non-None fields) ---------
+#: Map header (10 fields: fixmap), the ten field names (fixstr: 1 + len each), ``id``
+#: (bin8: 2 + 16), ``ts`` and ``value`` (at most 9 each), ``kind`` (fixstr, <= 13 chars),
+#: ``props``' map header (<= 3), and name/user/account/session: str of <= 200 characters,
+#: so <= 800 UTF-8 bytes behind a header of <= 3 bytes.
+_FIELD_NAMES_BYTES: Final = sum(
+    1 + len(field) for field in ("id", "ts", "kind", "name", "user", "account", "session")
+) + sum(1 + len(field) for field in ("value", "props", "source"))
+_EVENT_BOUND: Final = 1 + _FIELD_NAMES_BYTES + 18 + 9 + 9 + 14 + 3 + 4 * (3 + 4 * MAX_NAME_LENGTH)
+#: Per prop: key header (<= 3: keys of <= 200 characters) and a value of at most 9 bytes
+#: (int, float) or a str's header (<= 5) plus 4 bytes per character.
+_PROP_BOUND: Final = 3 + 9
+_UNBOUNDED: Final = MAX_EVENT_BYTES + 1  # "encode this event alone to know its size"
+_TOO_MANY_PROPS: Final = -1
+_BAD_PROPS: Final = -2
+_FEATURE: Final = "feature"
+
 
 class Built:
-    """Events of one batch that passed validation, as Structs and as msgpack bytes."""
+    """Events of one batch that passed validation: the Structs, and their msgpack array.
 
-    __slots__ = ("events", "raw")
+    ``payload`` is the msgpack array of the encoded events, exactly what a ``Batch``
+    frame's ``events`` field holds; ``raw`` (one ``bytes`` per event, for the spool and
+    for isolating an event the daemon refuses) is derived from it on demand.
+    """
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.raw: list[bytes] = []
+    __slots__ = ("_raw", "events", "payload")
+
+    def __init__(self, events: list[Event], payload: bytes, raw: list[bytes] | None = None) -> None:
+        self.events = events
+        self.payload = payload
+        self._raw = raw
+
+    @classmethod
+    def from_raw(cls, events: list[Event], raw: list[bytes]) -> Built:
+        """A batch of already encoded events."""
+        return cls(events, pack_array(raw), raw)
+
+    @property
+    def raw(self) -> list[bytes]:
+        """The encoded events, one ``bytes`` each."""
+        if self._raw is None:
+            self._raw = split_array(self.payload)
+        return self._raw
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return len(self.events)
+
+
+def pack_array(raw: list[bytes]) -> bytes:
+    """The msgpack array of already encoded values."""
+    return encoder.encode([msgspec.Raw(item) for item in raw])
+
+
+def split_array(payload: bytes) -> list[bytes]:
+    """The encoded elements of a msgpack array (the inverse of ``pack_array``)."""
+    return [bytes(item) for item in _raw_list_decoder.decode(payload)]
 
 
 def _name_ok(value: object) -> bool:
@@ -63,6 +119,192 @@ def _props_problem(props: dict[Any, Any]) -> str | None:
         elif not isinstance(value, (str, float)):
             return "props"
     return None
+
+
+def _props_bound(props: dict[Any, Any]) -> int:
+    """Upper bound of the props' encoded size, or ``_TOO_MANY_PROPS`` / ``_BAD_PROPS``.
+
+    Validates exactly as ``_props_problem``. Subclasses of str/int/float (whose ``len``
+    or encoding may differ) make the bound ``_UNBOUNDED``: the event is then measured.
+    """
+    if len(props) > MAX_PROPS:
+        return _TOO_MANY_PROPS
+    bound = 0
+    for key, value in props.items():
+        if not isinstance(key, str) or len(key) > MAX_NAME_LENGTH:
+            return _BAD_PROPS
+        if isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return _BAD_PROPS
+        elif isinstance(value, str):
+            if type(value) is str:
+                bound += 4 * len(value)
+            else:
+                bound = _UNBOUNDED
+        elif not isinstance(value, float):
+            return _BAD_PROPS
+        if type(key) is str and type(value) in (str, int, float, bool):
+            bound += _PROP_BOUND + 4 * len(key)
+        else:
+            bound = _UNBOUNDED
+    return bound
+
+
+def _source_bound(source: str | None) -> int:
+    if source is None:
+        return 0
+    if type(source) is str:
+        return 5 + 4 * len(source)
+    return _UNBOUNDED
+
+
+def _reject_props(counters: Counters, problem: str, props: dict[Any, Any]) -> None:
+    counters.reject(problem, f"props {props!r:.80}: at most 32 str keys, str/int/float/bool values")
+
+
+def _from_record(item: Event, event_id: bytes, latest_ts: int, counters: Counters) -> Event | None:
+    """Check an ``Event`` given to ``record()``; return it (with an id) or None."""
+    event = item
+    if isinstance(event.ts, int) and event.ts > latest_ts:
+        counters.reject("future_ts", f"record() ts {event.ts} is over a day ahead")
+        return None
+    if not event.id:
+        event = msgspec.structs.replace(event, id=event_id)
+    try:
+        raw = encoder.encode(event)
+        # Decoding enforces every schema rule (id length, kind, limits, types).
+        _event_decoder.decode(raw)
+    except (TypeError, ValueError, OverflowError, msgspec.MsgspecError) as exc:
+        counters.reject("invalid_event", f"record() got an invalid Event: {exc}")
+        return None
+    if len(raw) > MAX_EVENT_BYTES:
+        counters.reject("oversize", f"encoded event of {len(raw)} bytes exceeds 8 KiB")
+        return None
+    return event
+
+
+def _id_stamp(item: Any, latest_ts: int) -> int:
+    """The time (µs) a fresh id for ``item`` encodes."""
+    if type(item) is tuple:
+        if len(item) == 1:
+            item = item[0]
+        else:
+            return int(item[0] // 1000)
+    ts = getattr(item, "ts", 0)
+    # A record() event with a bad ts is rejected anyway; its unused id needs some time.
+    return ts if type(ts) is int and 0 <= ts <= latest_ts else 0
+
+
+def _size_ok(event: Event, counters: Counters) -> bool:
+    """Encode ``event`` alone: True if it is encodable and within 8 KiB."""
+    try:
+        size = len(encoder.encode(event))
+    except (TypeError, ValueError, OverflowError) as exc:
+        counters.reject("props", f"cannot encode: {exc}")
+        return False
+    if size > MAX_EVENT_BYTES:
+        counters.reject("oversize", f"encoded event of {size} bytes exceeds 8 KiB")
+        return False
+    return True
+
+
+def build_events(
+    items: Sequence[tuple[Any, ...] | Event], source: str | None, counters: Counters
+) -> Built:
+    """Validate and encode ``items``; count and skip the invalid ones."""
+    latest_ts = time.time_ns() // 1000 + MAX_FUTURE_US
+    try:
+        stamps = [item[0] // 1000 for item in items]  # type: ignore[index]
+    except TypeError:  # a bare Event, or the (event,) of record()
+        stamps = [_id_stamp(item, latest_ts) for item in items]
+    ids = new_event_ids(stamps)
+    events: list[Event] = []
+    append = events.append
+    base_bound = _EVENT_BOUND + _source_bound(source)
+    last_identity: Any = None
+    identity_ok = False
+    user = account = session = None
+    for item, ts_us, event_id in zip(items, stamps, ids, strict=True):
+        # One branch per item shape; the checks and their order are those of
+        # build_events_reference (the tests compare both).
+        if type(item) is not tuple or len(item) == 1:
+            record = item[0] if type(item) is tuple else item
+            if not isinstance(record, Event):
+                counters.reject("invalid_event", f"not an Event: {record!r:.60}")
+                continue
+            event = _from_record(record, event_id, latest_ts, counters)
+            if event is not None:
+                append(event)
+            continue
+        if len(item) == 5:
+            _, kind, name, props, identity = item
+            value = None
+        else:
+            _, kind, name, props, identity, value = item
+        if kind == _FEATURE:
+            if not (type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH):
+                counters.reject(
+                    "feature_name", f"feature name {name!r:.60} is not a str of 1-200 chars"
+                )
+                continue
+        elif name is not None and not (type(name) is str and len(name) <= MAX_NAME_LENGTH):
+            counters.reject("feature_name", f"name {name!r:.60} is not a str of at most 200 chars")
+            continue
+        if identity is not last_identity:
+            # Consecutive calls of one request share one identity tuple: check it once.
+            user, account, session = identity
+            identity_ok = _name_ok(user) and _name_ok(account) and _name_ok(session)
+            last_identity = identity
+        if not identity_ok:
+            counters.reject(
+                "identity", f"user/account/session {identity!r:.80} must be str of <= 200 chars"
+            )
+            continue
+        if value is not None and not (type(value) is int and _INT64_MIN <= value <= _INT64_MAX):
+            counters.reject("value", f"seat count {value!r:.40} is not a 64-bit int")
+            continue
+        if props:
+            bound = _props_bound(props)
+            if bound < 0:
+                _reject_props(
+                    counters, "too_many_props" if bound == _TOO_MANY_PROPS else "props", props
+                )
+                continue
+            event = Event(event_id, ts_us, kind, name, user, account, session, value, props, source)
+            if base_bound + bound > MAX_EVENT_BYTES and not _size_ok(event, counters):
+                continue
+            append(event)
+        else:
+            event = Event(event_id, ts_us, kind, name, user, account, session, value, None, source)
+            if base_bound > MAX_EVENT_BYTES and not _size_ok(event, counters):
+                continue
+            append(event)
+    try:
+        return Built(events, encoder.encode(events))
+    except (TypeError, ValueError, OverflowError):
+        # Something the checks let through does not encode (e.g. a lone surrogate in a
+        # name): find it event by event.
+        return _encode_each(events, counters)
+
+
+def _encode_each(events: list[Event], counters: Counters) -> Built:
+    kept: list[Event] = []
+    raw: list[bytes] = []
+    for event in events:
+        try:
+            encoded = encoder.encode(event)
+        except (TypeError, ValueError, OverflowError) as exc:
+            counters.reject("props", f"cannot encode: {exc}")
+            continue
+        if len(encoded) > MAX_EVENT_BYTES:
+            counters.reject("oversize", f"encoded event of {len(encoded)} bytes exceeds 8 KiB")
+            continue
+        kept.append(event)
+        raw.append(encoded)
+    return Built.from_raw(kept, raw)
+
+
+# -- the reference: one event at a time (the tests check build_events against it) ----------
 
 
 def _from_tuple(
@@ -104,58 +346,48 @@ def _from_tuple(
     if props:
         problem = _props_problem(props)
         if problem is not None:
-            counters.reject(
-                problem, f"props {props!r:.80}: at most 32 str keys, str/int/float/bool values"
-            )
+            _reject_props(counters, problem, props)
             return None
     else:
         props = None
     return Event(event_id, ts_ns // 1000, kind, name, user, account, session, value, props, source)
 
 
-def build_events(
+def build_events_reference(
     items: Sequence[tuple[Any, ...] | Event], source: str | None, counters: Counters
 ) -> Built:
-    """Validate and encode ``items``; count and skip the invalid ones."""
-    needs_id = [
-        item.ts if isinstance(item, Event) else item[0] // 1000
-        for item in items
-        if not isinstance(item, Event) or not item.id
-    ]
-    fresh_ids = iter(new_event_ids(needs_id)) if needs_id else iter(())
-    built = Built()
+    """``build_events`` one event at a time, each encoded and measured on its own.
+
+    The straightforward version of the rules, kept as the tests' oracle for the fast path.
+    """
     latest_ts = time.time_ns() // 1000 + MAX_FUTURE_US
+    ids = new_event_ids([_id_stamp(item, latest_ts) for item in items])
+    events: list[Event] = []
+    raw: list[bytes] = []
     identities: dict[int, bool] = {}
-    for item in items:
-        event: Event | None
-        if isinstance(item, Event):
-            event = item
-            if isinstance(event.ts, int) and event.ts > latest_ts:
-                if not event.id:
-                    next(fresh_ids)  # keep the fresh ids aligned with their items
-                counters.reject("future_ts", f"record() ts {event.ts} is over a day ahead")
+    for item, event_id in zip(items, ids, strict=True):
+        if type(item) is not tuple or len(item) == 1:
+            record = item[0] if type(item) is tuple else item
+            if not isinstance(record, Event):
+                counters.reject("invalid_event", f"not an Event: {record!r:.60}")
                 continue
-            if not event.id:
-                event = msgspec.structs.replace(event, id=next(fresh_ids))
-            try:
-                raw = encoder.encode(event)
-                # Decoding enforces every schema rule (id length, kind, limits, types).
-                _event_decoder.decode(raw)
-            except (TypeError, ValueError, OverflowError, msgspec.MsgspecError) as exc:
-                counters.reject("invalid_event", f"record() got an invalid Event: {exc}")
-                continue
-        else:
-            event = _from_tuple(item, next(fresh_ids), source, counters, identities)
+            event = _from_record(record, event_id, latest_ts, counters)
             if event is None:
                 continue
+            encoded = encoder.encode(event)
+        else:
+            tupled = _from_tuple(item, event_id, source, counters, identities)
+            if tupled is None:
+                continue
+            event = tupled
             try:
-                raw = encoder.encode(event)
+                encoded = encoder.encode(event)
             except (TypeError, ValueError, OverflowError) as exc:
                 counters.reject("props", f"cannot encode: {exc}")
                 continue
-        if len(raw) > MAX_EVENT_BYTES:
-            counters.reject("oversize", f"encoded event of {len(raw)} bytes exceeds 8 KiB")
-            continue
-        built.events.append(event)
-        built.raw.append(raw)
-    return built
+            if len(encoded) > MAX_EVENT_BYTES:
+                counters.reject("oversize", f"encoded event of {len(encoded)} bytes exceeds 8 KiB")
+                continue
+        events.append(event)
+        raw.append(encoded)
+    return Built.from_raw(events, raw)

@@ -172,7 +172,7 @@ class Client:
             deadline = time.monotonic() + self.config.exit_timeout
             try:
                 built = build_events([item], self.config.app, self._counters)
-                if built.raw:
+                if built.events:
                     self._delivery.deliver(built, deadline)
                     self._delivery.maintain(deadline, force=False)
             except Exception as exc:  # never raise into the host app
@@ -293,7 +293,9 @@ class Client:
                 "invalid_event", f"record() needs an Event, not {event!r:.60}", log=False
             )
             return
-        self._enqueue(event)
+        # Wrapped so that every buffered item is a tuple: the worker's loop branches on
+        # len(item) alone (1: record, 5: track, 6: the other calls).
+        self._enqueue((event,))
 
     # -- control --------------------------------------------------------------------
     def flush(self, timeout: float = 2.0) -> bool:

@@ -10,11 +10,22 @@ of the B-tree is about ten times cheaper than random inserts.
 from __future__ import annotations
 
 import os
+import struct
+from typing import Final
+
+import msgspec
 
 __all__ = ["content_event_id", "event_id_time_us", "new_event_id", "new_event_ids"]
 
 _VARIANT = 0b10 << 62
 _RAND_MASK = (1 << 62) - 1
+_MS_MASK = 0xFFFF_FFFF_FFFF
+#: Maps a random byte to itself with its top two bits set to the variant 0b10.
+_VARIANT_BYTE = bytes((byte & 0x3F) | 0x80 for byte in range(256))
+#: Maps the byte holding the top 4 of the 12 sub-millisecond bits (always < 4) to
+#: itself with the version nibble 7 above them.
+_VERSION_BYTE = bytes(byte | 0x70 for byte in range(256))
+_ids_decoder: Final = msgspec.msgpack.Decoder(list[bytes])
 
 
 def _pack(ts_us: int, tail: int) -> bytes:
@@ -34,12 +45,43 @@ def new_event_id(ts_us: int) -> bytes:
 
 
 def new_event_ids(timestamps: list[int]) -> list[bytes]:
-    """Return one fresh id per timestamp; one ``os.urandom`` call for the whole batch."""
-    entropy = os.urandom(8 * len(timestamps))
-    return [
-        _pack(ts, int.from_bytes(entropy[8 * i : 8 * i + 8], "big"))
-        for i, ts in enumerate(timestamps)
-    ]
+    """Return one fresh id per timestamp; one ``os.urandom`` call for the whole batch.
+
+    The same ids as ``new_event_id`` for each timestamp, built a batch at a time for the
+    worker: the high halves are packed by one ``struct`` call, the version and variant
+    bits set by one ``translate`` each, and high halves and random tails interleaved by
+    strided slice assignments into a msgpack array of 16-byte ``bin`` values, which
+    msgspec turns into the ``bytes`` objects in C. The only per-id Python work left is
+    the time arithmetic.
+    """
+    count = len(timestamps)
+    if not count:
+        return []
+    try:
+        # ms << 16 | sub_ms == ms * 65536 + (ts - ms * 1000); the version nibble is OR-ed
+        # in below. Negative or too large a ts does not fit ">Q": the general formula.
+        highs = bytearray(
+            struct.pack(f">{count}Q", *[(ts // 1000) * 64536 + ts for ts in timestamps])
+        )
+    except struct.error:
+        highs = bytearray(
+            struct.pack(
+                f">{count}Q",
+                *[(((ts // 1000) & _MS_MASK) << 16) | ts % 1000 for ts in timestamps],
+            )
+        )
+    highs[6::8] = highs[6::8].translate(_VERSION_BYTE)
+    tails = bytearray(os.urandom(8 * count))
+    tails[::8] = tails[::8].translate(_VARIANT_BYTE)
+    # msgpack: array32 header, then per id 0xc4 0x10 (bin8 of 16 bytes) and the id.
+    packed = bytearray(5 + 18 * count)
+    packed[:5] = b"\xdd" + count.to_bytes(4, "big")
+    packed[5::18] = b"\xc4" * count
+    packed[6::18] = b"\x10" * count
+    for offset in range(8):
+        packed[7 + offset :: 18] = highs[offset::8]
+        packed[15 + offset :: 18] = tails[offset::8]
+    return _ids_decoder.decode(packed)
 
 
 def content_event_id(ts_us: int, content: bytes) -> bytes:

@@ -40,7 +40,15 @@ from uptake.protocol import (
     encode_frame,
 )
 
-__all__ = ["Backoff", "Connection", "DaemonError", "RefusedError", "connect"]
+__all__ = [
+    "Backoff",
+    "Connection",
+    "DaemonError",
+    "RefusedError",
+    "connect",
+    "encode_batch",
+    "encode_batch_payload",
+]
 
 
 class DaemonError(Exception):
@@ -59,20 +67,27 @@ _REFUSAL_CODES: Final = frozenset({"bad_frame", "frame_too_large", "bad_message"
 
 
 class _RawBatch(msgspec.Struct, tag="batch", tag_field="type"):
-    """Encodes exactly like ``protocol.Batch`` but splices pre-encoded events."""
+    """Encodes exactly like ``protocol.Batch`` but splices the pre-encoded event array."""
 
     seq: int
-    events: list[msgspec.Raw]
+    events: msgspec.Raw
 
 
 _encoder: Final = msgspec.msgpack.Encoder()
 _LENGTH: Final = struct.Struct(">I")
 
 
-def encode_batch(seq: int, raw_events: list[bytes]) -> bytes:
+def encode_batch(seq: int, raw_events: list[bytes]) -> bytearray:
     """Return a complete ``Batch`` frame for already-encoded events."""
-    payload = _encoder.encode(_RawBatch(seq, [msgspec.Raw(raw) for raw in raw_events]))
-    return _LENGTH.pack(len(payload)) + payload
+    return encode_batch_payload(seq, _encoder.encode([msgspec.Raw(raw) for raw in raw_events]))
+
+
+def encode_batch_payload(seq: int, events: bytes) -> bytearray:
+    """Return a complete ``Batch`` frame; ``events`` is the msgpack array of the events."""
+    frame = bytearray()
+    _encoder.encode_into(_RawBatch(seq, msgspec.Raw(events)), frame, _LENGTH.size)
+    _LENGTH.pack_into(frame, 0, len(frame) - _LENGTH.size)
+    return frame
 
 
 class Backoff:
@@ -138,7 +153,7 @@ class Connection:
         del peeked  # closed (b"") or unexpected data: either way, start afresh
         return True
 
-    def send(self, frame: bytes, timeout: float) -> None:
+    def send(self, frame: bytes | bytearray, timeout: float) -> None:
         """Send one complete frame within ``timeout`` seconds."""
         try:
             self._sock.settimeout(max(timeout, 0.001))

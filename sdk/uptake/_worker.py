@@ -31,15 +31,21 @@ import threading
 import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from uptake._build import Built, build_events
+from uptake._build import Built, build_events, pack_array, split_array
 from uptake._config import Config
 from uptake._model import Event
 from uptake._spool import Spool
 from uptake._stats import Counters, log_once
-from uptake._transport import Backoff, Connection, DaemonError, RefusedError, connect, encode_batch
+from uptake._transport import (
+    Backoff,
+    Connection,
+    DaemonError,
+    RefusedError,
+    connect,
+    encode_batch_payload,
+)
 
 if TYPE_CHECKING:
     from uptake._client import Client
@@ -119,10 +125,30 @@ class SinkDelivery:
         """The sink object is shared with the parent; nothing to drop."""
 
 
-@dataclass
 class _Pending:
-    raw: list[bytes]
-    replay: bool  # already in a spool file: never spool it again
+    """One batch to send: its events' msgpack array, and where it came from."""
+
+    __slots__ = ("_raw", "count", "payload", "replay")
+
+    def __init__(
+        self, payload: bytes, count: int, replay: bool, raw: list[bytes] | None = None
+    ) -> None:
+        self.payload = payload
+        self.count = count
+        self.replay = replay  # already in a spool file: never spool it again
+        self._raw = raw
+
+    @classmethod
+    def from_raw(cls, raw: list[bytes], replay: bool) -> _Pending:
+        """A batch of events encoded one by one (spool records, halves of a refused batch)."""
+        return cls(pack_array(raw), len(raw), replay, raw)
+
+    @property
+    def raw(self) -> list[bytes]:
+        """The events one by one: only needed to keep them or to bisect a refusal."""
+        if self._raw is None:
+            self._raw = split_array(self.payload)
+        return self._raw
 
 
 class DaemonDelivery:
@@ -156,7 +182,7 @@ class DaemonDelivery:
             return
         # On failure _send has already kept the batch and scheduled a reconnect.
         with contextlib.suppress(DaemonError):
-            self._send(_Pending(built.raw, replay=False), deadline)
+            self._send(_Pending(built.payload, len(built), replay=False), deadline)
 
     def maintain(self, deadline: float, force: bool) -> None:
         """Replay backlog when the daemon answers, then wait for every pending ``Ack``."""
@@ -281,7 +307,7 @@ class DaemonDelivery:
             raw = self._memory.popleft()
             self._memory_events -= len(raw)
             try:
-                self._send(_Pending(raw, replay=False), deadline)
+                self._send(_Pending.from_raw(raw, replay=False), deadline)
             except DaemonError:
                 raise
         if self._spool is None:
@@ -295,7 +321,7 @@ class DaemonDelivery:
             for spool_file in claimed:
                 records = spool_file.records()
                 for raw in records:
-                    self._send(_Pending(raw, replay=True), deadline)
+                    self._send(_Pending.from_raw(raw, replay=True), deadline)
                 self._settle(deadline)
                 self._counters.add(replayed=sum(len(raw) for raw in records))
                 spool_file.remove()
@@ -315,7 +341,9 @@ class DaemonDelivery:
         self._seq += 1
         self._in_flight[self._seq] = pending
         try:
-            connection.send(encode_batch(self._seq, pending.raw), self._remaining(deadline))
+            connection.send(
+                encode_batch_payload(self._seq, pending.payload), self._remaining(deadline)
+            )
             while len(self._in_flight) >= _WINDOW:
                 self._collect(deadline)
         except RefusedError as exc:
@@ -364,20 +392,20 @@ class DaemonDelivery:
                     )
                 self._seq += 1
                 self._in_flight[self._seq] = pending
-                frame = encode_batch(self._seq, pending.raw)
+                frame = encode_batch_payload(self._seq, pending.payload)
                 self._connection.send(frame, self._remaining(deadline))
                 self._collect(deadline)
             except RefusedError:
                 self._in_flight.clear()
                 self._connection.close()  # type: ignore[union-attr]
                 self._connection = None
-                if len(pending.raw) == 1:
+                if pending.count == 1:
                     self._counters.reject("refused_by_daemon", "the daemon refused an event")
                 else:
-                    half = len(pending.raw) // 2
+                    half = pending.count // 2
                     work[:0] = [
-                        _Pending(pending.raw[:half], pending.replay),
-                        _Pending(pending.raw[half:], pending.replay),
+                        _Pending.from_raw(pending.raw[:half], pending.replay),
+                        _Pending.from_raw(pending.raw[half:], pending.replay),
                     ]
             except DaemonError as exc:
                 self._in_flight.clear()
@@ -423,22 +451,18 @@ def drain(client: Client, delivery: Delivery, deadline: float) -> None:
 
 
 def _split_by_bytes(built: Built) -> list[Built]:
-    total = sum(len(raw) for raw in built.raw)
-    if total <= _MAX_BATCH_BYTES:
-        return [built] if built.raw else []
+    if len(built.payload) <= _MAX_BATCH_BYTES:
+        return [built] if built.events else []
     pieces: list[Built] = []
-    current = Built()
-    size = 0
-    for event, raw in zip(built.events, built.raw, strict=False):
-        if size + len(raw) > _MAX_BATCH_BYTES and current.raw:
-            pieces.append(current)
-            current = Built()
-            size = 0
-        current.events.append(event)
-        current.raw.append(raw)
-        size += len(raw)
-    if current.raw:
-        pieces.append(current)
+    start = size = 0
+    raw = built.raw
+    for index, encoded in enumerate(raw):
+        if size + len(encoded) > _MAX_BATCH_BYTES and index > start:
+            pieces.append(Built.from_raw(built.events[start:index], raw[start:index]))
+            start, size = index, 0
+        size += len(encoded)
+    if start < len(raw):
+        pieces.append(Built.from_raw(built.events[start:], raw[start:]))
     return pieces
 
 
