@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final
 
-from uptake._client import Client
+from uptake._client import Client, SessionScope
 from uptake._context import current_identity
 from uptake._model import Event
 from uptake._stats import Stats
@@ -112,11 +110,12 @@ def track(feature: str = "", /, **props: Any) -> None:
     if client is not None:
         buffer = client._buffer
         if len(buffer) < client._wake_at:
-            buffer.append((_time_ns(), "feature", feature, props, current_identity()))
+            # None for no props: see Client.track (the garbage collector and deep buffers).
+            buffer.append((_time_ns(), "feature", feature, props or None, current_identity()))
             return
     else:
         client = default_client()
-    client._slow((_time_ns(), "feature", feature, props, current_identity()))
+    client._slow((_time_ns(), "feature", feature, props or None, current_identity()))
 
 
 def identify(
@@ -156,15 +155,22 @@ def end_session(session_id: str | None = None, **props: Any) -> None:
     default_client().end_session(session_id, **props)
 
 
-@contextmanager
-def session(session_id: str | None = None, **props: Any) -> Iterator[str]:
+def session(session_id: str | None = None, **props: Any) -> SessionScope:
     """``with uptake.session():`` records ``session_start`` and ``session_end`` with duration.
 
     >>> with session() as session_id:
     ...     track("export_csv")
     """
-    with default_client().session(session_id, **props) as started:
-        yield started
+    return _DefaultSessionScope(None, session_id, props)
+
+
+class _DefaultSessionScope(SessionScope):
+    """A session of whichever client is the default when it starts (as with a decorator)."""
+
+    __slots__ = ()
+
+    def _target(self) -> Client:
+        return default_client()
 
 
 def set_seats(account: str, seats: int) -> None:

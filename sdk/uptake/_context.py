@@ -24,7 +24,6 @@ _identity: ContextVar[Identity] = ContextVar("uptake_identity", default=NO_IDENT
 #: The hot path binds this bound method once; calling it costs one C call.
 current_identity: Final = _identity.get
 
-
-def set_identity(identity: Identity) -> None:
-    """Replace the identity of the current context."""
-    _identity.set(identity)
+#: Replace the identity of the current context (the bound ``ContextVar.set``: one C call,
+#: no Python frame; the returned token is not needed).
+set_identity: Final = _identity.set

@@ -341,3 +341,46 @@ def test_reused_thread_does_not_carry_a_session_to_another_user(
     sessions = {e.name: e.session for e in daemon.events() if e.kind == "feature"}
     assert sessions == {"one": "s-u1", "two": "s-u1", "three": None, "four": "web-7"}
     assert [e.kind for e in daemon.events()].count("session_start") == 1
+
+
+def test_session_scope_ends_on_error_and_decorates_with_the_default_of_each_call(
+    daemon: FakeDaemon, spool_dir: object
+) -> None:
+    @uptake.session()
+    def handler(fail: bool) -> str | None:
+        uptake.track("in_handler")
+        if fail:
+            raise KeyError("boom")
+        return uptake._context.current_identity()[2]
+
+    first = uptake.configure(socket=daemon.address, spool_dir=spool_dir, app="one")
+    session_id = handler(False)
+    with pytest.raises(KeyError):
+        handler(True)
+    assert first.flush(5.0)
+    # A later configure(): the decorated function records with the new default client.
+    second = uptake.configure(socket=daemon.address, spool_dir=spool_dir, app="two")
+    handler(False)
+    with uptake.session("outer") as outer, uptake.session() as inner:
+        assert outer == "outer" and inner != outer
+    assert second.flush(5.0)
+    events = daemon.events()
+    assert [(e.kind, e.source) for e in events[:6]] == [
+        ("session_start", "one"),
+        ("feature", "one"),
+        ("session_end", "one"),
+        ("session_start", "one"),
+        ("feature", "one"),
+        ("session_end", "one"),
+    ]
+    assert events[0].session == session_id and events[3].session != session_id
+    assert [e.source for e in events[6:]] == ["two"] * 7
+    assert [e.kind for e in events[9:]] == ["session_start"] * 2 + ["session_end"] * 2
+
+
+def test_calls_without_props_buffer_none_and_send_none(make_client: ClientFactory) -> None:
+    client = make_client()
+    client._wake_at = 10  # keep the calls in the buffer to look at them
+    client.track("a")
+    client.track("b", plan="pro")
+    assert [item[3] for item in client._buffer] == [None, {"plan": "pro"}]
