@@ -28,6 +28,7 @@ import msgspec
 
 from uptake._model import Event
 from uptake_aggregator.errors import StorageError
+from uptake_aggregator.readonly import connect_readonly, db_bytes
 from uptake_aggregator.rollups import Covered, Rollups
 from uptake_aggregator.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -96,36 +97,6 @@ def _event_rows(events: Iterable[Event]) -> tuple[list[Any], list[Any]]:
         else:
             full += event_row(event)
     return plain, full
-
-
-def db_bytes(path: Path) -> int:
-    """Bytes the database uses on disk, its WAL and shared-memory files included."""
-    companions = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-    return sum(candidate.stat().st_size for candidate in companions if candidate.exists())
-
-
-def connect_readonly(path: Path) -> sqlite3.Connection:
-    """Open the database read-only for reports; raise ``StorageError`` if it is missing.
-
-    Safe while the daemon writes: WAL lets readers see the last committed state.
-    """
-    if not path.exists():
-        raise StorageError(
-            f"no database at {path}: start the daemon (`usage daemon start`) "
-            "or load events (`usage import FILE`), or pass --db PATH"
-        )
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot read the database at {path}: {exc}") from None
-    if version != SCHEMA_VERSION:
-        conn.close()
-        raise StorageError(
-            f"database {path} has schema version {version}, this uptake reads version "
-            f"{SCHEMA_VERSION}: start the daemon once to migrate it, or upgrade uptake"
-        )
-    return conn
 
 
 def read_events(

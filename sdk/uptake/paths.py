@@ -1,7 +1,8 @@
 """Default locations of uptake's files, from platformdirs, each overridable by env.
 
 Shared by the SDK (socket, spool), the daemon (socket, database, pidfile, log, token) and
-the CLI. Only stdlib and platformdirs are imported, so the SDK stays light.
+the CLI. Only stdlib and platformdirs are imported, so the SDK stays light; platformdirs
+(~10 ms to import) only when a default location is actually needed.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-
-import platformdirs
+from types import ModuleType
 
 __all__ = [
     "default_db_path",
@@ -25,13 +25,19 @@ __all__ = [
 _APP = "uptake"
 
 
+def _platformdirs() -> ModuleType:
+    import platformdirs
+
+    return platformdirs
+
+
 def runtime_dir() -> Path:
     """Directory for the socket, pidfile and token (``$XDG_RUNTIME_DIR/uptake``)."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp/runtime-UID,
         # which is what we want on servers and in containers.
         warnings.simplefilter("ignore")
-        return Path(platformdirs.user_runtime_dir(_APP))
+        return Path(_platformdirs().user_runtime_dir(_APP))
 
 
 def default_socket_path() -> Path:
@@ -43,19 +49,19 @@ def default_socket_path() -> Path:
 def default_db_path() -> Path:
     """The SQLite database: ``$UPTAKE_DB`` or ``<user data dir>/uptake.db``."""
     env = os.environ.get("UPTAKE_DB")
-    return Path(env) if env else Path(platformdirs.user_data_dir(_APP)) / "uptake.db"
+    return Path(env) if env else Path(_platformdirs().user_data_dir(_APP)) / "uptake.db"
 
 
 def default_spool_dir() -> Path:
     """Where the SDK spools batches the daemon could not take: ``$UPTAKE_SPOOL_DIR`` or cache."""
     env = os.environ.get("UPTAKE_SPOOL_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir(_APP)) / "spool"
+    return Path(env) if env else Path(_platformdirs().user_cache_dir(_APP)) / "spool"
 
 
 def default_log_dir() -> Path:
     """The daemon's log directory: ``$UPTAKE_LOG_DIR`` or the platformdirs log dir."""
     env = os.environ.get("UPTAKE_LOG_DIR")
-    return Path(env) if env else Path(platformdirs.user_log_dir(_APP))
+    return Path(env) if env else Path(_platformdirs().user_log_dir(_APP))
 
 
 def pidfile_path(socket_path: Path) -> Path:

@@ -30,7 +30,7 @@ from uptake_aggregator.metrics.sessions import (
     session_stats,
 )
 from uptake_aggregator.metrics.window import day_date, resolve_window
-from uptake_aggregator.storage import connect_readonly
+from uptake_aggregator.readonly import connect_readonly
 
 __all__ = ["build_report", "segment"]
 
