@@ -31,7 +31,15 @@ import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 
 from uptake.paths import default_token_path
-from uptake.protocol import ErrorCode, ErrorFrame, ProtocolError, Query, Result, encode_frame
+from uptake.protocol import (
+    ErrorCode,
+    ErrorFrame,
+    ProtocolError,
+    Query,
+    ReportFilters,
+    Result,
+    encode_frame,
+)
 from uptake_aggregator.connection import Connection, ConnectionSettings
 from uptake_aggregator.errors import AggregatorError, DaemonError, QueryError
 from uptake_aggregator.status import (
@@ -77,8 +85,11 @@ class DaemonConfig:
     max_connections: int = 1024
     #: On stop, how long connections get to receive the acks of what they sent.
     drain_timeout: float = 30.0
-    #: Concurrent report queries (each runs in a worker thread).
+    #: Concurrent report queries (each in a worker process, see ``report_process``).
     max_queries: int = 2
+    #: Compute reports in worker processes (False: in threads of the daemon, which slows
+    #: ingest while a report runs).
+    report_process: bool = True
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
 
@@ -368,7 +379,7 @@ class Daemon:
     async def _usage(self, query: Query) -> dict[str, Any]:
         try:
             # Imported lazily: the metrics engine is optional for ingest, and heavy.
-            build_report = importlib.import_module("uptake_aggregator.metrics").build_report
+            importlib.import_module("uptake_aggregator.metrics")
         except ImportError as exc:
             if exc.name not in ("uptake_aggregator.metrics", None):
                 raise ProtocolError(
@@ -376,10 +387,7 @@ class Daemon:
                 ) from None
             raise ProtocolError(ErrorCode.INTERNAL, "metrics engine not installed") from None
         try:
-            # A worker thread: a report never holds up reading and acking batches.
-            body: dict[str, Any] = await anyio.to_thread.run_sync(
-                build_report, self.config.db_path, query.filters, limiter=self._query_limiter
-            )
+            body = await self._run_report(query)
         except QueryError as exc:
             raise ProtocolError(ErrorCode.BAD_QUERY, str(exc)) from None
         except AggregatorError as exc:
@@ -388,6 +396,36 @@ class Daemon:
             _log.exception("usage report failed")
             raise ProtocolError(ErrorCode.INTERNAL, f"the report failed: {exc}") from None
         return body
+
+    async def _run_report(self, query: Query) -> dict[str, Any]:
+        """The report, computed in a worker process; in a thread if none can start.
+
+        A report is seconds of Python on a large database. In a thread of the daemon it
+        would share the GIL with ingest: every SQLite step of the writer then waits for
+        the GIL, and ingest slows several times while the report runs. A worker process
+        (kept for reuse by anyio, one per concurrent query) leaves ingest alone, and being
+        single-threaded it may fork to use a second core (``build_report(parallel=True)``).
+        """
+        args = (self.config.db_path, query.filters)
+        if self.config.report_process:
+            try:
+                return await anyio.to_process.run_sync(
+                    report_in_worker, *args, limiter=self._query_limiter
+                )
+            except anyio.BrokenWorkerProcess as exc:
+                _log.warning("report worker process failed (%s); using a thread", exc)
+        build_report = importlib.import_module("uptake_aggregator.metrics").build_report
+        body: dict[str, Any] = await anyio.to_thread.run_sync(
+            build_report, *args, limiter=self._query_limiter
+        )
+        return body
+
+
+def report_in_worker(db_path: Path, filters: ReportFilters) -> dict[str, Any]:
+    """``build_report`` as run in a report worker process (single-threaded: may fork)."""
+    from uptake_aggregator.metrics import build_report
+
+    return build_report(db_path, filters, parallel=True)
 
 
 def _describe_peer(stream: SocketStream, tcp: bool) -> str:
