@@ -184,13 +184,15 @@ class Client:
             self._start()
         buffer = self._buffer
         max_batch = self.config.max_batch
-        if len(buffer) >= self.config.max_queue:
+        # Batches the worker built ahead count against max_queue with the buffered calls.
+        room = self.config.max_queue - self._delivery.staged
+        if len(buffer) >= room:
             self._counters.drop("queue_full", log=False)
             self._wake.set()
             return
         buffer.append(item)
         if len(buffer) >= max_batch:
-            self._wake_at = self.config.max_queue
+            self._wake_at = max(1, room)
             self._wake.set()
 
     def _start(self) -> None:
@@ -393,7 +395,7 @@ class Client:
         self._request(timeout, closing=True)
         thread.join(max(timeout, 0.0) + _EXIT_GRACE)
         self._closed = True
-        left = len(self._buffer) + self._in_progress
+        left = len(self._buffer) + self._in_progress + self._delivery.staged
         if left:
             self._counters.drop("exit", left)
         lost = self._counters.dropped.get("exit", 0) > lost_before
@@ -403,7 +405,9 @@ class Client:
         """Counters of this client in this process (see ``uptake.Stats``)."""
         if self._pid != os.getpid():
             self._after_fork_in_child(hooks_ran=False)
-        return self._counters.snapshot(queued=len(self._buffer) + self._in_progress)
+        return self._counters.snapshot(
+            queued=len(self._buffer) + self._in_progress + self._delivery.staged
+        )
 
     # -- fork ------------------------------------------------------------------------
     def _after_fork_in_child(self, hooks_ran: bool = True) -> None:

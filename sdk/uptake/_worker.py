@@ -69,8 +69,17 @@ class EventSink(Protocol):
 class Delivery(Protocol):
     """What the worker hands built batches to."""
 
+    #: Events built and staged, not yet sent nor kept (they count as queued).
+    staged: int
+
     def deliver(self, built: Built, deadline: float) -> None:
         """Send or keep one batch; never raises for delivery problems."""
+
+    def stage(self, built: Built) -> None:
+        """Take one batch to send later, in order (or deliver it right away)."""
+
+    def send_staged(self, deadline: float) -> bool:
+        """Send or keep the oldest staged batch; False if none was staged."""
 
     def maintain(self, deadline: float, force: bool) -> None:
         """Replay backlog if possible and wait for outstanding acknowledgements."""
@@ -97,11 +106,20 @@ class SinkDelivery:
     def __init__(self, sink: EventSink, counters: Counters) -> None:
         self._sink = sink
         self._counters = counters
+        self.staged = 0
 
     def deliver(self, built: Built, deadline: float) -> None:
         """Hand the events to the sink."""
         self._sink.write(built.events)
         self._counters.add(sent=len(built))
+
+    def stage(self, built: Built) -> None:
+        """Hand the events to the sink right away (nothing to wait for)."""
+        self.deliver(built, math.inf)
+
+    def send_staged(self, deadline: float) -> bool:
+        """Nothing is ever staged."""
+        return False
 
     def maintain(self, deadline: float, force: bool) -> None:
         """Nothing to replay."""
@@ -173,16 +191,44 @@ class DaemonDelivery:
         self._memory_events = 0
         self._memory_limit = config.max_queue
         self._next_orphan_scan = 0.0
+        # Built batches waiting for their turn (see drain): bytes, not buffered calls.
+        self._outbox: deque[_Pending] = deque()
+        self.staged = 0
 
     # -- the worker's interface ---------------------------------------------------
     def deliver(self, built: Built, deadline: float) -> None:
-        """Send one batch behind any backlog, or keep it for later."""
-        if not self._ready(deadline, force=False):
-            self._keep(built.raw)
-            return
-        # On failure _send has already kept the batch and scheduled a reconnect.
+        """Send one batch behind any backlog and staged batches, or keep it for later."""
+        self.stage(built)
+        while self.send_staged(deadline):
+            pass
+
+    def stage(self, built: Built) -> None:
+        """Queue one batch (its encoded events only) to be sent by ``send_staged``."""
+        self._outbox.append(_Pending(built.payload, len(built), replay=False))
+        self.staged += len(built)
+
+    def send_staged(self, deadline: float) -> bool:
+        """Send the oldest staged batch behind any backlog, or keep it for later.
+
+        Waits for an ``Ack`` when the window is full: that wait paces the worker.
+        """
+        if not self._outbox:
+            return False
+        # Left in the outbox until sent: if connecting or replaying fails, _failed keeps
+        # the whole outbox behind the batches that were in flight, in order.
+        ready = self._ready(deadline, force=False)
+        if not self._outbox:
+            return True
+        pending = self._outbox.popleft()
+        self.staged -= pending.count
+        if not ready:
+            self._keep(pending.raw)
+            return True
+        # On failure _send has already kept the batch (and the staged ones behind it)
+        # and scheduled a reconnect.
         with contextlib.suppress(DaemonError):
-            self._send(_Pending(built.payload, len(built), replay=False), deadline)
+            self._send(pending, deadline)
+        return True
 
     def maintain(self, deadline: float, force: bool) -> None:
         """Replay backlog when the daemon answers, then wait for every pending ``Ack``."""
@@ -203,6 +249,7 @@ class DaemonDelivery:
 
     def close(self) -> None:
         """Close the connection and release spool files; count what only memory held."""
+        self._keep_staged()
         if self._memory_events:
             self._counters.drop("exit", self._memory_events)
             self._memory.clear()
@@ -221,12 +268,14 @@ class DaemonDelivery:
             self._connection = None
         self._in_flight.clear()
         self._memory.clear()
+        self._outbox.clear()
+        self.staged = 0
         if self._spool is not None:
             self._spool.forget_after_fork()
 
     def has_backlog(self) -> bool:
-        """True when spooled or retained batches wait to be replayed."""
-        return self._backlog()
+        """True when staged, spooled or retained batches wait to be sent or replayed."""
+        return bool(self._outbox) or self._backlog()
 
     # -- connection ---------------------------------------------------------------
     def _backlog(self) -> bool:
@@ -276,8 +325,25 @@ class DaemonDelivery:
         )
         fresh = [pending.raw for pending in self._in_flight.values() if not pending.replay]
         self._in_flight.clear()
-        for raw in fresh:
-            self._keep(raw)
+        if self._spool is None:
+            # Batches replayed from memory were taken from its head: put them back there,
+            # ahead of what it still holds, so that a second failure keeps the order.
+            for raw in reversed(fresh):
+                if self._memory_events + len(raw) > self._memory_limit:
+                    self._counters.drop("no_spool", len(raw))
+                    continue
+                self._memory.appendleft(raw)
+                self._memory_events += len(raw)
+        else:
+            for raw in fresh:
+                self._keep(raw)
+        self._keep_staged()  # behind the batches that were in flight: order is kept
+
+    def _keep_staged(self) -> None:
+        while self._outbox:
+            pending = self._outbox.popleft()
+            self.staged -= pending.count
+            self._keep(pending.raw)
 
     # -- keeping what cannot be sent ----------------------------------------------
     def _keep(self, raw: list[bytes]) -> None:
@@ -433,21 +499,55 @@ def make_delivery(config: Config, counters: Counters, sink: EventSink | None) ->
 
 
 def drain(client: Client, delivery: Delivery, deadline: float) -> None:
-    """Build and deliver everything in the client's buffer, ``max_batch`` at a time."""
+    """Build and deliver everything in the client's buffer, ``max_batch`` at a time.
+
+    Builds ahead: each round encodes the calls buffered when it starts (whole batches,
+    or what there is when nothing is staged), stages the batches, then sends one
+    (waiting for an ``Ack`` when the window is full). So while the daemon is the
+    bottleneck, the backlog waits as encoded bytes rather than as buffered call tuples,
+    which every full garbage collection of the host would walk.
+    Staged events count against ``max_queue`` with the buffered calls (``_rearm``).
+    """
     buffer = client._buffer
-    max_batch = client.config.max_batch
-    source = client.config.app
+    config = client.config
+    max_batch = config.max_batch
+    source = config.app
     counters = client._counters
-    while buffer:
-        count = min(len(buffer), max_batch)
-        chunk: list[Any] = [buffer.popleft() for _ in range(count)]
-        client._in_progress = count
-        if len(buffer) < max_batch and client._wake_at > 0:
-            client._wake_at = max_batch  # re-arm the hot path's wake-up
-        built = build_events(chunk, source, counters)
-        for piece in _split_by_bytes(built):
-            delivery.deliver(piece, deadline)
-        client._in_progress = 0
+    while True:
+        todo = len(buffer)
+        # Whole batches only while others wait to be sent: a batch is cut short only
+        # when there is nothing else to send (the daemon's cost is partly per batch).
+        while delivery.staged < config.max_queue and (
+            todo >= max_batch or (todo > 0 and not delivery.staged)
+        ):
+            count = min(todo, max_batch)
+            todo -= count
+            chunk: list[Any] = [buffer.popleft() for _ in range(count)]
+            client._in_progress = count
+            built = build_events(chunk, source, counters)
+            for piece in _split_by_bytes(built):
+                delivery.stage(piece)
+            client._in_progress = 0
+            _rearm(client, delivery.staged)
+        if not delivery.send_staged(deadline):
+            return
+        _rearm(client, delivery.staged)
+
+
+def _rearm(client: Client, staged: int) -> None:
+    """Set the hot path's threshold after the worker took calls or sent batches.
+
+    ``max_batch`` when the buffer is short (crossing it wakes the worker), else the room
+    ``max_queue`` leaves beside the staged events (the slow path drops beyond it).
+    """
+    wake_at = client._wake_at
+    if wake_at <= 0:
+        return  # not started, sync, disabled or shut down: not the worker's to change
+    max_batch = client.config.max_batch
+    if len(client._buffer) < max_batch:
+        client._wake_at = max(1, min(max_batch, client.config.max_queue - staged))
+    elif wake_at > max_batch:
+        client._wake_at = max(1, client.config.max_queue - staged)
 
 
 def _split_by_bytes(built: Built) -> list[Built]:

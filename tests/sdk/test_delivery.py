@@ -298,3 +298,22 @@ def test_a_daemon_restart_while_idle_costs_a_reconnect_not_a_spool(
     assert_exactly_once_in_order(daemon, 20)
     stats = client.stats()
     assert (stats.spooled, stats.failed) == (0, 0)
+
+
+@pytest.mark.parametrize("spool", [True, False])
+@pytest.mark.parametrize("mode", ["stall", "close_mid_batch"])
+def test_batches_built_ahead_are_kept_in_order_when_the_daemon_fails(
+    daemon: FakeDaemon, make_client: ClientFactory, spool: bool, mode: str
+) -> None:
+    # Many small batches: the worker stages most of them while the first are in flight.
+    client = make_client(max_batch=10, ack_timeout=0.3, spool=spool, max_queue=5000)
+    daemon.mode = mode
+    track_numbered(client, 0, 400)
+    client.flush(3.0)
+    stats = client.stats()
+    assert stats.dropped == 0 and stats.sent + stats.spooled + stats.queued <= 400
+    daemon.mode = "ok"
+    track_numbered(client, 400, 450)
+    assert wait_until(lambda: client.flush(1.0) and len(daemon.events()) == 450)
+    assert_exactly_once_in_order(daemon, 450)
+    assert client.stats().queued == 0
