@@ -43,6 +43,7 @@ from typing import Any, Final
 from uptake._build import build_events
 from uptake._config import Config, resolve_config
 from uptake._context import NO_IDENTITY, Identity, current_identity, set_identity
+from uptake._ids import new_session_id
 from uptake._model import Event
 from uptake._stats import Counters, Stats, log_once, reset_logged
 from uptake._worker import EventSink, make_delivery, start_thread
@@ -272,9 +273,9 @@ class Client:
 
         The matching ``end_session()`` records the duration in milliseconds.
         """
-        if session_id is None:
-            session_id = os.urandom(8).hex()
         now = _time_ns()
+        if session_id is None:
+            session_id = new_session_id(now)
         with self._lock:
             self._sessions[session_id] = now
             while len(self._sessions) > _MAX_OPEN_SESSIONS:

@@ -15,7 +15,13 @@ from typing import Final
 
 import msgspec
 
-__all__ = ["content_event_id", "event_id_time_us", "new_event_id", "new_event_ids"]
+__all__ = [
+    "content_event_id",
+    "event_id_time_us",
+    "new_event_id",
+    "new_event_ids",
+    "new_session_id",
+]
 
 _VARIANT = 0b10 << 62
 _RAND_MASK = (1 << 62) - 1
@@ -101,3 +107,17 @@ def event_id_time_us(event_id: bytes) -> int:
     """Return the event time (µs since the epoch) encoded in an id's first 8 bytes."""
     high = int.from_bytes(event_id[:8], "big")
     return (high >> 16) * 1000 + (high & 0xFFF)
+
+
+def new_session_id(ts_ns: int) -> str:
+    """Return a session id that sorts by start time: 12 hex digits of Unix ms, 12 random.
+
+    The daemon keys its sessions rollup by session id. Ids that grow with time keep the
+    rows of open sessions together at the end of that table; random ids scattered them,
+    so every commit rewrote about one page per open session (measured ~1 µs/event more
+    ingest). 48 random bits make two sessions started in the same millisecond distinct.
+
+    >>> len(new_session_id(1_700_000_000_000_000_000))
+    24
+    """
+    return f"{(ts_ns // 1_000_000) & _MS_MASK:012x}{os.urandom(6).hex()}"

@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import events
-from uptake._ids import content_event_id, event_id_time_us, new_event_id, new_event_ids
+from uptake._ids import (
+    content_event_id,
+    event_id_time_us,
+    new_event_id,
+    new_event_ids,
+    new_session_id,
+)
 from uptake._model import Event
 from uptake.protocol import (
     Ack,
@@ -107,3 +113,12 @@ def test_content_ids_are_deterministic_and_distinct() -> None:
     assert content_event_id(5, b"a") == content_event_id(5, b"a")
     assert content_event_id(5, b"a") != content_event_id(5, b"b")
     assert new_event_id(5) != new_event_id(5)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**48 * 10**6 - 1), min_size=2, max_size=50))
+def test_session_ids_sort_by_start_time_and_are_distinct(starts_ns: list[int]) -> None:
+    """Generated session ids grow with time (the daemon's sessions table appends them)."""
+    ids = [new_session_id(ts) for ts in sorted(starts_ns)]
+    assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)
+    assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)
+    assert len(set(ids)) == len(ids)
