@@ -155,7 +155,7 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     Building and encoding happen before the start signal, so this measures what the
     daemon can take when clients cost nothing (its own capacity).
     """
-    from uptake._ids import new_event_ids
+    from uptake._ids import new_event_ids, new_session_id
     from uptake._model import Event
     from uptake.protocol import PROTOCOL_VERSION, Batch, FrameBuffer, Hello, encode_frame
 
@@ -165,8 +165,8 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     while len(events) < quota:
         user, account, features = next(sessions)
         features = features[: max(0, quota - len(events) - 2)]
-        session = f"s-{seed}-{len(events)}"
         now = time.time_ns() // 1000
+        session = new_session_id(now * 1000)  # as the SDK makes them
         stamps = [now + i for i in range(len(features) + 2)]
         ids = new_event_ids(stamps)
         common = {"user": user, "account": account, "session": session, "source": source}
