@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -212,23 +212,35 @@ def build_events(
     items: Sequence[tuple[Any, ...] | Event], source: str | None, counters: Counters
 ) -> Built:
     """Validate and encode ``items``; count and skip the invalid ones."""
+    base_bound = _EVENT_BOUND + _source_bound(source)
+    if base_bound > MAX_EVENT_BYTES:
+        # A source name of over a thousand characters: no event is small by the bound.
+        return build_events_reference(items, source, counters)
     latest_ts = time.time_ns() // 1000 + MAX_FUTURE_US
+    rows: Sequence[tuple[Any, ...]]
     try:
         stamps = [item[0] // 1000 for item in items]  # type: ignore[index]
+        rows = cast("Sequence[tuple[Any, ...]]", items)  # all tuples: item[0] worked
     except TypeError:  # a bare Event, or the (event,) of record()
         stamps = [_id_stamp(item, latest_ts) for item in items]
+        rows = [item if type(item) is tuple else (item,) for item in items]
     ids = new_event_ids(stamps)
     events: list[Event] = []
     append = events.append
-    base_bound = _EVENT_BOUND + _source_bound(source)
     last_identity: Any = None
     identity_ok = False
     user = account = session = None
-    for item, ts_us, event_id in zip(items, stamps, ids, strict=True):
+    for item, ts_us, event_id in zip(rows, stamps, ids, strict=True):
         # One branch per item shape; the checks and their order are those of
         # build_events_reference (the tests compare both).
-        if type(item) is not tuple or len(item) == 1:
-            record = item[0] if type(item) is tuple else item
+        size = len(item)
+        if size == 5:
+            _, kind, name, props, identity = item
+            value = None
+        elif size == 6:
+            _, kind, name, props, identity, value = item
+        else:
+            record = item[0]
             if not isinstance(record, Event):
                 counters.reject("invalid_event", f"not an Event: {record!r:.60}")
                 continue
@@ -236,11 +248,6 @@ def build_events(
             if event is not None:
                 append(event)
             continue
-        if len(item) == 5:
-            _, kind, name, props, identity = item
-            value = None
-        else:
-            _, kind, name, props, identity, value = item
         if kind == _FEATURE:
             if not (type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH):
                 counters.reject(
@@ -275,10 +282,8 @@ def build_events(
                 continue
             append(event)
         else:
-            event = Event(event_id, ts_us, kind, name, user, account, session, value, None, source)
-            if base_bound > MAX_EVENT_BYTES and not _size_ok(event, counters):
-                continue
-            append(event)
+            # Without props an event is under the limit by the bound (checked above).
+            append(Event(event_id, ts_us, kind, name, user, account, session, value, None, source))
     try:
         return Built(events, encoder.encode(events))
     except (TypeError, ValueError, OverflowError):
