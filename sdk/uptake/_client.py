@@ -186,7 +186,7 @@ class Client:
         buffer = self._buffer
         max_batch = self.config.max_batch
         # Batches the worker built ahead count against max_queue with the buffered calls.
-        room = self.config.max_queue - self._delivery.staged
+        room = self.config.max_queue - self._delivery.staged - self._in_progress
         if len(buffer) >= room:
             self._counters.drop("queue_full", log=False)
             self._wake.set()

@@ -522,8 +522,11 @@ def drain(client: Client, delivery: Delivery, deadline: float) -> None:
         ):
             count = min(todo, max_batch)
             todo -= count
-            chunk: list[Any] = [buffer.popleft() for _ in range(count)]
+            # Counted and the threshold lowered before the buffer shrinks: the calls
+            # taken stay within max_queue while they are built.
             client._in_progress = count
+            _rearm(client, delivery.staged + count)
+            chunk: list[Any] = [buffer.popleft() for _ in range(count)]
             built = build_events(chunk, source, counters)
             for piece in _split_by_bytes(built):
                 delivery.stage(piece)
@@ -535,10 +538,11 @@ def drain(client: Client, delivery: Delivery, deadline: float) -> None:
 
 
 def _rearm(client: Client, staged: int) -> None:
-    """Set the hot path's threshold after the worker took calls or sent batches.
+    """Set the hot path's threshold when the worker takes calls or sends batches.
 
     ``max_batch`` when the buffer is short (crossing it wakes the worker), else the room
-    ``max_queue`` leaves beside the staged events (the slow path drops beyond it).
+    ``max_queue`` leaves beside the ``staged`` events (being built or waiting to be
+    sent; the slow path drops beyond it).
     """
     wake_at = client._wake_at
     if wake_at <= 0:
