@@ -7,10 +7,11 @@ encoding, no validation: those happen in the worker (``_build``). ``deque.append
 deque without a lock. ``_wake_at`` folds three checks into that one comparison:
 
 * ``max_batch`` normally: crossing it takes the slow path once, which wakes the worker
-  and raises ``_wake_at`` to ``max_queue`` so the following calls stay fast;
-* ``max_queue`` while the worker drains: at that length the slow path drops the event and
-  counts it (``queue_full``), so memory is bounded and nothing blocks; concurrent threads
-  can overshoot by at most one event each;
+  and raises ``_wake_at`` to the room left so the following calls stay fast;
+* the room left while the worker drains: ``max_queue`` minus the calls the worker has
+  taken and the batches it built ahead (``_worker.drain``); at that length the slow path
+  drops the event and counts it (``queue_full``), so memory is bounded and nothing
+  blocks; concurrent threads can overshoot by at most one event each;
 * ``0`` before the worker runs (the first call starts it), in sync mode, and after a fork
   until the child's first call; ``-1`` when disabled or shut down.
 

@@ -3,7 +3,8 @@
 One worker thread per client and process wakes every ``flush_interval``, when the buffer
 crosses ``max_batch``, or on ``flush()``/``shutdown()``. Each cycle it pops the buffer in
 chunks of ``max_batch``, builds and validates events (``_build``), and hands them to a
-delivery:
+delivery; while the daemon lags, it builds ahead and stages the encoded batches (see
+``drain``), which count against ``max_queue`` with the buffered calls:
 
 * ``SinkDelivery`` gives the ``Event`` structs to an in-memory sink (tests, benchmarks);
 * ``DaemonDelivery`` sends ``Batch`` frames to the daemon and waits for the ``Ack``s.
