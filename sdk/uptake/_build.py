@@ -260,7 +260,11 @@ def build_events(
         if identity is not last_identity:
             # Consecutive calls of one request share one identity tuple: check it once.
             user, account, session = identity
-            identity_ok = _name_ok(user) and _name_ok(account) and _name_ok(session)
+            identity_ok = (
+                (user is None or (type(user) is str and len(user) <= MAX_NAME_LENGTH))
+                and (account is None or (type(account) is str and len(account) <= MAX_NAME_LENGTH))
+                and (session is None or (type(session) is str and len(session) <= MAX_NAME_LENGTH))
+            )  # _name_ok of each, inline: checked twice a session (start and end tuples)
             last_identity = identity
         if not identity_ok:
             counters.reject(
