@@ -134,8 +134,8 @@ class BatchWriter:
         Why: SQLite releases the GIL for every row it inserts and must win it back; any
         Python work on the event loop meanwhile (decoding frames) takes it for up to the
         switch interval each time, making a commit several times slower (measured 6x).
-        Connections therefore decode what they received between commits; the bytes wait in
-        the socket buffers, and the next round takes everything decoded meanwhile.
+        Connections therefore neither receive nor decode during a commit; the bytes wait
+        in the socket buffers, and the next round takes everything decoded meanwhile.
         """
         if not self._idle.is_set():
             await self._idle.wait()
