@@ -300,17 +300,24 @@ def _encode_each(events: list[Event], counters: Counters) -> Built:
     kept: list[Event] = []
     raw: list[bytes] = []
     for event in events:
-        try:
-            encoded = encoder.encode(event)
-        except (TypeError, ValueError, OverflowError) as exc:
-            counters.reject("props", f"cannot encode: {exc}")
-            continue
-        if len(encoded) > MAX_EVENT_BYTES:
-            counters.reject("oversize", f"encoded event of {len(encoded)} bytes exceeds 8 KiB")
-            continue
-        kept.append(event)
-        raw.append(encoded)
+        encoded = _encode_checked(event, counters)
+        if encoded is not None:
+            kept.append(event)
+            raw.append(encoded)
     return Built.from_raw(kept, raw)
+
+
+def _encode_checked(event: Event, counters: Counters) -> bytes | None:
+    """The event encoded on its own; None (counted) when it cannot be or is over 8 KiB."""
+    try:
+        encoded = encoder.encode(event)
+    except (TypeError, ValueError, OverflowError) as exc:
+        counters.reject("props", f"cannot encode: {exc}")
+        return None
+    if len(encoded) > MAX_EVENT_BYTES:
+        counters.reject("oversize", f"encoded event of {len(encoded)} bytes exceeds 8 KiB")
+        return None
+    return encoded
 
 
 # -- the reference: one event at a time (the tests check build_events against it) ----------
@@ -389,14 +396,10 @@ def build_events_reference(
             if tupled is None:
                 continue
             event = tupled
-            try:
-                encoded = encoder.encode(event)
-            except (TypeError, ValueError, OverflowError) as exc:
-                counters.reject("props", f"cannot encode: {exc}")
+            checked = _encode_checked(event, counters)
+            if checked is None:
                 continue
-            if len(encoded) > MAX_EVENT_BYTES:
-                counters.reject("oversize", f"encoded event of {len(encoded)} bytes exceeds 8 KiB")
-                continue
+            encoded = checked
         events.append(event)
         raw.append(encoded)
     return Built.from_raw(events, raw)

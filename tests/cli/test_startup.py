@@ -59,10 +59,13 @@ _NOT_AT_IMPORT = [
 
 #: What `usage report --format json` (no daemon answering) never needs.
 _NOT_FOR_JSON = [
+    "anyio",
     "rich",
+    "uptake_aggregator.client",
     "uptake_aggregator.lifecycle",
     "uptake_aggregator.server",
     "uptake_aggregator.simulation",
+    "uptake_aggregator.storage",
     "uptake_cli._demo",
     "uptake_cli._importer",
     "uptake_cli.render_csv",
@@ -71,9 +74,9 @@ _NOT_FOR_JSON = [
     "uptake_cli.svg",
 ]
 
-#: Not needed for JSON either, but today loaded by the engine itself (anyio by
-#: uptake_aggregator.storage, the SDK's worker by uptake/__init__): the CLI must not add them.
-_NOT_ADDED_FOR_JSON = ["anyio", "uptake._worker", "uptake._client", "uptake_aggregator.client"]
+#: Not needed for JSON either, but today loaded by the engine itself (the SDK's worker by
+#: uptake/__init__, through uptake.protocol): the CLI must not add them.
+_NOT_ADDED_FOR_JSON = ["uptake._worker", "uptake._client"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
