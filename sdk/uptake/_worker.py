@@ -54,7 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["DaemonDelivery", "Delivery", "EventSink", "SinkDelivery", "make_delivery", "run"]
 
 _CONNECT_TIMEOUT: Final = 2.0
-_WINDOW: Final = 4
+#: Batches sent and not yet acknowledged. The daemon acknowledges after each commit and
+#: commits what all clients have queued at once: 8 (not 4) let it find twice the batches
+#: waiting after a commit, halving commits per event (ingest ~+20% with 4 clients).
+_WINDOW: Final = 8
 _ORPHAN_SCAN_INTERVAL: Final = 30.0
 _MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
 WORKER_NAME: Final = "uptake-worker"
