@@ -210,6 +210,11 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
         # commits are copied into the database once per checkpoint, so commits measured
         # ~25% cheaper. The WAL file keeps that size on disk while the daemon runs.
         conn.execute("PRAGMA wal_autocheckpoint=10000")
+        # A 32 MiB page cache (SQLite's default is 2 MiB): a group commit of ~16k events
+        # dirties more pages than 2 MiB holds, which spilled to the WAL mid-transaction
+        # and re-read rollup pages from the OS. Measured ~7% less daemon CPU per event;
+        # the daemon's RSS is bounded ~35 MiB higher.
+        conn.execute("PRAGMA cache_size=-32768")
         _migrate(conn, path)
     except BaseException:
         conn.close()
