@@ -2,28 +2,29 @@
 
 A report is CPU-bound Python over SQLite rows, and one process uses one core: a second
 connection in a thread measured no faster (the GIL and SQLite's global allocator mutex
-serialise the two). So the session figures, about a third of a large report, are
-computed in a child process while the parent computes the rest.
+serialise the two). So ``build_report(parallel=True)`` computes the session and
+integration figures, about half of a large report, in a child process while the parent
+computes the rest.
 
 Rules that keep this safe:
 
-- Fork happens before the parent opens any SQLite connection (SQLite forbids using a
-  connection across ``fork``), and only where ``fork`` is safe: a single-threaded
-  caller (the CLI). The daemon, which runs threads, computes serially.
-- The child opens its own read-only connection and read transaction. Both sides read the
-  ``events`` counter inside their transactions; when a writer committed in between, the
-  snapshots differ and the parent recomputes the part itself, so the report is always
-  computed from one committed state.
+- No SQLite connection is open across the fork (SQLite forbids using one in a child):
+  the report closes its connection, forks, and both sides open their own.
+- Only a single-threaded process forks (``can_fork``): the CLI, or the daemon's report
+  worker process. A process with other threads computes serially.
+- Both sides read the ``events`` counter inside their read transactions; when a writer
+  committed in between, the snapshots differ and the parent computes the part itself,
+  so the report always comes from one committed state.
 - The child never returns into the caller's code: it writes its answer to a pipe and
   ends with ``os._exit``, whatever happens (no atexit handlers, no buffered output of
   the parent flushed twice). Any failure of the child just means the parent computes
-  the part itself.
+  the part itself; a parent that fails kills and reaps the child (``abandon``).
 
 Example::
 
-    child = ForkedPart.start(compute_sessions)   # before opening the database
-    ...                                          # the parent's own part
-    result = child.result()                      # None: compute it here instead
+    child = ForkedPart.start(compute_part, PartStruct)   # no connection open
+    ...                                                  # the parent's own part
+    answer = child.result()                              # None: compute it here
 """
 
 from __future__ import annotations
