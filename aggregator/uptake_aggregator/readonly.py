@@ -17,13 +17,23 @@ from pathlib import Path
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.schema import SCHEMA_VERSION
 
-__all__ = ["connect_readonly", "db_bytes"]
+__all__ = ["connect_readonly", "db_bytes", "events_stored"]
 
 
 def db_bytes(path: Path) -> int:
     """Bytes the database uses on disk, its WAL and shared-memory files included."""
     companions = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
     return sum(candidate.stat().st_size for candidate in companions if candidate.exists())
+
+
+def events_stored(conn: sqlite3.Connection) -> int:
+    """Distinct events stored, from the running counter kept at ingest (no table scan).
+
+    Inside a read transaction it also marks the committed state being read: every commit
+    that stores an event changes it.
+    """
+    row = conn.execute("SELECT value FROM counters WHERE name = 'events'").fetchone()
+    return int(row[0]) if row else 0
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:

@@ -23,6 +23,7 @@ import secrets
 import socket
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -379,7 +380,7 @@ class Daemon:
     async def _usage(self, query: Query) -> dict[str, Any]:
         try:
             # Imported lazily: the metrics engine is optional for ingest, and heavy.
-            importlib.import_module("uptake_aggregator.metrics")
+            build_report = importlib.import_module("uptake_aggregator.metrics").build_report
         except ImportError as exc:
             if exc.name not in ("uptake_aggregator.metrics", None):
                 raise ProtocolError(
@@ -387,7 +388,7 @@ class Daemon:
                 ) from None
             raise ProtocolError(ErrorCode.INTERNAL, "metrics engine not installed") from None
         try:
-            body = await self._run_report(query)
+            body = await self._run_report(query, build_report)
         except QueryError as exc:
             raise ProtocolError(ErrorCode.BAD_QUERY, str(exc)) from None
         except AggregatorError as exc:
@@ -397,7 +398,9 @@ class Daemon:
             raise ProtocolError(ErrorCode.INTERNAL, f"the report failed: {exc}") from None
         return body
 
-    async def _run_report(self, query: Query) -> dict[str, Any]:
+    async def _run_report(
+        self, query: Query, build_report: Callable[[Path, ReportFilters], dict[str, Any]]
+    ) -> dict[str, Any]:
         """The report, computed in a worker process; in a thread if none can start.
 
         A report is seconds of Python on a large database. In a thread of the daemon it
@@ -414,7 +417,6 @@ class Daemon:
                 )
             except anyio.BrokenWorkerProcess as exc:
                 _log.warning("report worker process failed (%s); using a thread", exc)
-        build_report = importlib.import_module("uptake_aggregator.metrics").build_report
         body: dict[str, Any] = await anyio.to_thread.run_sync(
             build_report, *args, limiter=self._query_limiter
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from uptake.protocol import PROTOCOL_VERSION
-from uptake_aggregator.storage import connect_readonly, db_bytes
+from uptake_aggregator.readonly import connect_readonly, db_bytes, events_stored
 
 __all__ = ["DaemonSnapshot", "daemon_version", "read_events_stored", "status_body"]
 
@@ -58,10 +58,9 @@ def read_events_stored(db: Path) -> int:
     """
     conn = connect_readonly(db)
     try:
-        row = conn.execute("SELECT value FROM counters WHERE name = 'events'").fetchone()
+        return events_stored(conn)
     finally:
         conn.close()
-    return int(row[0]) if row else 0
 
 
 def status_body(snapshot: DaemonSnapshot, events_stored: int) -> dict[str, Any]:

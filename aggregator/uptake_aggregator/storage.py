@@ -28,7 +28,7 @@ import msgspec
 
 from uptake._model import Event
 from uptake_aggregator.errors import StorageError
-from uptake_aggregator.readonly import connect_readonly, db_bytes
+from uptake_aggregator.readonly import connect_readonly, db_bytes, events_stored
 from uptake_aggregator.rollups import Covered, Rollups
 from uptake_aggregator.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -185,7 +185,7 @@ class Storage:
 
     async def events_stored(self) -> int:
         """Number of distinct events stored (a counter kept at ingest; no table scan)."""
-        return await self._run(partial(_events_stored, self._conn))
+        return await self._run(partial(events_stored, self._conn))
 
     def db_bytes(self) -> int:
         """Bytes on disk, WAL included."""
@@ -327,10 +327,6 @@ def _stored_ids(conn: sqlite3.Connection, ids: list[bytes]) -> set[bytes]:
         rows = conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
         stored.update(row[0] for row in rows)
     return stored
-
-
-def _events_stored(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT value FROM counters WHERE name = 'events'").fetchone()[0])
 
 
 def _close(conn: sqlite3.Connection) -> None:

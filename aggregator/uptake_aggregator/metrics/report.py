@@ -30,7 +30,7 @@ from uptake_aggregator.metrics.sessions import (
     session_stats,
 )
 from uptake_aggregator.metrics.window import day_date, resolve_window
-from uptake_aggregator.readonly import connect_readonly
+from uptake_aggregator.readonly import connect_readonly, events_stored
 
 __all__ = ["build_report", "segment"]
 
@@ -145,7 +145,7 @@ def build_report(
     conn = _open(db_path)
     child: ForkedPart[_ChildPart] | None = None
     try:
-        mark = _snapshot_mark(conn)
+        mark = events_stored(conn)
         ctx = load_context(conn, window, filters)
         if parallel and can_fork():
             # No SQLite connection may cross a fork: close, fork, then reopen. The child
@@ -153,10 +153,11 @@ def build_report(
             conn.close()
             child = ForkedPart.start(partial(_forked_part, db_path, ctx, mark), _ChildPart)
             conn = _open(db_path)
-            if _snapshot_mark(conn) == mark:
+            reopened = events_stored(conn)
+            if reopened == mark:
                 ctx = rebind(ctx, conn)
             else:  # a writer committed meanwhile: start over on this snapshot
-                mark = _snapshot_mark(conn)
+                mark = reopened
                 ctx = load_context(conn, window, filters)
         counts = _Counts(ctx)
         counts.run()
@@ -198,15 +199,6 @@ def _open(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _snapshot_mark(conn: sqlite3.Connection) -> int:
-    """The events counter in this read transaction: equal marks, same committed state.
-
-    Every commit that stores an event changes it; a commit storing nothing new changes no
-    rollup either.
-    """
-    return int(conn.execute("SELECT value FROM counters WHERE name = 'events'").fetchone()[0])
-
-
 def _child_part(ctx: ReportContext, mark: int) -> _ChildPart:
     """The figures a forked child computes: sessions and integrations (a third of the work)."""
     return _ChildPart(
@@ -219,7 +211,7 @@ def _child_part(ctx: ReportContext, mark: int) -> _ChildPart:
 def _forked_part(db_path: Path, ctx: ReportContext, mark: int) -> _ChildPart:
     """The forked child's work (its connection is never closed: the child just exits)."""
     conn = _open(db_path)
-    if _snapshot_mark(conn) != mark:
+    if events_stored(conn) != mark:
         raise _StaleSnapshotError  # the parent computes the part itself
     return _child_part(rebind(ctx, conn), mark)
 

@@ -121,14 +121,14 @@ def test_a_commit_during_the_fork_means_one_consistent_snapshot(
     medium_db: Path, forking: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The mark changes after the context was read: parent starts over, child is unused."""
-    real_mark = report._snapshot_mark
+    real_mark = report.events_stored
     calls: list[int] = []
 
     def moving_mark(conn: object) -> int:
         calls.append(1)
         return real_mark(conn) + len(calls)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(report, "_snapshot_mark", moving_mark)
+    monkeypatch.setattr(report, "events_stored", moving_mark)
     for filters in FILTERS[:2]:
         assert build_report(medium_db, filters, today=TODAY, parallel=True) == build_report(
             medium_db, filters, today=TODAY
