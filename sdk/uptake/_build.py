@@ -34,7 +34,15 @@ from uptake._ids import new_event_ids
 from uptake._model import MAX_EVENT_BYTES, MAX_NAME_LENGTH, MAX_PROPS, Event
 from uptake._stats import Counters
 
-__all__ = ["Built", "build_events", "build_events_reference", "encoder"]
+__all__ = [
+    "Built",
+    "EncodedEvents",
+    "build_events",
+    "build_events_reference",
+    "encoder",
+    "pack_array",
+    "split_array",
+]
 
 encoder: Final = msgspec.msgpack.Encoder()
 _event_decoder: Final = msgspec.msgpack.Decoder(Event)
@@ -62,25 +70,20 @@ _BAD_PROPS: Final = -2
 _FEATURE: Final = "feature"
 
 
-class Built:
-    """Events of one batch that passed validation: the Structs, and their msgpack array.
+class EncodedEvents:
+    """``count`` encoded events as one msgpack array (``payload``).
 
-    ``payload`` is the msgpack array of the encoded events, exactly what a ``Batch``
-    frame's ``events`` field holds; ``raw`` (one ``bytes`` per event, for the spool and
-    for isolating an event the daemon refuses) is derived from it on demand.
+    ``payload`` is exactly what a ``Batch`` frame's ``events`` field holds; ``raw`` (one
+    ``bytes`` per event, for the spool and for isolating an event the daemon refuses) is
+    split from it on demand.
     """
 
-    __slots__ = ("_raw", "events", "payload")
+    __slots__ = ("_raw", "count", "payload")
 
-    def __init__(self, events: list[Event], payload: bytes, raw: list[bytes] | None = None) -> None:
-        self.events = events
+    def __init__(self, payload: bytes, count: int, raw: list[bytes] | None = None) -> None:
         self.payload = payload
+        self.count = count
         self._raw = raw
-
-    @classmethod
-    def from_raw(cls, events: list[Event], raw: list[bytes]) -> Built:
-        """A batch of already encoded events."""
-        return cls(events, pack_array(raw), raw)
 
     @property
     def raw(self) -> list[bytes]:
@@ -90,7 +93,22 @@ class Built:
         return self._raw
 
     def __len__(self) -> int:
-        return len(self.events)
+        return self.count
+
+
+class Built(EncodedEvents):
+    """Events of one batch that passed validation: the Structs, and their msgpack array."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: list[Event], payload: bytes, raw: list[bytes] | None = None) -> None:
+        super().__init__(payload, len(events), raw)
+        self.events = events
+
+    @classmethod
+    def from_raw(cls, events: list[Event], raw: list[bytes]) -> Built:
+        """A batch of already encoded events."""
+        return cls(events, pack_array(raw), raw)
 
 
 def pack_array(raw: list[bytes]) -> bytes:
@@ -195,19 +213,6 @@ def _id_stamp(item: Any, latest_ts: int) -> int:
     return ts if type(ts) is int and 0 <= ts <= latest_ts else 0
 
 
-def _size_ok(event: Event, counters: Counters) -> bool:
-    """Encode ``event`` alone: True if it is encodable and within 8 KiB."""
-    try:
-        size = len(encoder.encode(event))
-    except (TypeError, ValueError, OverflowError) as exc:
-        counters.reject("props", f"cannot encode: {exc}")
-        return False
-    if size > MAX_EVENT_BYTES:
-        counters.reject("oversize", f"encoded event of {size} bytes exceeds 8 KiB")
-        return False
-    return True
-
-
 def build_events(
     items: Sequence[tuple[Any, ...] | Event], source: str | None, counters: Counters
 ) -> Built:
@@ -282,7 +287,7 @@ def build_events(
                 )
                 continue
             event = Event(event_id, ts_us, kind, name, user, account, session, value, props, source)
-            if base_bound + bound > MAX_EVENT_BYTES and not _size_ok(event, counters):
+            if base_bound + bound > MAX_EVENT_BYTES and _encode_checked(event, counters) is None:
                 continue
             append(event)
         else:

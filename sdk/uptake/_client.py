@@ -187,7 +187,7 @@ class Client:
         buffer = self._buffer
         max_batch = self.config.max_batch
         # Batches the worker built ahead count against max_queue with the buffered calls.
-        room = self.config.max_queue - self._delivery.staged - self._in_progress
+        room = self.config.max_queue - self._taken()
         if len(buffer) >= room:
             self._counters.drop("queue_full", log=False)
             self._wake.set()
@@ -196,6 +196,14 @@ class Client:
         if len(buffer) >= max_batch:
             self._wake_at = max(1, room)
             self._wake.set()
+
+    def _taken(self) -> int:
+        """Calls the worker took from the buffer and has not sent yet.
+
+        Being built, or built ahead and staged: they count against ``max_queue`` with
+        the buffer.
+        """
+        return self._in_progress + self._delivery.staged
 
     def _start(self) -> None:
         with self._lock:
@@ -397,7 +405,7 @@ class Client:
         self._request(timeout, closing=True)
         thread.join(max(timeout, 0.0) + _EXIT_GRACE)
         self._closed = True
-        left = len(self._buffer) + self._in_progress + self._delivery.staged
+        left = len(self._buffer) + self._taken()
         if left:
             self._counters.drop("exit", left)
         lost = self._counters.dropped.get("exit", 0) > lost_before
@@ -407,9 +415,7 @@ class Client:
         """Counters of this client in this process (see ``uptake.Stats``)."""
         if self._pid != os.getpid():
             self._after_fork_in_child(hooks_ran=False)
-        return self._counters.snapshot(
-            queued=len(self._buffer) + self._in_progress + self._delivery.staged
-        )
+        return self._counters.snapshot(queued=len(self._buffer) + self._taken())
 
     # -- fork ------------------------------------------------------------------------
     def _after_fork_in_child(self, hooks_ran: bool = True) -> None:

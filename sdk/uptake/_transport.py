@@ -46,7 +46,6 @@ __all__ = [
     "DaemonError",
     "RefusedError",
     "connect",
-    "encode_batch",
     "encode_batch_payload",
 ]
 
@@ -75,11 +74,6 @@ class _RawBatch(msgspec.Struct, tag="batch", tag_field="type"):
 
 _encoder: Final = msgspec.msgpack.Encoder()
 _LENGTH: Final = struct.Struct(">I")
-
-
-def encode_batch(seq: int, raw_events: list[bytes]) -> bytearray:
-    """Return a complete ``Batch`` frame for already-encoded events."""
-    return encode_batch_payload(seq, _encoder.encode([msgspec.Raw(raw) for raw in raw_events]))
 
 
 def encode_batch_payload(seq: int, events: bytes) -> bytearray:

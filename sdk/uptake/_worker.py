@@ -34,7 +34,7 @@ import zlib
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from uptake._build import Built, build_events, pack_array, split_array
+from uptake._build import Built, EncodedEvents, build_events, pack_array
 from uptake._config import Config
 from uptake._model import Event
 from uptake._spool import Spool
@@ -147,30 +147,21 @@ class SinkDelivery:
         """The sink object is shared with the parent; nothing to drop."""
 
 
-class _Pending:
-    """One batch to send: its events' msgpack array, and where it came from."""
+class _Pending(EncodedEvents):
+    """One batch to send, and where it came from."""
 
-    __slots__ = ("_raw", "count", "payload", "replay")
+    __slots__ = ("replay",)
 
     def __init__(
         self, payload: bytes, count: int, replay: bool, raw: list[bytes] | None = None
     ) -> None:
-        self.payload = payload
-        self.count = count
+        super().__init__(payload, count, raw)
         self.replay = replay  # already in a spool file: never spool it again
-        self._raw = raw
 
     @classmethod
     def from_raw(cls, raw: list[bytes], replay: bool) -> _Pending:
         """A batch of events encoded one by one (spool records, halves of a refused batch)."""
         return cls(pack_array(raw), len(raw), replay, raw)
-
-    @property
-    def raw(self) -> list[bytes]:
-        """The events one by one: only needed to keep them or to bisect a refusal."""
-        if self._raw is None:
-            self._raw = split_array(self.payload)
-        return self._raw
 
 
 class DaemonDelivery:
