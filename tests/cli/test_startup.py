@@ -57,22 +57,10 @@ _NOT_AT_IMPORT = [
     "uptake_cli.svg",
 ]
 
-#: What `usage report --format json` (no daemon answering) never needs.
-_NOT_FOR_JSON = [
-    "anyio",
-    "rich",
-    "uptake_aggregator.client",
-    "uptake_aggregator.lifecycle",
-    "uptake_aggregator.server",
-    "uptake_aggregator.simulation",
-    "uptake_aggregator.storage",
-    "uptake_cli._demo",
-    "uptake_cli._importer",
-    "uptake_cli.render_csv",
-    "uptake_cli.render_html",
-    "uptake_cli.render_table",
-    "uptake_cli.svg",
-]
+#: What `usage report --format json` (no daemon answering) never needs: all of the above
+#: but the JSON path's own engine (msgspec, the SDK package for its protocol types, metrics).
+_JSON_ENGINE = ("msgspec", "uptake", "uptake_aggregator.metrics")
+_NOT_FOR_JSON = [name for name in _NOT_AT_IMPORT if name not in _JSON_ENGINE]
 
 #: Not needed for JSON either, but today loaded by the engine itself (the SDK's worker by
 #: uptake/__init__, through uptake.protocol): the CLI must not add them.
