@@ -201,6 +201,12 @@ def _events(
     ]
 
 
+async def _migrate(db: Path) -> None:
+    """Bring a cached database to the current schema (what the daemon does on start)."""
+    storage = await Storage.open(db, synchronous="NORMAL")
+    await storage.close()
+
+
 def generate(params: Params) -> tuple[Path, Path, int]:
     """Build (or reuse) the SQLite db and the DuckDB copy for ``params``; return paths, days."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -208,6 +214,7 @@ def generate(params: Params) -> tuple[Path, Path, int]:
     duck = RESULTS / f"report_{params.key}.duckdb"
     done = RESULTS / f"report_{params.key}.done"
     if done.exists():
+        anyio.run(_migrate, db)  # a cached database may predate the current schema
         return db, duck, int(done.read_text())
     for stale in (db, duck, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         stale.unlink(missing_ok=True)

@@ -40,6 +40,11 @@ class SeatHistory:
         index = bisect.bisect_left(self.timestamps, end_us)
         return self.seats[index - 1] if index else None
 
+    def changes_between(self, start_us: int, end_us: int) -> bool:
+        """True when a seats event falls in ``[start_us, end_us)``."""
+        timestamps = self.timestamps
+        return bisect.bisect_left(timestamps, start_us) < bisect.bisect_left(timestamps, end_us)
+
 
 def seat_history(ctx: ReportContext) -> dict[str, SeatHistory]:
     """Seat histories of every account, limited to events before ``until``."""
@@ -118,11 +123,13 @@ def _adoption_rates(
         if history is None:
             rates[account] = None
             continue
-        seats = _daily_seats(ctx, history)
-        if len(set(seats)) > 1:
-            varying[account] = seats
-            continue
-        constant = seats[0]
+        first_day_end = (ctx.window.start + 1) * DAY_US
+        if history.changes_between(first_day_end, ctx.window.end_us):
+            seats = _daily_seats(ctx, history)
+            if len(set(seats)) > 1:
+                varying[account] = seats
+                continue
+        constant = history.as_of(first_day_end)
         if constant is None or constant <= 0:
             rates[account] = None
             continue
@@ -144,8 +151,10 @@ def _adoption_rates(
 
 def integration_uses(ctx: ReportContext, conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
     """Distinct (user or '', event account or '', integration) in the window, on ``conn``."""
+    # The (user, account, integration, day) index covers the query, already distinct-ordered.
+    index = "INDEXED BY integration_day_by_user " if ctx.covers_most_history() else ""
     rows = conn.execute(
-        "SELECT DISTINCT user, account, integration FROM integration_day "
+        f"SELECT DISTINCT user, account, integration FROM integration_day {index}"
         "WHERE day >= ? AND day < ?",
         (ctx.window.start, ctx.window.end),
     )

@@ -54,6 +54,18 @@ class ReportContext:
             return ""
         return f" AND {column} IN (SELECT user FROM temp.pop)"
 
+    def covers_most_history(self) -> bool:
+        """True when the window spans at least a quarter of the days with activity.
+
+        Then reading a whole rollup in the order of a covering per-user index (no sort)
+        beats a range of its per-day primary key followed by a sort by user.
+        """
+        if not self.known:
+            return False
+        first = min(info.first_day for info in self.known.values())
+        span = max(self.window.end - first, 1)
+        return self.window.days * 4 >= span
+
     def population_users(self) -> list[str]:
         """The known users in the population, sorted."""
         if self.population is None:

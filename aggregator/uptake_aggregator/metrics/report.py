@@ -58,11 +58,8 @@ def iso_utc(ts: int) -> str:
     return (_EPOCH + dt.timedelta(microseconds=ts)).isoformat()
 
 
-def _product(
-    ctx: ReportContext,
-    counts: _Counts,
-    sessions: SessionStats,
-) -> dict[str, Any]:
+def _product(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
+    """The ``product`` figures, session fields left empty (``_complete`` fills them)."""
     window = ctx.window
     dau = counts.dau
     activity = counts.activity
@@ -80,18 +77,18 @@ def _product(
         "active_users": active,
         "known_users": len(users),
         "logins": sum(activity.get(user, _UNKNOWN).logins for user in users),
-        "sessions": sessions.count,
-        "avg_session_s": sessions.mean_s(),
-        "median_session_s": sessions.median_s(),
+        "sessions": 0,
+        "avg_session_s": None,
+        "median_session_s": None,
     }
 
 
 def _users(
     ctx: ReportContext,
     activity: dict[str, UserActivity],
-    sessions: SessionStats,
     usage: FeatureUsage,
 ) -> list[dict[str, Any]]:
+    """The ``users`` rows, session fields left at none (``_add_sessions`` fills them)."""
     rows = []
     for user in ctx.population_users():
         info = ctx.known[user]
@@ -102,14 +99,24 @@ def _users(
                 "account": info.account,
                 "active_days": days.active_days,
                 "logins": days.logins,
-                "sessions": sessions.per_user.get(user, (0, 0))[0],
-                "avg_session_s": sessions.user_mean_s(user),
+                "sessions": 0,
+                "avg_session_s": None,
                 "features": usage.user_counts.get(user, 0),
                 "segment": segment(days.active_days, ctx.window.days),
                 "last_seen": iso_utc(info.last_ts),
             }
         )
     return rows
+
+
+def _add_sessions(rows: list[dict[str, Any]], sessions: SessionStats) -> None:
+    """Fill the session fields of ``_users`` rows."""
+    per_user = sessions.per_user
+    for row in rows:
+        found = per_user.get(row["user"])
+        if found is not None:
+            row["sessions"] = found[0]
+            row["avg_session_s"] = sessions.user_mean_s(row["user"])
 
 
 def _releases(ctx: ReportContext) -> list[dict[str, str]]:
@@ -130,7 +137,7 @@ def build_report(
     """Compute the DESIGN §6 usage report for ``filters`` from the database at ``db_path``.
 
     Opens the database read-only. ``today`` (UTC) fixes the default window, for tests.
-    ``parallel=True`` computes the session and integration figures in a forked child
+    ``parallel=True`` computes the session and retention figures in a forked child
     process on another core (see ``metrics.parallel``); it is used only where forking is
     safe (a single-threaded caller, such as the CLI) and gives the same report.
     Raises ``QueryError`` for bad dates or an unknown account, ``StorageError`` when the
@@ -161,6 +168,8 @@ def build_report(
                 ctx = load_context(conn, window, filters)
         counts = _Counts(ctx)
         counts.run()
+        # Everything that does not need the child's part, while the child works.
+        partial_report = _assemble(ctx, counts)
         part: _ChildPart | None = None
         if child is not None:
             answer, child = child.result(), None
@@ -168,7 +177,7 @@ def build_report(
                 part = answer
         if part is None:
             part = _child_part(ctx, mark)
-        return _assemble(ctx, counts, part.integrations, part.sessions)
+        return _complete(partial_report, ctx, part)
     finally:
         conn.close()
         if child is not None:
@@ -184,7 +193,7 @@ class _ChildPart(msgspec.Struct, array_like=True):
 
     mark: int
     sessions: SessionStats
-    integrations: set[tuple[str, str, str]]
+    retention: list[dict[str, Any]]
 
 
 def _open(db_path: Path) -> sqlite3.Connection:
@@ -200,11 +209,11 @@ def _open(db_path: Path) -> sqlite3.Connection:
 
 
 def _child_part(ctx: ReportContext, mark: int) -> _ChildPart:
-    """The figures a forked child computes: sessions and integrations (a third of the work)."""
+    """The figures a forked child computes: sessions and retention (about half the work)."""
     return _ChildPart(
         mark,
         session_stats(ctx, explicit_sessions(ctx, ctx.conn), implicit_sessions(ctx)),
-        integration_uses(ctx, ctx.conn),
+        retention_rows(ctx),
     )
 
 
@@ -216,25 +225,35 @@ def _forked_part(db_path: Path, ctx: ReportContext, mark: int) -> _ChildPart:
     return _child_part(rebind(ctx, conn), mark)
 
 
-def _assemble(
-    ctx: ReportContext,
-    counts: _Counts,
-    integrations: set[tuple[str, str, str]],
-    sessions: SessionStats,
-) -> dict[str, Any]:
+def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
+    """The report without the child's part (sessions and retention; see ``_complete``)."""
     window = ctx.window
     usage = counts.usage
     activity = counts.activity
-    product = _product(ctx, counts, sessions)
+    product = _product(ctx, counts)
+    integrations = integration_uses(ctx, ctx.conn)
     return {
         "window": {"since": window.since.isoformat(), "until": window.until.isoformat()},
         "product": product,
         "features": feature_rows(ctx, usage, product["active_users"]),
         "accounts": account_rows(ctx, activity, counts.previous, usage, integrations),
-        "users": _users(ctx, activity, sessions, usage),
-        "retention": counts.retention,
+        "users": _users(ctx, activity, usage),
+        "retention": [],
         "releases": _releases(ctx),
     }
+
+
+def _complete(report: dict[str, Any], ctx: ReportContext, part: _ChildPart) -> dict[str, Any]:
+    """Add the child's part (sessions, retention) to what ``_assemble`` built."""
+    sessions = part.sessions
+    report["product"].update(
+        sessions=sessions.count,
+        avg_session_s=sessions.mean_s(),
+        median_session_s=sessions.median_s(),
+    )
+    _add_sessions(report["users"], sessions)
+    report["retention"] = part.retention
+    return report
 
 
 class _Counts:
@@ -247,7 +266,6 @@ class _Counts:
         self.dau: list[int] = []
         self.wau = self.mau = 0
         self.usage = FeatureUsage()
-        self.retention: list[dict[str, Any]] = []
 
     def run(self) -> None:
         """Run the aggregate queries."""
@@ -258,4 +276,3 @@ class _Counts:
         self.wau = trailing_active(ctx, 7)
         self.mau = trailing_active(ctx, 30)
         self.usage = feature_usage(ctx)
-        self.retention = retention_rows(ctx)

@@ -62,12 +62,10 @@ def explicit_sessions(ctx: ReportContext, conn: sqlite3.Connection) -> SessionSp
 
     Durations come back sorted. SQLite returns two aligned ``group_concat`` values (users,
     durations) rather than a row per session, and Python splits and counts them with
-    C-level calls: cheaper than a GROUP BY, which would sort every session. When the
-    window holds most sessions the table is read in key order, not through the start
-    index.
+    C-level calls: cheaper than a GROUP BY, which would sort every session. The
+    (start_ts, user, end_ts, last_ts) index covers the query: one range of it is read.
     """
-    column = "+start_ts" if _covers_most_sessions(ctx) else "start_ts"
-    where = f"WHERE {column} >= ? AND {column} < ? AND user IS NOT NULL{ctx.pop_clause()}"
+    where = f"WHERE start_ts >= ? AND start_ts < ? AND user IS NOT NULL{ctx.pop_clause()}"
     duration = "CASE WHEN end_ts IS NULL THEN last_ts - start_ts ELSE max(end_ts - start_ts, 0) END"
     window = (ctx.window.start_us, ctx.window.end_us)
     [(users_joined, durations_joined)] = conn.execute(
@@ -122,39 +120,45 @@ def implicit_sessions(ctx: ReportContext) -> SessionSpans:
     )
     per_user: dict[str, tuple[int, int]] = {}
     durations: list[int] = []
-    gap = SESSION_GAP_US
     for user, firsts_joined, lasts_joined in rows:
         firsts = list(map(int, firsts_joined.split(",")))
         lasts = list(map(int, lasts_joined.split(",")))
-        if firsts != sorted(firsts):  # group_concat's order is not promised: restore it
+        found = _split_buckets(firsts, lasts, since, until, durations)
+        if found is None:  # group_concat's order is not promised: restore it
             pairs = sorted(zip(firsts, lasts, strict=True))
-            firsts, lasts = [p[0] for p in pairs], [p[1] for p in pairs]
-        count = total = 0
-        start = end = firsts[0]
-        for first, last in zip(firsts, lasts, strict=True):
-            if first - end > gap:
-                if since <= start < until:
-                    durations.append(end - start)
-                    count += 1
-                    total += end - start
-                start = first
-            end = last
-        if since <= start < until:
-            durations.append(end - start)
-            count += 1
-            total += end - start
-        if count:
-            per_user[user] = (count, total)
+            found = _split_buckets(
+                [p[0] for p in pairs], [p[1] for p in pairs], since, until, durations
+            )
+        if found is not None and found[0]:
+            per_user[user] = found
     return per_user, durations
 
 
-def _covers_most_sessions(ctx: ReportContext) -> bool:
-    """True when the window spans at least a quarter of the days with activity."""
-    if not ctx.known:
-        return False
-    first = min(info.first_day for info in ctx.known.values())
-    span = max(ctx.window.end - first, 1)
-    return ctx.window.days * 4 >= span
+def _split_buckets(
+    firsts: list[int], lasts: list[int], since: int, until: int, durations: list[int]
+) -> tuple[int, int] | None:
+    """One user's implicit sessions from buckets in time order: (count, total µs).
+
+    Appends the durations of sessions starting in ``[since, until)`` to ``durations``.
+    Returns None, appending nothing, when ``firsts`` is out of order (checked on the way:
+    cheaper than sorting a copy to compare).
+    """
+    gap = SESSION_GAP_US
+    found: list[int] = []
+    start = end = previous = firsts[0]
+    for first, last in zip(firsts, lasts, strict=True):
+        if first < previous:
+            return None
+        previous = first
+        if first - end > gap:
+            if since <= start < until:
+                found.append(end - start)
+            start = first
+        end = last
+    if since <= start < until:
+        found.append(end - start)
+    durations.extend(found)
+    return len(found), sum(found)
 
 
 def session_stats(
