@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from uptake_aggregator.metrics.context import ReportContext
+from uptake_aggregator.metrics.window import WEEK_BITS
 
 __all__ = [
     "UserActivity",
@@ -22,11 +23,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class UserActivity:
-    """One user's activity over the window: active days, login events, days with a login."""
+    """One user's activity over the window.
+
+    Active days, login events, days with a login, the last active day, and active days
+    per week packed in one integer: ``WEEK_BITS`` bits for week k after the window's
+    first Monday at bit ``WEEK_BITS * k`` (0 when the window has too many weeks to pack,
+    see ``Window.weeks_packable``).
+    """
 
     active_days: int
     logins: int
     login_days: int
+    last_day: int = -1
+    week_days: int = 0
 
 
 def dau_series(ctx: ReportContext) -> list[int]:
@@ -52,24 +61,39 @@ def active_users_between(ctx: ReportContext, start: int, end: int) -> int:
     return int(row[0])
 
 
-def trailing_active(ctx: ReportContext, days: int) -> int:
+def trailing_active(
+    ctx: ReportContext, days: int, activity: dict[str, UserActivity] | None = None
+) -> int:
     """Active users over the trailing ``days`` days ending at ``until`` (WAU: 7, MAU: 30).
 
-    The trailing period may reach before ``since`` when the window is shorter.
+    The trailing period may reach before ``since`` when the window is shorter; when it
+    does not, ``activity`` (what ``user_activity`` returned) answers without a query.
     """
-    return active_users_between(ctx, ctx.window.end - days, ctx.window.end)
+    window = ctx.window
+    first = window.end - days
+    if activity is None or first < window.start:
+        return active_users_between(ctx, first, window.end)
+    return sum(
+        1 for user, found in activity.items() if found.last_day >= first and ctx.in_population(user)
+    )
 
 
 def user_activity(ctx: ReportContext) -> dict[str, UserActivity]:
-    """Active days and logins of every user active in the window (all users, unfiltered)."""
+    """Active days, logins, last day and weeks of every user active in the window.
+
+    All users, unfiltered. Active days per week come packed in one integer summed by
+    SQLite (see ``UserActivity``), in the same pass: retention needs no query of its own.
+    """
+    window = ctx.window
     # The (user, day, logins) index covers the query and comes grouped by user.
     index = "INDEXED BY user_day_by_user " if ctx.covers_most_history() else ""
+    weeks = f"sum(1 << ((day - :monday) / 7 * {WEEK_BITS}))" if window.weeks_packable else "0"
     rows = ctx.conn.execute(
-        f"SELECT user, count(*), sum(logins), sum(logins > 0) FROM user_day {index}"
-        "WHERE day >= ? AND day < ? GROUP BY user",
-        (ctx.window.start, ctx.window.end),
+        f"SELECT user, count(*), sum(logins), sum(logins > 0), max(day), {weeks} "
+        f"FROM user_day {index}WHERE day >= :start AND day < :end GROUP BY user",
+        {"start": window.start, "end": window.end, "monday": window.first_monday},
     )
-    return {user: UserActivity(days, logins, login_days) for user, days, logins, login_days in rows}
+    return {user: UserActivity(*figures) for user, *figures in rows}
 
 
 def previous_active(ctx: ReportContext) -> set[str]:

@@ -2,8 +2,8 @@
 
 A report is CPU-bound Python over SQLite rows, and one process uses one core: a second
 connection in a thread measured no faster (the GIL and SQLite's global allocator mutex
-serialise the two). So ``build_report(parallel=True)`` computes the session and
-retention figures, about half of a large report, in a child process while the parent
+serialise the two). So ``build_report(parallel=True)`` computes the session
+figures, about half of a large report, in a child process while the parent
 computes the rest.
 
 Rules that keep this safe:

@@ -137,7 +137,7 @@ def build_report(
     """Compute the DESIGN §6 usage report for ``filters`` from the database at ``db_path``.
 
     Opens the database read-only. ``today`` (UTC) fixes the default window, for tests.
-    ``parallel=True`` computes the session and retention figures in a forked child
+    ``parallel=True`` computes the session figures in a forked child
     process on another core (see ``metrics.parallel``); it is used only where forking is
     safe (a single-threaded caller, such as the CLI) and gives the same report.
     Raises ``QueryError`` for bad dates or an unknown account, ``StorageError`` when the
@@ -193,7 +193,6 @@ class _ChildPart(msgspec.Struct, array_like=True):
 
     mark: int
     sessions: SessionStats
-    retention: list[dict[str, Any]]
 
 
 def _open(db_path: Path) -> sqlite3.Connection:
@@ -209,11 +208,9 @@ def _open(db_path: Path) -> sqlite3.Connection:
 
 
 def _child_part(ctx: ReportContext, mark: int) -> _ChildPart:
-    """The figures a forked child computes: sessions and retention (about half the work)."""
+    """The figures a forked child computes: sessions (about half the work)."""
     return _ChildPart(
-        mark,
-        session_stats(ctx, explicit_sessions(ctx, ctx.conn), implicit_sessions(ctx)),
-        retention_rows(ctx),
+        mark, session_stats(ctx, explicit_sessions(ctx, ctx.conn), implicit_sessions(ctx))
     )
 
 
@@ -226,7 +223,7 @@ def _forked_part(db_path: Path, ctx: ReportContext, mark: int) -> _ChildPart:
 
 
 def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
-    """The report without the child's part (sessions and retention; see ``_complete``)."""
+    """The report without the child's part (the session figures; see ``_complete``)."""
     window = ctx.window
     usage = counts.usage
     activity = counts.activity
@@ -238,13 +235,13 @@ def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
         "features": feature_rows(ctx, usage, product["active_users"]),
         "accounts": account_rows(ctx, activity, counts.previous, usage, integrations),
         "users": _users(ctx, activity, usage),
-        "retention": [],
+        "retention": counts.retention,
         "releases": _releases(ctx),
     }
 
 
 def _complete(report: dict[str, Any], ctx: ReportContext, part: _ChildPart) -> dict[str, Any]:
-    """Add the child's part (sessions, retention) to what ``_assemble`` built."""
+    """Add the child's part (the session figures) to what ``_assemble`` built."""
     sessions = part.sessions
     report["product"].update(
         sessions=sessions.count,
@@ -252,7 +249,6 @@ def _complete(report: dict[str, Any], ctx: ReportContext, part: _ChildPart) -> d
         median_session_s=sessions.median_s(),
     )
     _add_sessions(report["users"], sessions)
-    report["retention"] = part.retention
     return report
 
 
@@ -266,6 +262,7 @@ class _Counts:
         self.dau: list[int] = []
         self.wau = self.mau = 0
         self.usage = FeatureUsage()
+        self.retention: list[dict[str, Any]] = []
 
     def run(self) -> None:
         """Run the aggregate queries."""
@@ -273,6 +270,7 @@ class _Counts:
         self.activity = user_activity(ctx)
         self.previous = previous_active(ctx)
         self.dau = dau_series(ctx)
-        self.wau = trailing_active(ctx, 7)
-        self.mau = trailing_active(ctx, 30)
+        self.wau = trailing_active(ctx, 7, self.activity)
+        self.mau = trailing_active(ctx, 30, self.activity)
         self.usage = feature_usage(ctx)
+        self.retention = retention_rows(ctx, self.activity)

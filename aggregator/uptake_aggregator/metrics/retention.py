@@ -12,19 +12,19 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
+from uptake_aggregator.metrics.activity import UserActivity
 from uptake_aggregator.metrics.context import ReportContext
-from uptake_aggregator.metrics.window import day_date
+from uptake_aggregator.metrics.window import WEEK_BITS, day_date, monday_of
 
 __all__ = ["monday_of", "retention_rows"]
 
 
-def monday_of(day: int) -> int:
-    """Day number of the Monday starting the ISO week of ``day`` (1970-01-01 was a Thursday)."""
-    return day - (day + 3) % 7
+def retention_rows(ctx: ReportContext, activity: dict[str, UserActivity]) -> list[dict[str, Any]]:
+    """The report's ``retention`` list, oldest cohort first, over the population.
 
-
-def retention_rows(ctx: ReportContext) -> list[dict[str, Any]]:
-    """The report's ``retention`` list, oldest cohort first, over the population."""
+    ``activity`` is what ``user_activity`` returned: when the window's weeks fit its
+    packed week counts, they answer without a query.
+    """
     window = ctx.window
     cohorts: dict[int, list[str]] = {}
     for user in ctx.population_users():
@@ -33,18 +33,11 @@ def retention_rows(ctx: ReportContext) -> list[dict[str, Any]]:
             cohorts.setdefault(monday, []).append(user)
     if not cohorts:
         return []
-    conn = ctx.conn
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS cohort (user TEXT PRIMARY KEY, monday INTEGER)")
-    conn.execute("DELETE FROM temp.cohort")
-    conn.executemany(
-        "INSERT INTO temp.cohort VALUES (?, ?)",
-        [(user, monday) for monday, users in cohorts.items() for user in users],
-    )
     last_day = window.end - 1
-    if (last_day - min(cohorts)) // 7 < _MASK_WEEKS:
-        active = _active_by_mask(conn, window.end)
+    if window.weeks_packable:
+        active = _active_from_weeks(window.first_monday, cohorts, activity)
     else:
-        active = _active_by_rows(conn, window.end)
+        active = _active_by_query(ctx.conn, window.end, last_day, cohorts)
     rows = []
     for monday in sorted(cohorts):
         size = len(cohorts[monday])
@@ -59,6 +52,46 @@ def retention_rows(ctx: ReportContext) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _active_from_weeks(
+    first_monday: int, cohorts: dict[int, list[str]], activity: dict[str, UserActivity]
+) -> dict[tuple[int, int], int]:
+    """Active users per (cohort Monday, week offset), from the packed week counts.
+
+    A cohort user's activity starts in its cohort week, which is in the window, so the
+    window's weeks hold all of it.
+    """
+    active: Counter[tuple[int, int]] = Counter()
+    week_mask = (1 << WEEK_BITS) - 1
+    for monday, users in cohorts.items():
+        shift = (monday - first_monday) // 7 * WEEK_BITS
+        for user in users:
+            found = activity.get(user)
+            if found is None:
+                continue
+            packed, week = found.week_days >> shift, 0
+            while packed:
+                if packed & week_mask:
+                    active[(monday, week)] += 1
+                packed >>= WEEK_BITS
+                week += 1
+    return active
+
+
+def _active_by_query(
+    conn: sqlite3.Connection, end: int, last_day: int, cohorts: dict[int, list[str]]
+) -> dict[tuple[int, int], int]:
+    """Active users per (cohort Monday, week offset), read from ``user_day``."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS cohort (user TEXT PRIMARY KEY, monday INTEGER)")
+    conn.execute("DELETE FROM temp.cohort")
+    conn.executemany(
+        "INSERT INTO temp.cohort VALUES (?, ?)",
+        [(user, monday) for monday, users in cohorts.items() for user in users],
+    )
+    if (last_day - min(cohorts)) // 7 < _MASK_WEEKS:
+        return _active_by_mask(conn, end)
+    return _active_by_rows(conn, end)
 
 
 #: Weeks a per-user bit mask can hold without reaching SQLite's 64-bit sign bit.

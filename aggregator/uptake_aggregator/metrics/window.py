@@ -12,7 +12,16 @@ from typing import Final
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.schema import DAY_US
 
-__all__ = ["DEFAULT_DAYS", "Window", "day_date", "day_number", "resolve_window"]
+__all__ = [
+    "DEFAULT_DAYS",
+    "MAX_PACKED_WEEKS",
+    "WEEK_BITS",
+    "Window",
+    "day_date",
+    "day_number",
+    "monday_of",
+    "resolve_window",
+]
 
 #: Length of the window when ``since`` is not given (DESIGN §5).
 DEFAULT_DAYS: Final = 30
@@ -61,6 +70,16 @@ class Window:
         return self.end * DAY_US
 
     @property
+    def first_monday(self) -> int:
+        """The Monday of the window's first week: week 0 of ``UserActivity.week_days``."""
+        return monday_of(self.start)
+
+    @property
+    def weeks_packable(self) -> bool:
+        """True when the window's weeks fit ``UserActivity.week_days`` (about 20 weeks)."""
+        return (self.end - 1 - self.first_monday) // 7 < MAX_PACKED_WEEKS
+
+    @property
     def since(self) -> dt.date:
         """First day of the window."""
         return day_date(self.start)
@@ -98,3 +117,15 @@ def resolve_window(since: str | None, until: str | None, *, today: dt.date | Non
             f"{end.isoformat()} (the window is [since, until), in UTC days)"
         )
     return Window(day_number(start), day_number(end))
+
+
+def monday_of(day: int) -> int:
+    """Day number of the Monday starting the ISO week of ``day`` (1970-01-01 was a Thursday)."""
+    return day - (day + 3) % 7
+
+
+#: Bits per week in ``UserActivity.week_days``: a week has at most 7 active days (0b111),
+#: so a per-day sum of ``1 << (3 * week)`` never carries into the next week.
+WEEK_BITS = 3
+#: Weeks that fit in a signed 64-bit SQLite integer at ``WEEK_BITS`` each.
+MAX_PACKED_WEEKS = 63 // WEEK_BITS

@@ -89,6 +89,8 @@ FILTERS = [
     ReportFilters(since="2026-01-10", until="2026-01-25", account="a1"),
     ReportFilters(since="2026-01-05", until="2026-03-01", user="u3", feature="f2"),
     ReportFilters(),  # the default window, ending tomorrow (TODAY + 1)
+    # Over 21 weeks: retention and activity take their query paths, not packed weeks.
+    ReportFilters(since="2025-09-01", until="2026-02-20"),
 ]
 
 

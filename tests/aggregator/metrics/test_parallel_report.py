@@ -74,7 +74,7 @@ def _crash(*_: object) -> report._ChildPart:
 
 def _stale(*_: object) -> report._ChildPart:
     """A child that read another snapshot, with figures that must not be used."""
-    return report._ChildPart(-1, SessionStats(count=999_999), [])
+    return report._ChildPart(-1, SessionStats(count=999_999))
 
 
 @pytest.mark.parametrize("child", [_boom, _crash, _stale], ids=["raises", "killed", "stale"])
