@@ -6,7 +6,7 @@ here reads ``user_day`` rows, one per active (day, user), never raw events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from uptake_aggregator.metrics.context import ReportContext
 from uptake_aggregator.metrics.window import WEEK_BITS
@@ -21,14 +21,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class UserActivity:
+class UserActivity(NamedTuple):
     """One user's activity over the window.
 
     Active days, login events, days with a login, the last active day, and active days
     per week packed in one integer: ``WEEK_BITS`` bits for week k after the window's
     first Monday at bit ``WEEK_BITS * k`` (0 when the window has too many weeks to pack,
-    see ``Window.weeks_packable``).
+    see ``Window.weeks_packable``). A named tuple: a report builds one per active user,
+    three times faster than a frozen dataclass.
     """
 
     active_days: int
@@ -93,7 +93,10 @@ def user_activity(ctx: ReportContext) -> dict[str, UserActivity]:
         f"FROM user_day {index}WHERE day >= :start AND day < :end GROUP BY user",
         {"start": window.start, "end": window.end, "monday": window.first_monday},
     )
-    return {user: UserActivity(*figures) for user, *figures in rows}
+    return {
+        user: UserActivity(days, logins, login_days, last_day, weeks)
+        for user, days, logins, login_days, last_day, weeks in rows
+    }
 
 
 def previous_active(ctx: ReportContext) -> set[str]:

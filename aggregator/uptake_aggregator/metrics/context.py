@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import msgspec
 
@@ -19,9 +20,12 @@ from uptake_aggregator.metrics.window import Window
 __all__ = ["KnownUser", "ReportContext", "load_context", "rebind"]
 
 
-@dataclass(frozen=True)
-class KnownUser:
-    """A user with an event before ``until``: first active day, last event, account."""
+class KnownUser(NamedTuple):
+    """A user with an event before ``until``: first active day, last event, account.
+
+    A named tuple: a report builds one per known user, three times faster than a frozen
+    dataclass.
+    """
 
     first_day: int
     last_ts: int
