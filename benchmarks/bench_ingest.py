@@ -228,6 +228,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of the daemon's main thread (the event loop) and of its other threads."""
+    main = other = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue  # a worker thread that just ended
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if int(tid) == pid:
+            main += seconds
+        else:
+            other += seconds
+    return main, other
+
+
 def _events_stored(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -376,11 +393,16 @@ def main() -> int:
             time.sleep(1.0)
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         daemon_cpu_before = _cpu_seconds(daemon.pid)
+        threads_before = _thread_cpu(daemon.pid)
         started = time.perf_counter()
         go.touch()
         outputs = [client.communicate()[0] for client in clients]
         elapsed = time.perf_counter() - started
         daemon_cpu = _cpu_seconds(daemon.pid) - daemon_cpu_before
+        loop_cpu, other_cpu = (
+            after - before
+            for after, before in zip(_thread_cpu(daemon.pid), threads_before, strict=True)
+        )
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         clients_cpu = (children.ru_utime + children.ru_stime) - (
             children_before.ru_utime + children_before.ru_stime
@@ -405,6 +427,10 @@ def main() -> int:
             f"  CPU: daemon {daemon_cpu:.1f} s ({daemon_cpu / elapsed:.0%} of a core, "
             f"{daemon_cpu * 1e6 / stored:.2f} us/event), clients {clients_cpu:.1f} s "
             f"({clients_cpu * 1e6 / stored:.2f} us/event); load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"  daemon threads: event loop {loop_cpu * 1e6 / stored:.2f} us/event, "
+            f"others (the writer) {other_cpu * 1e6 / stored:.2f} us/event"
         )
         commits = max(1, status["commits"])
         print(
