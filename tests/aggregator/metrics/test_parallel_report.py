@@ -6,6 +6,7 @@ report: the parent then computes the part itself.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -115,6 +116,25 @@ def test_an_error_in_the_parent_reaps_the_child(
     with pytest.raises(RuntimeError, match="parent's part failed"):
         build_report(medium_db, FILTERS[0], today=TODAY, parallel=True)
     assert len(forking) == 1  # and the fixture checks it was reaped
+    assert gc.isenabled()
+
+
+def test_the_collector_pauses_while_a_single_threaded_report_runs(
+    medium_db: Path, forking: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collecting: list[bool] = []
+    real_run = report._Counts.run
+
+    def run(self: report._Counts) -> None:
+        collecting.append(gc.isenabled())
+        real_run(self)
+
+    monkeypatch.setattr(report._Counts, "run", run)
+    assert gc.isenabled()
+    build_report(medium_db, FILTERS[0], today=TODAY, parallel=True)
+    build_report(medium_db, FILTERS[0], today=TODAY)  # serial: may share a threaded process
+    assert gc.isenabled()
+    assert collecting == [threading.active_count() > 1, True]
 
 
 def test_a_commit_during_the_fork_means_one_consistent_snapshot(
