@@ -141,9 +141,9 @@ def build_report(
     """Compute the DESIGN §6 usage report for ``filters`` from the database at ``db_path``.
 
     Opens the database read-only. ``today`` (UTC) fixes the default window, for tests.
-    ``parallel=True`` computes the session figures in a forked child
-    process on another core (see ``metrics.parallel``); it is used only where forking is
-    safe (a single-threaded caller, such as the CLI) and gives the same report.
+    ``parallel=True`` computes the session figures in a forked child process on another
+    core (see ``metrics.parallel``); it is used only where forking is safe (a
+    single-threaded caller, such as the CLI) and gives the same report.
     Raises ``QueryError`` for bad dates or an unknown account, ``StorageError`` when the
     database is missing or unreadable.
 
@@ -208,7 +208,7 @@ def _build(
                 part = answer
         if part is None:
             part = _child_part(ctx, mark)
-        return _complete(partial_report, ctx, part)
+        return _complete(partial_report, part)
     finally:
         conn.close()
         if child is not None:
@@ -271,7 +271,7 @@ def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
     }
 
 
-def _complete(report: dict[str, Any], ctx: ReportContext, part: _ChildPart) -> dict[str, Any]:
+def _complete(report: dict[str, Any], part: _ChildPart) -> dict[str, Any]:
     """Add the child's part (the session figures) to what ``_assemble`` built."""
     sessions = part.sessions
     report["product"].update(
