@@ -35,10 +35,10 @@ from uptake_aggregator.metrics.sessions import (
 )
 from uptake_aggregator.metrics.window import Window, day_date, resolve_window
 from uptake_aggregator.readonly import connect_readonly, events_stored
+from uptake_aggregator.schema import DAY_US
 
 __all__ = ["build_report", "segment"]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _UNKNOWN = UserActivity(0, 0, 0)
 #: Upper bound on the read-only connection's memory map (4 GiB).
 _MMAP_BYTES = 1 << 32
@@ -58,8 +58,27 @@ def segment(active_days: int, window_days: int) -> str:
 
 
 def iso_utc(ts: int) -> str:
-    """ISO-8601 UTC text of a µs timestamp, e.g. ``2026-01-31T09:30:00.000001+00:00``."""
-    return (_EPOCH + dt.timedelta(microseconds=ts)).isoformat()
+    """ISO-8601 UTC text of a µs timestamp, e.g. ``2026-01-31T09:30:00.000001+00:00``.
+
+    The text of ``datetime.isoformat()`` (no fraction when the microseconds are 0),
+    built from cached day texts: a report writes one per known user.
+
+    >>> iso_utc(1_769_851_800_000_001), iso_utc(0)
+    ('2026-01-31T09:30:00.000001+00:00', '1970-01-01T00:00:00+00:00')
+    """
+    day, micros = divmod(ts, DAY_US)
+    date_text = _DAY_TEXTS.get(day)
+    if date_text is None:
+        date_text = _DAY_TEXTS[day] = day_date(day).isoformat()
+    seconds, micro = divmod(micros, 1_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    fraction = f".{micro:06d}" if micro else ""
+    return f"{date_text}T{hours:02d}:{minutes:02d}:{seconds:02d}{fraction}+00:00"
+
+
+#: ISO texts of the days ``iso_utc`` has seen (a few hundred at most per report).
+_DAY_TEXTS: dict[int, str] = {}
 
 
 def _product(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
