@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from uptake_cli import daemon_cmd, demo_cmd, export_cmd, import_cmd, report_cmd, seats_cmd
+from uptake_cli import (
+    daemon_cmd,
+    demo_cmd,
+    export_cmd,
+    import_cmd,
+    prune_cmd,
+    report_cmd,
+    seats_cmd,
+)
 
 __all__ = ["app", "main"]
 
@@ -29,6 +37,7 @@ report_cmd.register(app)
 seats_cmd.register(app)
 import_cmd.register(app)
 export_cmd.register(app)
+prune_cmd.register(app)
 daemon_cmd.register(app)
 demo_cmd.register(app)
 

@@ -1,0 +1,332 @@
+"""Pruning: delete the events before a UTC day and keep every rollup consistent.
+
+After ``prune(db, cut_us)`` the database holds exactly the events it would hold had only
+the kept events ever been imported into a fresh one: raw events, every rollup and the
+events counter. So a report over any window equals the report of such a fresh database.
+
+**What survives.** Every event at or after the cut, and a few older "anchor" events that
+later reports read through an unbounded look-back ("the latest ... before", "seen
+before"). Without them a report for a window wholly after the cut would change:
+
+- per account, its latest ``seats`` event: seats as of any day after the cut;
+- per account, its latest event of any kind: the account stays among the accounts seen;
+- per user, their latest event: the user stays known (product usage rate), keeps their
+  last-seen time, and does not look new after the cut (retention cohorts are reported
+  for weeks starting in the window, so any older event keeps a user out of them);
+- per user, their latest event naming an account: the user's account (DESIGN §5);
+- sessions that span the cut, whole: an explicit session id with events on both sides
+  (it belongs to the day of its start), and each user's session-less events that form
+  the implicit session running across the cut (no gap over 30 minutes). Otherwise the
+  part after the cut would count as a new, shorter session after it.
+
+With these, a report whose window -- and the look-backs of bounded length it makes: the
+previous window of the same length (growth, churn, health) and the trailing 7 / 30 days of
+WAU / MAU -- lies at or after the cut is unchanged by the prune. Reports over windows
+before the cut see only the anchors there (a few events per user and account), as a fresh
+import of the kept events would: a user's first-seen day (their retention cohort) moves
+to their latest event before the cut, and activity, features and sessions before the cut
+are mostly gone. Users' first events are not kept: no report after the cut needs them.
+
+**How.** One ``BEGIN IMMEDIATE`` transaction: a crash or an error at any point leaves the
+database as it was. The anchors come from one pass over the events before the cut (plus
+the ``sessions`` and ``activity_bucket`` rollups for the spanning sessions); then the
+other events before the cut are deleted. Rollup rows after the cut depend only on events
+after it (every anchor is before the cut), so only the rollup rows before the cut are
+deleted and rebuilt, by folding the kept older events through the ingest code
+(``Rollups``). ``user_feature`` (first and last day of use per pair, keyed by neither day
+nor time) is the one exception: the pairs first used before the cut get their span again
+from ``feature_day``, which holds every day of use of every pair.
+
+The caller must make sure no daemon writes to the database meanwhile (the daemon's
+writer remembers which (user, feature) spans are stored, and a prune narrows them).
+
+Example::
+
+    result = prune(Path("uptake.db"), cut_us=day_start_us(date(2026, 9, 1)))
+    print(result.removed, result.kept)
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from uptake_aggregator.errors import StorageError
+from uptake_aggregator.readonly import connect_readonly, db_bytes, events_stored
+from uptake_aggregator.schema import DAY_US, SESSION_GAP_US
+
+if TYPE_CHECKING:
+    from uptake._model import Event
+
+__all__ = ["PruneResult", "day_start_us", "plan_prune", "prune", "rollup_tables", "vacuum_db"]
+
+#: Events folded into one ``Rollups`` at a time while rebuilding (bounds memory).
+_REPLAY_CHUNK: Final = 50_000
+#: A 64 MiB page cache for the rebuild: the deletes touch every rollup's old pages.
+_CACHE_KIB: Final = 65_536
+
+#: Rollup rows that depend only on events before the cut, as (table, condition on the
+#: cut: ``:day``, ``:bucket`` or ``:ts``). Sessions that span the cut are kept whole, so
+#: only the sessions that ended before it are rebuilt.
+_BEFORE_CUT: Final = (
+    ("user_day", "day < :day"),
+    ("user_account", "day < :day"),
+    ("account_day", "day < :day"),
+    ("feature_day", "day < :day"),
+    ("feature_totals", "day < :day"),
+    ("integration_day", "day < :day"),
+    ("seats", "ts < :ts"),
+    ("releases", "ts < :ts"),
+    ("sessions", "last_ts < :ts"),
+    ("activity_bucket", "bucket < :bucket"),
+)
+
+
+def rollup_tables() -> frozenset[str]:
+    """Every rollup table the prune rebuilds (``user_feature`` included).
+
+    A test checks this against the schema, so a new rollup cannot be forgotten here.
+    """
+    return frozenset({table for table, _ in _BEFORE_CUT} | {"user_feature"})
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What a prune removed (or would remove): events before and after, anchors kept."""
+
+    stored_before: int
+    removed: int
+    kept: int
+    #: Events before the cut kept as anchors (included in ``kept``).
+    anchors: int
+
+
+def day_start_us(day: date) -> int:
+    """Microseconds since the epoch at the start of the UTC ``day``.
+
+    >>> day_start_us(date(1970, 1, 2))
+    86400000000
+    """
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**6
+
+
+def plan_prune(db: Path, cut_us: int) -> PruneResult:
+    """What ``prune(db, cut_us)`` would do, without changing anything (a dry run).
+
+    Raises ``StorageError`` when there is no usable database at ``db``.
+    """
+    _check_cut(cut_us)
+    conn = connect_readonly(db)
+    try:
+        conn.execute("BEGIN")  # one consistent snapshot while a daemon might write
+        stored = events_stored(conn)
+        keep, older = _anchors(conn, cut_us)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    removed = older - len(keep)
+    return PruneResult(stored, removed, stored - removed, len(keep))
+
+
+def prune(db: Path, cut_us: int) -> PruneResult:
+    """Delete the events before ``cut_us`` but the anchors; rebuild the rollups before it.
+
+    ``cut_us`` must be the start of a UTC day. One transaction: on any error (or a crash)
+    the database is left as it was. Raises ``StorageError`` when there is no usable
+    database at ``db``, or when it stays locked by another writer.
+    """
+    _check_cut(cut_us)
+    connect_readonly(db).close()  # a missing database or an old schema: a clear error
+    try:
+        conn = sqlite3.connect(db, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the database at {db}: {exc}") from None
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(
+                f"the database {db} is busy ({exc}): is a daemon writing to it? "
+                "Stop it with `usage daemon stop` first"
+            ) from None
+        try:
+            result = _prune(conn, cut_us)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:  # SQLite rolls back by itself after some errors
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # disk full, I/O error: the user's to fix
+                raise StorageError(f"the prune of {db} failed, nothing changed: {exc}") from exc
+            raise
+        return result
+    finally:
+        conn.close()
+
+
+def vacuum_db(db: Path) -> int:
+    """Rewrite the database so the space of deleted rows is returned; return its bytes.
+
+    Optional after a prune: SQLite reuses freed pages for later events anyway, and
+    VACUUM rewrites the whole file (it needs as much free disk again, and time).
+    """
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot vacuum the database at {db}: {exc}") from None
+    finally:
+        conn.close()
+    return db_bytes(db)
+
+
+def _check_cut(cut_us: int) -> None:
+    if cut_us % DAY_US:
+        raise ValueError(f"the cut must be the start of a UTC day, got {cut_us} us")
+
+
+def _prune(conn: sqlite3.Connection, cut_us: int) -> PruneResult:
+    """The prune inside the caller's write transaction."""
+    stored = events_stored(conn)
+    keep, _ = _anchors(conn, cut_us)
+    conn.execute("CREATE TEMP TABLE keep (id BLOB PRIMARY KEY) WITHOUT ROWID")
+    conn.executemany("INSERT INTO temp.keep VALUES (?)", ((event_id,) for event_id in keep))
+    removed = conn.execute(
+        "DELETE FROM events WHERE ts < ? AND id NOT IN (SELECT id FROM temp.keep)", (cut_us,)
+    ).rowcount
+    conn.execute("DROP TABLE temp.keep")
+    if removed:
+        _rebuild_before(conn, cut_us)
+        conn.execute("UPDATE counters SET value = value - ? WHERE name = 'events'", (removed,))
+    return PruneResult(stored, removed, stored - removed, len(keep))
+
+
+def _anchors(conn: sqlite3.Connection, cut_us: int) -> tuple[set[bytes], int]:
+    """Ids of the events before the cut that survive, and how many events are before it.
+
+    One pass over the events before the cut, keeping per user and account the extreme
+    events by (ts, id): the order the rollups use, so ties are decided as they are.
+    """
+    spanning = {
+        session
+        for (session,) in conn.execute(
+            "SELECT session FROM sessions WHERE first_ts < ? AND last_ts >= ?", (cut_us, cut_us)
+        )
+    }
+    chains = _implicit_chains(conn, cut_us)
+    keep: set[bytes] = set()
+    last: dict[str, tuple[int, bytes]] = {}
+    last_account: dict[str, tuple[int, bytes]] = {}
+    account_last: dict[str, tuple[int, bytes]] = {}
+    seats_last: dict[str, tuple[int, bytes]] = {}
+    older = 0
+    rows = conn.execute(
+        "SELECT id, ts, kind, user, account, session, value FROM events WHERE ts < ?", (cut_us,)
+    )
+    for event_id, ts, kind, user, account, session, value in rows:
+        older += 1
+        key = (ts, event_id)
+        if user is not None:
+            _latest(last, user, key)
+            if account is not None:
+                _latest(last_account, user, key)
+        if account is not None:
+            _latest(account_last, account, key)
+            if kind == "seats" and value is not None:
+                _latest(seats_last, account, key)
+        if session is not None:
+            if session in spanning:
+                keep.add(event_id)
+        elif user is not None and ts >= chains.get(user, cut_us):
+            keep.add(event_id)
+    for extremes in (last, last_account, account_last, seats_last):
+        keep.update(event_id for _, event_id in extremes.values())
+    return keep, older
+
+
+def _latest(latest: dict[str, tuple[int, bytes]], name: str, key: tuple[int, bytes]) -> None:
+    """Record ``key`` as ``name``'s latest (ts, id) if it is later than the one known."""
+    known = latest.get(name)
+    if known is None or key > known:
+        latest[name] = key
+
+
+def _implicit_chains(conn: sqlite3.Connection, cut_us: int) -> dict[str, int]:
+    """Per user whose implicit session runs across the cut, the ts that session starts.
+
+    The cut is a bucket boundary, so such a session joins the user's last bucket before
+    the cut to the first after it; walk back over the user's buckets while no gap between
+    them exceeds 30 minutes (the rule of DESIGN §5, as the sessions metric applies it).
+    """
+    bucket = cut_us // SESSION_GAP_US
+    crossing = conn.execute(
+        "SELECT a.user, a.first_ts FROM activity_bucket AS a JOIN activity_bucket AS b"
+        " ON b.user = a.user AND b.bucket = ? WHERE a.bucket = ? AND b.first_ts - a.last_ts <= ?",
+        (bucket, bucket - 1, SESSION_GAP_US),
+    ).fetchall()
+    chains: dict[str, int] = {}
+    for user, later_first in crossing:
+        start = later_first
+        earlier = conn.execute(
+            "SELECT first_ts, last_ts FROM activity_bucket WHERE user = ? AND bucket < ?"
+            " ORDER BY bucket DESC",
+            (user, bucket - 1),
+        )
+        for first_ts, last_ts in earlier:
+            if start - last_ts > SESSION_GAP_US:
+                break
+            start = first_ts
+        chains[user] = start
+    return chains
+
+
+def _rebuild_before(conn: sqlite3.Connection, cut_us: int) -> None:
+    """Rebuild the rollup rows before the cut from the events still stored before it."""
+    # Imported here: storage loads anyio, which a dry run does not need.
+    from uptake_aggregator.rollups import Covered, Rollups
+    from uptake_aggregator.storage import read_events
+
+    cut = {"day": cut_us // DAY_US, "bucket": cut_us // SESSION_GAP_US, "ts": cut_us}
+    for table, condition in _BEFORE_CUT:
+        conn.execute(f"DELETE FROM {table} WHERE {condition}", cut)
+    # user_feature: pairs first used before the cut lose those days. Forget them, fold
+    # the kept events in, then give the pairs also used after the cut their span from
+    # feature_day (complete again once the folding has rebuilt its days before the cut).
+    conn.execute(
+        "CREATE TEMP TABLE respan (user TEXT, feature TEXT, PRIMARY KEY (user, feature))"
+        " WITHOUT ROWID"
+    )
+    conn.execute(
+        "INSERT INTO temp.respan SELECT user, feature FROM user_feature"
+        " WHERE first_day < :day AND last_day >= :day",
+        cut,
+    )
+    conn.execute("DELETE FROM user_feature WHERE first_day < :day", cut)
+    for chunk in _chunks(read_events(conn, None, cut_us)):
+        rollups = Rollups()
+        rollups.add(chunk)
+        # A fresh Covered: it must not skip pairs as "already stored" (spans were cut).
+        for sql, rows in rollups.statements(Covered()):
+            conn.executemany(sql, rows)
+    conn.execute(
+        "INSERT OR REPLACE INTO user_feature"
+        " SELECT d.user, d.feature, min(d.day), max(d.day)"
+        " FROM feature_day AS d JOIN temp.respan AS r ON r.user = d.user AND r.feature = d.feature"
+        " GROUP BY d.user, d.feature"
+    )
+    conn.execute("DROP TABLE temp.respan")
+
+
+def _chunks(events: Iterator[Event]) -> Iterator[list[Event]]:
+    while chunk := list(itertools.islice(events, _REPLAY_CHUNK)):
+        yield chunk
