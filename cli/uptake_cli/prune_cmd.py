@@ -64,20 +64,20 @@ def _refuse_while_daemon_runs(socket: Path, db: Path) -> None:
     from uptake_aggregator.errors import DaemonError
     from uptake_aggregator.lifecycle import running_pid
 
-    pid = running_pid(socket)
-    served: Path | None = None
+    pid = running_pid(socket)  # the pidfile's lock: also a daemon still starting up
+    status = None
     if socket.exists():
         try:
             with DaemonClient(socket, timeout=_STATUS_TIMEOUT_S, client_name=_CLIENT) as client:
                 status = client.status()
         except DaemonError:
             status = None  # a stale socket file: nobody answers
-        if status is not None:
-            pid = pid or status.get("pid")
-            served = Path(str(status.get("db", "")))
-            if not _same_file(served, db):
-                return  # that daemon writes another database: this one is safe to prune
-    if pid is None and served is None:
+    if status is not None:
+        served = status.get("db")
+        if isinstance(served, str) and served and not _same_file(Path(served), db):
+            return  # that daemon writes another database: this one is safe to prune
+        pid = pid or status.get("pid")
+    elif pid is None:
         return
     fail(
         f"an uptake daemon (pid {pid or '?'}) is running on {socket} with this database: "
