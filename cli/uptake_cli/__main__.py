@@ -1,3 +1,3 @@
-from uptake_cli.app import main
+from uptake_cli.entry import main
 
 main()

@@ -7,12 +7,11 @@ unreadable file). Never a traceback: those are for bugs, not for users.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Final, NoReturn
-
-import typer
 
 from uptake_aggregator.errors import AggregatorError, QueryError
 
@@ -97,5 +96,8 @@ def cli_errors() -> Iterator[None]:
 
 
 def _exit(message: str, exit_code: int) -> NoReturn:
-    typer.echo(f"usage: error: {_one_line(message)}", err=True)
-    raise typer.Exit(exit_code)
+    # Plain stderr and SystemExit rather than typer's: `usage report --format json`
+    # runs without typer (``uptake_cli._fast``), and typer lets SystemExit through.
+    sys.stderr.write(f"usage: error: {_one_line(message)}\n")
+    sys.stderr.flush()
+    raise SystemExit(exit_code)

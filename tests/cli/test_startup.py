@@ -26,7 +26,7 @@ from uptake_cli.app import app
 _RUN_USAGE = """
 import json, os, sys
 sys.argv = ["usage", *sys.argv[1:]]
-from uptake_cli.app import main
+from uptake_cli.entry import main
 try:
     main()
     code = 0
@@ -58,9 +58,15 @@ _NOT_AT_IMPORT = [
 ]
 
 #: What `usage report --format json` (no daemon answering) never needs: all of the above
-#: but the JSON path's own engine (msgspec, the SDK package for its protocol types, metrics).
+#: but the JSON path's own engine (msgspec, the SDK package for its protocol types,
+#: metrics), and typer with the command modules (``uptake_cli._fast`` runs it without).
 _JSON_ENGINE = ("msgspec", "uptake", "uptake_aggregator.metrics")
-_NOT_FOR_JSON = [name for name in _NOT_AT_IMPORT if name not in _JSON_ENGINE]
+_NOT_FOR_JSON = [name for name in _NOT_AT_IMPORT if name not in _JSON_ENGINE] + [
+    "typer",
+    "click",
+    "uptake_cli.app",
+    "uptake_cli.report_cmd",
+]
 
 #: Not needed for JSON either, but today loaded by the engine itself (the SDK's worker by
 #: uptake/__init__, through uptake.protocol): the CLI must not add them.
