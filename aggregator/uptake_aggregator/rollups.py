@@ -28,6 +28,13 @@ _UPSERTS: Final = {
             events = events + excluded.events, logins = logins + excluded.logins,
             first_ts = min(first_ts, excluded.first_ts),
             last_ts = max(last_ts, excluded.last_ts)""",
+    # Rows without logins leave ``logins`` out of the SET list, so SQLite leaves the
+    # (user, day, logins) index entry alone instead of rewriting it (schema v2).
+    "user_day_no_logins": """INSERT INTO user_day VALUES (?, ?, ?, 0, ?, ?)
+        ON CONFLICT (day, user) DO UPDATE SET
+            events = events + excluded.events,
+            first_ts = min(first_ts, excluded.first_ts),
+            last_ts = max(last_ts, excluded.last_ts)""",
     "user_account": """INSERT INTO user_account VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (user, day) DO UPDATE SET
             ts = excluded.ts, id = excluded.id, account = excluded.account
@@ -289,6 +296,7 @@ class Rollups:
         written are kept in ``user_feature_rows`` for ``Covered.add`` after the commit.
         """
         user_day: list[tuple[Any, ...]] = []
+        user_day_no_logins: list[tuple[Any, ...]] = []
         user_account: list[tuple[Any, ...]] = []
         feature_day: list[tuple[Any, ...]] = []
         user_feature: list[tuple[Any, ...]] = []
@@ -299,7 +307,12 @@ class Rollups:
                 akey = (account, day)
                 account_day[akey] = account_day.get(akey, 0) + group.events
             if user is not None:
-                user_day.append((day, user, group.events, group.logins, group.first, group.last))
+                if group.logins:
+                    user_day.append(
+                        (day, user, group.events, group.logins, group.first, group.last)
+                    )
+                else:
+                    user_day_no_logins.append((day, user, group.events, group.first, group.last))
                 if account is not None:
                     user_account.append((user, day, group.last, group.last_id, account))
             features = group.features
@@ -331,6 +344,7 @@ class Rollups:
         self.user_feature_rows = user_feature
         tables: dict[str, list[tuple[Any, ...]]] = {
             "user_day": user_day,
+            "user_day_no_logins": user_day_no_logins,
             "user_account": user_account,
             "account_day": [(*k, n) for k, n in account_day.items()],
             "feature_day": feature_day,
