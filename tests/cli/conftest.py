@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli._events import event_lines, write_lines
+
 SAMPLE_PATH = Path(__file__).with_name("sample_report.json")
 
 
@@ -55,3 +57,17 @@ def isolated_env(
     monkeypatch.setenv("UPTAKE_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("UPTAKE_LOG_DIR", str(tmp_path / "log"))
     return paths
+
+
+@pytest.fixture
+def loaded_db(runner: CliRunner, isolated_env: dict[str, Path], tmp_path: Path) -> Path:
+    """A database holding the tiny product of tests.cli._events, imported with the CLI.
+
+    It is the database ``isolated_env`` points UPTAKE_DB at.
+    """
+    from uptake_cli.app import app
+
+    source = write_lines(tmp_path / "events.jsonl", event_lines())
+    result = runner.invoke(app, ["import", str(source)])
+    assert result.exit_code == 0, result.output
+    return isolated_env["db"]

@@ -13,11 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.cli._events import SINCE, UNTIL, event_lines, write_lines
+from tests.cli._events import SINCE, UNTIL
 from uptake_cli._fast import parse
-from uptake_cli.app import app
 
 _ENTRY = "from uptake_cli.entry import main; main()"
 _TYPER = "from uptake_cli.app import main; main()"
@@ -33,14 +31,6 @@ def _run(code: str, args: list[str], env: dict[str, str]) -> tuple[int, str, str
         check=False,
     )
     return done.returncode, done.stdout, done.stderr
-
-
-@pytest.fixture
-def loaded_db(runner: CliRunner, isolated_env: dict[str, Path], tmp_path: Path) -> Path:
-    source = write_lines(tmp_path / "events.jsonl", event_lines())
-    result = runner.invoke(app, ["import", str(source)])
-    assert result.exit_code == 0, result.output
-    return isolated_env["db"]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from tests.cli._events import SINCE, UNTIL, event_lines, write_lines
+from tests.cli._events import SINCE, UNTIL
 from uptake.protocol import ReportFilters
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.metrics.report_schema import Report as UsageReport
@@ -20,15 +20,6 @@ from uptake_cli.render_csv import CSV_COLUMNS
 from uptake_cli.report_cmd import render_json
 
 WINDOW = ["--since", SINCE, "--until", UNTIL]
-
-
-@pytest.fixture
-def loaded_db(runner: CliRunner, isolated_env: dict[str, Path], tmp_path: Path) -> Path:
-    """A database holding the tiny product of tests.cli._events, imported with the CLI."""
-    source = write_lines(tmp_path / "events.jsonl", event_lines())
-    result = runner.invoke(app, ["import", str(source)])
-    assert result.exit_code == 0, result.output
-    return isolated_env["db"]
 
 
 def test_json_is_exactly_the_section_6_report(runner: CliRunner, loaded_db: Path) -> None:

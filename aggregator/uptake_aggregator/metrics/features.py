@@ -22,6 +22,7 @@ Two ways to the same numbers:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -167,43 +168,29 @@ def _from_pairs(ctx: ReportContext, restricted: bool) -> dict[str, list[str]]:
 
     SQLite joins each (day, feature)'s users in primary-key order (no sort, no DISTINCT
     over every row: measured 1.25 s -> 0.3 s for a month of 10M events); Python merges
-    the days with C-level set unions.
+    the days with C-level set unions. User ids holding the separator: row by row.
     """
     only = " AND user IN (SELECT user FROM temp.need)" if restricted else ""
     where = f"WHERE day >= ? AND day < ? AND user != ''{only}"
     window = (ctx.window.start, ctx.window.end)
+    pairs: Iterable[tuple[str, str]]
     if any(_SEPARATOR in user for user in ctx.known):
-        return _from_pair_rows(ctx, where, window)
-    users_by_feature: dict[str, set[str]] = {}
-    for name, joined in ctx.conn.execute(
-        f"SELECT feature, group_concat(user, char({ord(_SEPARATOR)})) FROM feature_day "
-        f"{where} GROUP BY day, feature",
-        window,
-    ):
-        found_users = users_by_feature.get(name)
-        if found_users is None:
-            users_by_feature[name] = set(joined.split(_SEPARATOR))
-        else:
-            found_users.update(joined.split(_SEPARATOR))
-    per_user: dict[str, list[str]] = {}
-    for name, users in users_by_feature.items():
-        for user in users:
-            found = per_user.get(user)
-            if found is None:
-                per_user[user] = [name]
+        pairs = ctx.conn.execute(f"SELECT DISTINCT feature, user FROM feature_day {where}", window)
+    else:
+        users_by_feature: dict[str, set[str]] = {}
+        for name, joined in ctx.conn.execute(
+            f"SELECT feature, group_concat(user, char({ord(_SEPARATOR)})) FROM feature_day "
+            f"{where} GROUP BY day, feature",
+            window,
+        ):
+            found_users = users_by_feature.get(name)
+            if found_users is None:
+                users_by_feature[name] = set(joined.split(_SEPARATOR))
             else:
-                found.append(name)
-    return per_user
-
-
-def _from_pair_rows(
-    ctx: ReportContext, where: str, window: tuple[int, int]
-) -> dict[str, list[str]]:
-    """``_from_pairs`` one row per (feature, user), for user ids holding the separator."""
+                found_users.update(joined.split(_SEPARATOR))
+        pairs = ((name, user) for name, users in users_by_feature.items() for user in users)
     per_user: dict[str, list[str]] = {}
-    for name, user in ctx.conn.execute(
-        f"SELECT DISTINCT feature, user FROM feature_day {where}", window
-    ):
+    for name, user in pairs:
         found = per_user.get(user)
         if found is None:
             per_user[user] = [name]
