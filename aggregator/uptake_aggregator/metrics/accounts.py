@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import sqlite3
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from uptake_aggregator.metrics.activity import UserActivity
@@ -181,6 +182,13 @@ def _ratio(numerator: int, denominator: int | None) -> float | None:
     return numerator / denominator
 
 
+def _exact(numerator: int, denominator: int | None) -> Fraction | None:
+    """``_ratio`` as an exact fraction."""
+    if denominator is None or denominator <= 0:
+        return None
+    return Fraction(numerator, denominator)
+
+
 def account_rows(
     ctx: ReportContext,
     activity: dict[str, UserActivity],
@@ -223,16 +231,16 @@ def account_rows(
         history = histories.get(account)
         seats = history.as_of(window.end_us) if history is not None else None
         utilization = _ratio(active, seats)
-        # Sum of the account's daily DAU over the window = its members' active days.
-        stickiness = active_days / window.days / active if active else 0.0
         adoption_rate = adoption[account]
         growth = _ratio(active, before)
         breadth = len(account_features.get(account, ()))
+        # Exact inputs (counts as fractions): an exact half of a point rounds up.
         score = health_score(
-            utilization=utilization,
-            stickiness=stickiness,
-            growth=growth,
-            breadth=breadth / product_features if product_features else None,
+            utilization=_exact(active, seats),
+            # The account's DAU summed over the window = its members' active days.
+            stickiness=Fraction(active_days, window.days * active) if active else Fraction(0),
+            growth=_exact(active, before),
+            breadth=_exact(breadth, product_features),
         )
         rows.append(
             {

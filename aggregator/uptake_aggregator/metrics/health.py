@@ -20,6 +20,7 @@ integer. Band: green >= 70, yellow >= 40, red below.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Final
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 WEIGHTS: Final = {"utilization": 0.40, "stickiness": 0.30, "growth": 0.15, "breadth": 0.15}
+#: The weights as exact fractions (2/5, 3/10, 3/20, 3/20), for ``health_score``.
+_EXACT_WEIGHTS: Final = {name: Fraction(str(weight)) for name, weight in WEIGHTS.items()}
 BAND_GREEN: Final = 70
 BAND_YELLOW: Final = 40
 #: churn_risk fires when at most this share of last window's users came back.
@@ -41,28 +44,34 @@ UPSELL_UTILIZATION: Final = 0.9
 
 def health_score(
     *,
-    utilization: float | None,
-    stickiness: float,
-    growth: float | None,
-    breadth: float | None,
+    utilization: Fraction | float | None,
+    stickiness: Fraction | float,
+    growth: Fraction | float | None,
+    breadth: Fraction | float | None,
 ) -> int:
     """Weighted score 0-100; unknown inputs are dropped and the rest re-weighted.
 
+    Computed exactly (fractions; pass the inputs as ``Fraction`` of their counts), so an
+    exact half rounds up: in floats 0.30 x 3/20 + ... lands on 57.4999... and rounded down.
+
     >>> health_score(utilization=1.0, stickiness=1.0, growth=None, breadth=1.0)
     100
+    >>> health_score(utilization=None, stickiness=Fraction(3, 20), growth=1, breadth=1)
+    58
     """
+    one = Fraction(1)
     inputs = {
-        "utilization": None if utilization is None else min(utilization, 1.0),
-        "stickiness": stickiness,
-        "growth": None if growth is None else min(growth, 1.0),
-        "breadth": breadth,
+        "utilization": None if utilization is None else min(Fraction(utilization), one),
+        "stickiness": Fraction(stickiness),
+        "growth": None if growth is None else min(Fraction(growth), one),
+        "breadth": None if breadth is None else Fraction(breadth),
     }
     known = {name: value for name, value in inputs.items() if value is not None}
-    weight = sum(WEIGHTS[name] for name in known)
+    weight = sum((_EXACT_WEIGHTS[name] for name in known), Fraction(0))
     if weight == 0:
         return 0
-    score = sum(WEIGHTS[name] * value for name, value in known.items()) / weight
-    return min(100, max(0, math.floor(score * 100 + 0.5)))
+    score = sum((_EXACT_WEIGHTS[name] * value for name, value in known.items()), Fraction(0))
+    return min(100, max(0, math.floor(score / weight * 100 + Fraction(1, 2))))
 
 
 def band(score: int) -> str:

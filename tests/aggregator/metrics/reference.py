@@ -10,6 +10,7 @@ import datetime as dt
 import math
 import statistics
 from collections import defaultdict
+from fractions import Fraction
 from typing import Any
 
 from uptake._model import Event
@@ -21,7 +22,13 @@ __all__ = ["reference_report"]
 DAY = 86_400_000_000
 GAP = 30 * 60 * 1_000_000
 EPOCH = dt.date(1970, 1, 1)
-WEIGHTS = {"utilization": 0.40, "stickiness": 0.30, "growth": 0.15, "breadth": 0.15}
+#: Health weights as exact fractions: an exact half of a point rounds up (docs/metrics.md).
+WEIGHTS = {
+    "utilization": Fraction(2, 5),
+    "stickiness": Fraction(3, 10),
+    "growth": Fraction(3, 20),
+    "breadth": Fraction(3, 20),
+}
 
 
 def _day(ts: int) -> int:
@@ -205,7 +212,6 @@ def reference_report(events: list[Event], filters: ReportFilters, today: dt.date
             }
             shares.append(len(logged) / day_seats)
         account_dau = sum(len(active_set(d, d + 1, members)) for d in range(since, until))
-        stickiness = account_dau / days / len(now) if now else 0.0
         growth = len(now) / len(prev) if prev else None
         breadth = len({e.name for e in feature_events if feature_account(e) == account})
         integrations = len(
@@ -216,14 +222,16 @@ def reference_report(events: list[Event], filters: ReportFilters, today: dt.date
             }
         )
         inputs = {
-            "utilization": None if utilization is None else min(utilization, 1.0),
-            "stickiness": stickiness,
-            "growth": None if growth is None else min(growth, 1.0),
-            "breadth": breadth / len(product_features) if product_features else None,
+            "utilization": (
+                None if seats is None or seats <= 0 else min(Fraction(len(now), seats), 1)
+            ),
+            "stickiness": Fraction(account_dau, days * len(now)) if now else Fraction(0),
+            "growth": None if not prev else min(Fraction(len(now), len(prev)), 1),
+            "breadth": Fraction(breadth, len(product_features)) if product_features else None,
         }
         weight = sum(WEIGHTS[k] for k, v in inputs.items() if v is not None)
         score = sum(WEIGHTS[k] * v for k, v in inputs.items() if v is not None) / weight
-        health = math.floor(score * 100 + 0.5)
+        health = math.floor(score * 100 + Fraction(1, 2))
         flags = []
         if prev and len(now & prev) * 10 <= len(prev) * 7:
             flags.append("churn_risk")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +346,12 @@ def test_health_score_weights_and_bands() -> None:
     # unknown inputs re-weighted: stickiness 0.5 alone gives 50
     assert health_score(utilization=None, stickiness=0.5, growth=None, breadth=None) == 50
     assert (band(70), band(69), band(40), band(39)) == ("green", "yellow", "yellow", "red")
+    # exact halves round up (in floats both land just below the half and rounded down)
+    assert health_score(utilization=None, stickiness=Fraction(3, 20), growth=1, breadth=1) == 58
+    exact_39_5 = health_score(
+        utilization=Fraction(1, 8), stickiness=Fraction(2, 5), growth=1, breadth=Fraction(1, 2)
+    )
+    assert (exact_39_5, band(exact_39_5)) == (40, "yellow")
 
 
 @given(
