@@ -209,8 +209,9 @@ class Rollups:
         row_session: str | None = None
         for event in events:
             ts = event.ts
-            user = event.user
-            account = event.account
+            # An empty id names no one (docs/metrics.md): the rollups key "no user" as ''.
+            user = event.user or None
+            account = event.account or None
             day = ts // DAY_US
             if day != group_day or user != group_user or account != group_account:
                 key = (day, user, account)
@@ -239,7 +240,7 @@ class Rollups:
                     self.seats.append((account, ts, event.id, event.value))
             elif kind == "release" and event.name is not None:
                 self.releases.append((ts, event.id, event.name))
-            session = event.session
+            session = event.session or None
             if session is not None:
                 if session != row_session:
                     found_row = sessions.get(session)

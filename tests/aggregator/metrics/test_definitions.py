@@ -386,3 +386,23 @@ def test_ids_holding_separators_and_sessions_of_unknown_users(tmp_path: Path) ->
     assert_same(build_report(path, filters), expected)
     assert by(expected["users"], "user")[odd_user]["sessions"] == 2  # one explicit, one implicit
     assert expected["product"]["sessions"] == 3
+
+
+def test_empty_ids_name_no_one(report: Report) -> None:
+    """A user, account or session id that is the empty string counts as absent."""
+
+    def history(empty: str | None) -> list[Event]:
+        return [
+            ev(at(0, 9), "login", user="u1", account="acme"),
+            ev(at(0, 9, 1), "feature", name="search", user="u1", session=empty),
+            ev(at(0, 10), "feature", name="export", user=empty, account="acme"),
+            ev(at(0, 11), "feature", name="export", user=empty, account=empty, session=empty),
+            ev(at(1, 9), "seats", account=empty, value=3),
+            ev(at(1, 9), "feature", name="sync", user="u1", account=empty,
+               props={"integration": "slack"}),
+        ]  # fmt: skip
+
+    blank, absent = report(history(""), 0, 3), report(history(None), 0, 3)
+    assert blank == absent
+    assert [row["user"] for row in blank["users"]] == ["u1"]
+    assert [row["account"] for row in blank["accounts"]] == ["acme"]
