@@ -16,26 +16,32 @@ app; a background thread batches events to the local daemon (``usage daemon star
 spooling them on disk while it is down. See ``uptake.testing`` for tests.
 """
 
-from uptake._api import (
-    configure,
-    default_client,
-    end_session,
-    flush,
-    identify,
-    login,
-    logout,
-    mark_release,
-    record,
-    session,
-    set_seats,
-    shutdown,
-    start_session,
-    stats,
-    track,
-)
-from uptake._client import Client
-from uptake._model import Event
-from uptake._stats import Stats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from uptake._api import (
+        configure,
+        default_client,
+        end_session,
+        flush,
+        identify,
+        login,
+        logout,
+        mark_release,
+        record,
+        session,
+        set_seats,
+        shutdown,
+        start_session,
+        stats,
+        track,
+    )
+    from uptake._client import Client
+    from uptake._model import Event
+    from uptake._stats import Stats
 
 __all__ = [
     "Client",
@@ -57,3 +63,46 @@ __all__ = [
     "stats",
     "track",
 ]
+
+#: Where each public name lives. They load on first use (PEP 562), not at ``import uptake``:
+#: the client, its worker and the spool cost ~26 ms to import, which a process that only
+#: needs ``uptake.protocol`` (the daemon, ``usage report``) or never tracks should not pay.
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "configure",
+            "default_client",
+            "end_session",
+            "flush",
+            "identify",
+            "login",
+            "logout",
+            "mark_release",
+            "record",
+            "session",
+            "set_seats",
+            "shutdown",
+            "start_session",
+            "stats",
+            "track",
+        ),
+        "uptake._api",
+    ),
+    "Client": "uptake._client",
+    "Event": "uptake._model",
+    "Stats": "uptake._stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name on first use; later uses read it from the module's globals."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'uptake' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
