@@ -68,26 +68,7 @@ __all__ = [
 #: the client, its worker and the spool cost ~26 ms to import, which a process that only
 #: needs ``uptake.protocol`` (the daemon, ``usage report``) or never tracks should not pay.
 _HOMES = {
-    **dict.fromkeys(
-        (
-            "configure",
-            "default_client",
-            "end_session",
-            "flush",
-            "identify",
-            "login",
-            "logout",
-            "mark_release",
-            "record",
-            "session",
-            "set_seats",
-            "shutdown",
-            "start_session",
-            "stats",
-            "track",
-        ),
-        "uptake._api",
-    ),
+    **dict.fromkeys(__all__, "uptake._api"),
     "Client": "uptake._client",
     "Event": "uptake._model",
     "Stats": "uptake._stats",

@@ -39,3 +39,30 @@ def test_import_uptake_loads_no_daemon_or_cli_dependencies(tmp_path: Path) -> No
     loaded = sorted(name for name in modules if name.split(".")[0] in _FORBIDDEN)
     assert loaded == []
     assert "uptake" in modules and "msgspec" in modules
+
+
+def test_public_names_load_on_first_use() -> None:
+    """``import uptake`` is light; each name in ``__all__`` loads when first used."""
+    probe = (
+        "import json, sys\n"
+        "import uptake.protocol\n"
+        "light = 'uptake._client' not in sys.modules and 'uptake._worker' not in sys.modules\n"
+        "import uptake\n"
+        "names = {name: callable(getattr(uptake, name)) for name in uptake.__all__}\n"
+        "try:\n"
+        "    uptake.no_such_name\n"
+        "    missing = False\n"
+        "except AttributeError:\n"
+        "    missing = True\n"
+        "namespace = {}\n"
+        "exec('from uptake import *', namespace)\n"
+        "print(json.dumps([light, names, missing, sorted(set(uptake.__all__) - set(namespace))]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    light, names, missing, not_starred = json.loads(result.stdout)
+    assert light
+    assert names and all(names.values())
+    assert missing
+    assert not_starred == []
