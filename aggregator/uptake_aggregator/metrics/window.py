@@ -126,6 +126,6 @@ def monday_of(day: int) -> int:
 
 #: Bits per week in ``UserActivity.week_days``: a week has at most 7 active days (0b111),
 #: so a per-day sum of ``1 << (3 * week)`` never carries into the next week.
-WEEK_BITS = 3
+WEEK_BITS: Final = 3
 #: Weeks that fit in a signed 64-bit SQLite integer at ``WEEK_BITS`` each.
-MAX_PACKED_WEEKS = 63 // WEEK_BITS
+MAX_PACKED_WEEKS: Final = 63 // WEEK_BITS
