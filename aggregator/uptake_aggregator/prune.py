@@ -43,7 +43,7 @@ writer remembers which (user, feature) spans are stored, and a prune narrows the
 
 Example::
 
-    result = prune(Path("uptake.db"), cut_us=day_start_us(date(2026, 9, 1)))
+    result = prune(Path("uptake.db"), cut_us=schema.day_start_us(date(2026, 9, 1)))
     print(result.removed, result.kept)
 """
 
@@ -53,7 +53,6 @@ import itertools
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -64,7 +63,7 @@ from uptake_aggregator.schema import DAY_US, SESSION_GAP_US
 if TYPE_CHECKING:
     from uptake._model import Event
 
-__all__ = ["PruneResult", "day_start_us", "plan_prune", "prune", "rollup_tables", "vacuum_db"]
+__all__ = ["PruneResult", "plan_prune", "prune", "rollup_tables", "vacuum_db"]
 
 #: Events folded into one ``Rollups`` at a time while rebuilding (bounds memory).
 _REPLAY_CHUNK: Final = 50_000
@@ -105,15 +104,6 @@ class PruneResult:
     kept: int
     #: Events before the cut kept as anchors (included in ``kept``).
     anchors: int
-
-
-def day_start_us(day: date) -> int:
-    """Microseconds since the epoch at the start of the UTC ``day``.
-
-    >>> day_start_us(date(1970, 1, 2))
-    86400000000
-    """
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**6
 
 
 def plan_prune(db: Path, cut_us: int) -> PruneResult:

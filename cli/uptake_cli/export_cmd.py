@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, Optional
 
@@ -28,9 +28,9 @@ __all__ = ["export_events", "register"]
 
 
 def _day_us(day: date | None) -> int | None:
-    if day is None:
-        return None
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**6
+    from uptake_aggregator.schema import day_start_us
+
+    return None if day is None else day_start_us(day)
 
 
 def _line(event: Event, encode: Callable[[Any], bytes]) -> bytes:

@@ -127,7 +127,8 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
         day = _parse_before(before)
         target = resolve(db, socket)
         from uptake.paths import default_socket_path
-        from uptake_aggregator.prune import day_start_us, plan_prune, prune, vacuum_db
+        from uptake_aggregator.prune import plan_prune, prune, vacuum_db
+        from uptake_aggregator.schema import day_start_us
 
         _refuse_while_daemon_runs(target.socket or default_socket_path(), target.db)
         cut_us = day_start_us(day)
