@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections import deque
@@ -33,6 +32,7 @@ import anyio
 import anyio.lowlevel
 
 from uptake._model import Event
+from uptake_aggregator.collector import collector_paused
 from uptake_aggregator.errors import DaemonError
 from uptake_aggregator.storage import IngestResult, Storage
 
@@ -188,19 +188,14 @@ class BatchWriter:
         return round_
 
     async def _commit(self, round_: list[PendingBatch]) -> None:
-        # No cyclic garbage collection while a transaction runs: a round allocates tens of
-        # thousands of container objects (rows, rollup groups) that reference counting
-        # frees at its end, and every young collection meanwhile re-walked the round's
-        # big row lists (~0.6 us/event of the daemon's CPU went to the collector).
-        # Connections do not run during a commit (wait_idle), so little else allocates.
-        collecting = gc.isenabled()
-        if collecting:
-            gc.disable()
+        # No cyclic garbage collection while a transaction runs: a round's rows and rollup
+        # groups made every young collection re-walk them (~0.6 us/event of the daemon's
+        # CPU). Connections do not run during a commit (wait_idle), so little else allocates.
         try:
             # Shielded: once a transaction starts it runs to COMMIT/ROLLBACK and every
             # waiting connection learns its outcome, even during shutdown.
             started = time.perf_counter()
-            with anyio.CancelScope(shield=True):
+            with collector_paused(), anyio.CancelScope(shield=True):
                 results = await self._storage.ingest([pending.events for pending in round_])
             self.busy_seconds += time.perf_counter() - started
         except Exception as exc:
@@ -208,9 +203,6 @@ class BatchWriter:
             for pending in round_:
                 pending._resolve(None, f"storing the batch failed ({exc}); retry later")
             return
-        finally:
-            if collecting:
-                gc.enable()
         self.rounds += 1
         self.batches_committed += len(round_)
         for pending, result in zip(round_, results, strict=True):

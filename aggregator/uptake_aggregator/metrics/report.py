@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import sqlite3
 import threading
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 import msgspec
 
 from uptake.protocol import ReportFilters
+from uptake_aggregator.collector import collector_paused
 from uptake_aggregator.metrics.accounts import account_rows, integration_uses
 from uptake_aggregator.metrics.activity import (
     UserActivity,
@@ -172,27 +170,10 @@ def build_report(
         report["product"]["mau"]
     """
     window = resolve_window(filters.since, filters.until, today=today)
-    with _collector_paused(parallel and threading.active_count() == 1):
+    # The collector switch is process-wide: paused only in a single-threaded process
+    # (the CLI, the daemon's report worker); the forked child inherits the pause.
+    with collector_paused(parallel and threading.active_count() == 1):
         return _build(db_path, window, filters, parallel=parallel)
-
-
-@contextlib.contextmanager
-def _collector_paused(pause: bool) -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while the report is built (if ``pause``).
-
-    A report allocates a few hundred thousand containers and makes no reference cycles;
-    the collector's passes over them cost ~7% of its CPU. Paused only in a
-    single-threaded process (the CLI, the daemon's report worker), as the switch is
-    process-wide; the forked child inherits the pause.
-    """
-    if not pause or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _build(
