@@ -119,12 +119,12 @@ def _adoption_rates(
     """
     rates: dict[str, float | None] = {}
     varying: dict[str, list[int | None]] = {}
+    first_day_end = (ctx.window.start + 1) * DAY_US
     for account in listed:
         history = histories.get(account)
         if history is None:
             rates[account] = None
             continue
-        first_day_end = (ctx.window.start + 1) * DAY_US
         if history.changes_between(first_day_end, ctx.window.end_us):
             seats = _daily_seats(ctx, history)
             if len(set(seats)) > 1:
@@ -176,17 +176,19 @@ def _integrations(ctx: ReportContext, uses: set[tuple[str, str, str]]) -> dict[s
     return {account: len(found) for account, found in per_account.items()}
 
 
-def _ratio(numerator: int, denominator: int | None) -> float | None:
-    if denominator is None or denominator <= 0:
-        return None
-    return numerator / denominator
+def _ratio(numerator: int, denominator: int | None) -> Fraction | None:
+    """Exact ``numerator / denominator``; None for an unknown or non-positive denominator.
 
-
-def _exact(numerator: int, denominator: int | None) -> Fraction | None:
-    """``_ratio`` as an exact fraction."""
+    Exact so the health score rounds an exact half up; ``float()`` of it is the report's
+    rate (``Fraction.__float__`` is the same true division).
+    """
     if denominator is None or denominator <= 0:
         return None
     return Fraction(numerator, denominator)
+
+
+def _as_float(ratio: Fraction | None) -> float | None:
+    return None if ratio is None else float(ratio)
 
 
 def account_rows(
@@ -230,17 +232,16 @@ def account_rows(
                 returning += days is not None
         history = histories.get(account)
         seats = history.as_of(window.end_us) if history is not None else None
-        utilization = _ratio(active, seats)
-        adoption_rate = adoption[account]
-        growth = _ratio(active, before)
+        exact_utilization = _ratio(active, seats)
+        exact_growth = _ratio(active, before)
+        utilization = _as_float(exact_utilization)
         breadth = len(account_features.get(account, ()))
-        # Exact inputs (counts as fractions): an exact half of a point rounds up.
         score = health_score(
-            utilization=_exact(active, seats),
+            utilization=exact_utilization,
             # The account's DAU summed over the window = its members' active days.
             stickiness=Fraction(active_days, window.days * active) if active else Fraction(0),
-            growth=_exact(active, before),
-            breadth=_exact(breadth, product_features),
+            growth=exact_growth,
+            breadth=_ratio(breadth, product_features),
         )
         rows.append(
             {
@@ -248,8 +249,8 @@ def account_rows(
                 "seats": seats,
                 "active_users": active,
                 "utilization": utilization,
-                "adoption_rate": adoption_rate,
-                "growth": growth,
+                "adoption_rate": adoption[account],
+                "growth": _as_float(exact_growth),
                 "integrations": integrations.get(account, 0),
                 "breadth": breadth,
                 "health": score,
