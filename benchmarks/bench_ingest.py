@@ -222,10 +222,15 @@ def _rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
+def _stat_seconds(path: str) -> float:
+    """User + system CPU seconds from a /proc ``stat`` file (a process's or a thread's)."""
+    with open(path) as stat:
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    return _stat_seconds(f"/proc/{pid}/stat")
 
 
 def _thread_cpu(pid: int) -> tuple[float, float]:
@@ -233,11 +238,9 @@ def _thread_cpu(pid: int) -> tuple[float, float]:
     main = other = 0.0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
+            seconds = _stat_seconds(f"/proc/{pid}/task/{tid}/stat")
         except FileNotFoundError:
             continue  # a worker thread that just ended
-        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         if int(tid) == pid:
             main += seconds
         else:
