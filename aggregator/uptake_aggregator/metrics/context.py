@@ -8,6 +8,7 @@ users the product figures are narrowed to, so the metric queries join it in SQL.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -17,7 +18,7 @@ from uptake.protocol import ReportFilters
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.metrics.window import Window
 
-__all__ = ["KnownUser", "ReportContext", "load_context", "rebind"]
+__all__ = ["KnownUser", "ReportContext", "known_user_ids", "load_context", "rebind"]
 
 
 class KnownUser(NamedTuple):
@@ -91,6 +92,32 @@ def _known_users(conn: sqlite3.Connection, window: Window) -> dict[str, KnownUse
     return {
         user: KnownUser(first_day, last_ts, accounts.get(user))
         for user, first_day, last_ts in firsts
+    }
+
+
+class _EveryUser:
+    """Contains every user id: all stored activity lies before ``until``."""
+
+    def __contains__(self, user: object) -> bool:
+        return True
+
+
+def known_user_ids(conn: sqlite3.Connection, window: Window) -> Container[str]:
+    """The ids of the known users (an event before ``until``), without their details.
+
+    For a forked child that starts before ``load_context``. When no activity lies on or
+    after ``until`` (a window reaching the latest data, as the default one does) every
+    user is known, which one seek of the ``user_day`` key decides.
+    """
+    [(latest,)] = conn.execute("SELECT max(day) FROM user_day").fetchall()
+    if latest is None or latest < window.end:
+        return _EveryUser()
+    return {
+        user
+        for (user,) in conn.execute(
+            "SELECT DISTINCT user FROM user_day INDEXED BY user_day_by_user WHERE day < ?",
+            (window.end,),
+        )
     }
 
 

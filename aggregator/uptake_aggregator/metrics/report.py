@@ -21,16 +21,16 @@ from uptake_aggregator.metrics.activity import (
     trailing_active,
     user_activity,
 )
-from uptake_aggregator.metrics.context import ReportContext, load_context, rebind
+from uptake_aggregator.metrics.context import (
+    ReportContext,
+    known_user_ids,
+    load_context,
+    rebind,
+)
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.parallel import ForkedPart, can_fork
 from uptake_aggregator.metrics.retention import retention_rows
-from uptake_aggregator.metrics.sessions import (
-    SessionStats,
-    explicit_sessions,
-    implicit_sessions,
-    session_stats,
-)
+from uptake_aggregator.metrics.sessions import SessionScope, SessionStats, session_stats
 from uptake_aggregator.metrics.window import Window, day_date, resolve_window
 from uptake_aggregator.readonly import connect_readonly, events_stored
 from uptake_aggregator.schema import DAY_US
@@ -179,17 +179,28 @@ def build_report(
 def _build(
     db_path: Path, window: Window, filters: ReportFilters, *, parallel: bool
 ) -> dict[str, Any]:
-    """``build_report`` once the window is known."""
+    """``build_report`` once the window is known.
+
+    An unfiltered report forks its child first thing, so loading the context (the known
+    users) runs in parallel with the sessions; a filtered one needs the population in
+    both processes and forks once the context is loaded.
+    """
     conn = _open(db_path)
     child: ForkedPart[_ChildPart] | None = None
     try:
         mark = events_stored(conn)
-        ctx = load_context(conn, window, filters)
-        if parallel and can_fork():
-            # No SQLite connection may cross a fork: close, fork, then reopen. The child
-            # and the reopened connection must see the snapshot the context came from.
+        forked_early = parallel and filters.user is None and filters.account is None
+        if forked_early and can_fork():
+            # No SQLite connection may cross a fork: close, fork, then reopen. Both
+            # sides must read the snapshot ``mark`` counted.
             conn.close()
-            child = ForkedPart.start(partial(_forked_part, db_path, ctx, mark), _ChildPart)
+            child = ForkedPart.start(partial(_forked_part, db_path, mark, window, None), _ChildPart)
+            conn = _open(db_path)
+            mark = events_stored(conn)  # changed: the child's answer goes unused
+        ctx = load_context(conn, window, filters)
+        if parallel and not forked_early and can_fork():
+            conn.close()
+            child = ForkedPart.start(partial(_forked_part, db_path, mark, window, ctx), _ChildPart)
             conn = _open(db_path)
             reopened = events_stored(conn)
             if reopened == mark:
@@ -207,7 +218,7 @@ def _build(
             if answer is not None and answer.mark == mark:
                 part = answer
         if part is None:
-            part = _child_part(ctx, mark)
+            part = _ChildPart(mark, session_stats(_session_scope(ctx)))
         return _complete(partial_report, part)
     finally:
         conn.close()
@@ -238,19 +249,24 @@ def _open(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _child_part(ctx: ReportContext, mark: int) -> _ChildPart:
-    """The figures a forked child computes: sessions (about half the work)."""
-    return _ChildPart(
-        mark, session_stats(ctx, explicit_sessions(ctx, ctx.conn), implicit_sessions(ctx))
-    )
+def _session_scope(ctx: ReportContext) -> SessionScope:
+    return SessionScope(ctx.conn, ctx.window, ctx.pop_clause(), ctx.known)
 
 
-def _forked_part(db_path: Path, ctx: ReportContext, mark: int) -> _ChildPart:
-    """The forked child's work (its connection is never closed: the child just exits)."""
+def _forked_part(db_path: Path, mark: int, window: Window, ctx: ReportContext | None) -> _ChildPart:
+    """The forked child's work: the session figures, about half of a large report.
+
+    Without ``ctx`` (an unfiltered report forked before loading it) the child finds the
+    known users itself. Its connection is never closed: the child just exits.
+    """
     conn = _open(db_path)
     if events_stored(conn) != mark:
         raise _StaleSnapshotError  # the parent computes the part itself
-    return _child_part(rebind(ctx, conn), mark)
+    if ctx is None:
+        scope = SessionScope(conn, window, "", known_user_ids(conn, window))
+    else:
+        scope = _session_scope(rebind(ctx, conn))
+    return _ChildPart(mark, session_stats(scope))
 
 
 def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from uptake_aggregator.metrics.context import ReportContext
+from uptake_aggregator.metrics.window import Window
 from uptake_aggregator.schema import SESSION_GAP_US
 
 __all__ = [
+    "SessionScope",
     "SessionSpans",
     "SessionStats",
     "explicit_sessions",
@@ -54,23 +56,41 @@ class SessionStats:
         return total / count / _US_PER_S if count else None
 
 
+class SessionScope(NamedTuple):
+    """What the session figures read, and over whom.
+
+    ``pop_clause`` is the SQL ``AND ...`` restricting a ``user`` column to the population
+    ('' when unfiltered); ``known`` holds at least every user with an event before
+    ``until`` whose session starts in the window (a session can take its user from a
+    later event: such a user is not known yet and the session counts nowhere). Built
+    from a ``ReportContext`` (``ReportContext.session_scope``), or without one by a
+    forked child that starts before the context is loaded (``context.known_user_ids``).
+    """
+
+    conn: sqlite3.Connection
+    window: Window
+    pop_clause: str
+    known: Container[str]
+
+
 #: Per user (count, total µs), and every duration (µs), of some sessions. Durations are
 #: floats: integer µs below 2**53 are exact as floats, and Python sorts a list of floats
 #: about twice as fast as one of ints above 2**30 (any session over 18 minutes).
 SessionSpans = tuple[dict[str, tuple[int, int]], list[float]]
 
 
-def explicit_sessions(ctx: ReportContext, conn: sqlite3.Connection) -> SessionSpans:
-    """Explicit sessions of known users starting in the window, read on ``conn``.
+def explicit_sessions(scope: SessionScope) -> SessionSpans:
+    """Explicit sessions of known users starting in the window.
 
     Durations come back sorted. SQLite returns two aligned ``group_concat`` values (users,
     durations) rather than a row per session, and Python splits and counts them with
     C-level calls: cheaper than a GROUP BY, which would sort every session. The
     (start_ts, user, end_ts, last_ts) index covers the query: one range of it is read.
     """
-    where = f"WHERE start_ts >= ? AND start_ts < ? AND user IS NOT NULL{ctx.pop_clause()}"
+    conn = scope.conn
+    where = f"WHERE start_ts >= ? AND start_ts < ? AND user IS NOT NULL{scope.pop_clause}"
     duration = "CASE WHEN end_ts IS NULL THEN last_ts - start_ts ELSE max(end_ts - start_ts, 0) END"
-    window = (ctx.window.start_us, ctx.window.end_us)
+    window = (scope.window.start_us, scope.window.end_us)
     [(users_joined, durations_joined)] = conn.execute(
         f"SELECT group_concat(user, char({ord(_SEPARATOR)})), group_concat({duration}) "
         f"FROM sessions {where}",
@@ -87,7 +107,7 @@ def explicit_sessions(ctx: ReportContext, conn: sqlite3.Connection) -> SessionSp
             users.append(user)
             durations.append(float(span))
     counts = Counter(users)
-    known = ctx.known
+    known = scope.known
     # Float sums of integer µs are exact while below 2**53 (285 years per user).
     totals: dict[str, float] = dict.fromkeys(counts, 0.0)
     if all(user in known for user in counts):
@@ -105,7 +125,7 @@ def explicit_sessions(ctx: ReportContext, conn: sqlite3.Connection) -> SessionSp
     return per_user, durations
 
 
-def implicit_sessions(ctx: ReportContext) -> SessionSpans:
+def implicit_sessions(scope: SessionScope) -> SessionSpans:
     """Per user (count, total µs), and all durations, of implicit sessions in the window.
 
     Walks each user's 30-minute buckets in order: a bucket starts a session when the
@@ -114,12 +134,12 @@ def implicit_sessions(ctx: ReportContext) -> SessionSpans:
     (anything earlier is more than 30 minutes before it); buckets after ``until`` are
     read so a session's end is found wherever it falls.
     """
-    since, until = ctx.window.start_us, ctx.window.end_us
+    since, until = scope.window.start_us, scope.window.end_us
     # One row per user (buckets joined by SQLite in key order, no sort): fetching a row
     # per bucket would hand the GIL back and forth with the report's other thread.
-    rows = ctx.conn.execute(
+    rows = scope.conn.execute(
         "SELECT user, group_concat(first_ts), group_concat(last_ts) FROM activity_bucket "
-        f"WHERE bucket >= ?{ctx.pop_clause()} GROUP BY user",
+        f"WHERE bucket >= ?{scope.pop_clause} GROUP BY user",
         (since // SESSION_GAP_US - 1,),
     )
     per_user: dict[str, tuple[int, int]] = {}
@@ -165,19 +185,10 @@ def _split_buckets(
     return len(found), sum(found)
 
 
-def session_stats(
-    ctx: ReportContext,
-    explicit_spans: SessionSpans | None = None,
-    implicit_spans: SessionSpans | None = None,
-) -> SessionStats:
-    """Explicit and implicit sessions of the population starting in the window.
-
-    Either part may be passed in when it was read elsewhere (another thread); it is
-    read on ``ctx.conn`` when None. An explicit session can take its user from an event
-    after ``until``; such a user is not known yet, so that session counts nowhere.
-    """
-    explicit, explicit_durations = explicit_spans or explicit_sessions(ctx, ctx.conn)
-    implicit, implicit_durations = implicit_spans or implicit_sessions(ctx)
+def session_stats(scope: SessionScope) -> SessionStats:
+    """Explicit and implicit sessions of the population starting in the window."""
+    explicit, explicit_durations = explicit_sessions(scope)
+    implicit, implicit_durations = implicit_sessions(scope)
     implicit_durations = sorted(implicit_durations)
     count = len(explicit_durations) + len(implicit_durations)
     total_us = sum(total for _, total in explicit.values())

@@ -19,6 +19,7 @@ from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.test_against_reference import assert_same
 from tests.aggregator.metrics.test_medium_datasets import FILTERS, TODAY, medium_dataset
+from uptake.protocol import ReportFilters
 from uptake_aggregator.metrics import build_report, parallel, report
 from uptake_aggregator.metrics.sessions import SessionStats
 
@@ -153,3 +154,31 @@ def test_a_commit_during_the_fork_means_one_consistent_snapshot(
         assert build_report(medium_db, filters, today=TODAY, parallel=True) == build_report(
             medium_db, filters, today=TODAY
         )
+
+
+@pytest.mark.parametrize("until_day", [3, 4], ids=["data-after-until", "all-data-before-until"])
+def test_an_early_forked_child_finds_the_known_users_itself(
+    tmp_path: Path, forking: list[int], until_day: int
+) -> None:
+    """An unfiltered report forks before the known users are loaded: same sessions.
+
+    A session whose only user-naming event comes after ``until`` counts nowhere; with
+    every event before ``until``, every session's user is known.
+    """
+    from tests.aggregator.metrics.test_definitions import at, date, ev
+
+    events = [
+        ev(at(0, 9), "session_start", user="early", session="s1"),
+        ev(at(0, 9, 40), "session_end", user="early", session="s1"),
+        ev(at(1, 10), "feature", user="plain", name="export"),
+        ev(at(2, 23, 50), "session_start", session="late"),
+        ev(at(3, 0, 10), "feature", user="late-user", session="late", name="export"),
+    ]
+    path = tmp_path / "late.db"
+    ingest_batches(path, [events])
+    filters = ReportFilters(since=date(0), until=date(until_day))
+    forked = build_report(path, filters, today=TODAY, parallel=True)
+    assert forked == build_report(path, filters, today=TODAY)
+    assert_same(forked, reference_report(events, filters, TODAY), str(filters))
+    assert forked["product"]["sessions"] == (2 if until_day == 3 else 3)
+    assert len(forking) == 1
