@@ -88,11 +88,11 @@ _BEFORE_CUT: Final = (
 
 
 def rollup_tables() -> frozenset[str]:
-    """Every rollup table the prune rebuilds (``user_feature`` included).
+    """Every rollup table the prune rebuilds (``user_feature`` and its ``features``).
 
     A test checks this against the schema, so a new rollup cannot be forgotten here.
     """
-    return frozenset({table for table, _ in _BEFORE_CUT} | {"user_feature"})
+    return frozenset({table for table, _ in _BEFORE_CUT} | {"user_feature", "features"})
 
 
 @dataclass(frozen=True)
@@ -340,7 +340,7 @@ def _rebuild_before(conn: sqlite3.Connection, cut_us: int) -> None:
         " WITHOUT ROWID"
     )
     conn.execute(
-        "INSERT INTO temp.respan SELECT user, feature FROM user_feature"
+        "INSERT INTO temp.respan SELECT user, feature FROM user_feature_named"
         " WHERE first_day < :day AND last_day >= :day",
         cut,
     )
@@ -353,11 +353,15 @@ def _rebuild_before(conn: sqlite3.Connection, cut_us: int) -> None:
             conn.executemany(sql, rows)
     conn.execute(
         "INSERT OR REPLACE INTO user_feature"
-        " SELECT d.user, d.feature, min(d.day), max(d.day)"
+        " SELECT d.user, f.id >> 6, f.id & 63, min(d.day), max(d.day)"
         " FROM feature_day AS d JOIN temp.respan AS r ON r.user = d.user AND r.feature = d.feature"
-        " GROUP BY d.user, d.feature"
+        " JOIN features AS f ON f.name = d.feature GROUP BY d.user, d.feature"
     )
     conn.execute("DROP TABLE temp.respan")
+    # Names no pair uses any more go too, as a fresh import would not have them.
+    conn.execute(
+        "DELETE FROM features WHERE id NOT IN (SELECT (word << 6) | bit FROM user_feature)"
+    )
 
 
 def _chunks(events: Iterator[Event]) -> Iterator[list[Event]]:

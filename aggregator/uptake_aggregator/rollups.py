@@ -44,8 +44,13 @@ _UPSERTS: Final = {
     "feature_day": """INSERT INTO feature_day VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (day, feature, user, account) DO UPDATE SET
             events = events + excluded.events""",
-    "user_feature": """INSERT INTO user_feature VALUES (?, ?, ?, ?)
-        ON CONFLICT (user, feature) DO UPDATE SET
+    # Rows name the feature: SQLite looks its id up (``features`` first gets the new
+    # names), so ids are assigned in the same transaction, never by Python state that a
+    # rollback would leave behind.
+    "features": "INSERT OR IGNORE INTO features (name) VALUES (?)",
+    "user_feature": """INSERT INTO user_feature
+        SELECT ?1, id >> 6, id & 63, ?3, ?4 FROM features WHERE name = ?2
+        ON CONFLICT (user, word, bit) DO UPDATE SET
             first_day = min(first_day, excluded.first_day),
             last_day = max(last_day, excluded.last_day)
         WHERE excluded.first_day < first_day OR excluded.last_day > last_day""",
@@ -349,6 +354,7 @@ class Rollups:
             "user_account": user_account,
             "account_day": [(*k, n) for k, n in account_day.items()],
             "feature_day": feature_day,
+            "features": [(name,) for name in sorted({row[1] for row in user_feature})],
             "user_feature": user_feature,
             "feature_totals": [
                 (day, name, account, n)

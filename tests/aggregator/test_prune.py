@@ -39,7 +39,12 @@ _NOT_ROLLUPS = {"events", "counters", "schema_version"}
 
 
 def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows, sorted: equal dumps mean equal reports for any query."""
+    """Every table's rows, sorted: equal dumps mean equal reports for any query.
+
+    Feature ids depend on the order names first arrived, so ``user_feature`` is shown
+    with its names and ``features`` as its names.
+    """
+    shown = {"user_feature": "user_feature_named", "features": "(SELECT name FROM features)"}
     conn = sqlite3.connect(db)
     try:
         names = [
@@ -49,7 +54,9 @@ def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
             )
         ]
         return {
-            name: sorted(conn.execute(f"SELECT * FROM {name}").fetchall(), key=repr)
+            name: sorted(
+                conn.execute(f"SELECT * FROM {shown.get(name, name)}").fetchall(), key=repr
+            )
             for name in names
         }
     finally:

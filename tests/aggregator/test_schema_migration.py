@@ -24,27 +24,40 @@ def _indexes(path: Path) -> set[tuple[str, str]]:
         )
 
 
-def _downgrade_to_v1(path: Path) -> None:
-    """Rewrite a current database's indexes as schema version 1 created them."""
-    v1_indexes = [sql for sql in MIGRATIONS[0] if sql.startswith("CREATE INDEX")]
-    with sqlite3.connect(path) as conn:
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        ).fetchall():
-            conn.execute(f"DROP INDEX {name}")
-        for sql in v1_indexes:
-            conn.execute(sql)
-        conn.execute("DELETE FROM schema_version WHERE version > 1")
+def _write_version_1(current: Path, old: Path) -> None:
+    """Write at ``old`` a schema version 1 database holding what ``current`` holds.
+
+    The tables are created by the version 1 statements themselves; every row is copied,
+    ``user_feature`` with its feature names (version 1 keyed it by name).
+    """
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("DELETE FROM counters")
+        conn.execute("ATTACH DATABASE ? AS current", (str(current),))
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM main.sqlite_master WHERE type = 'table'"
+                " AND name != 'schema_version'"
+            ).fetchall()
+        ]
+        for table in tables:
+            source = "user_feature_named" if table == "user_feature" else table
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM current.{source}")
+        conn.commit()
+        conn.execute("DETACH DATABASE current")
 
 
 def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     current, old = tmp_path / "current.db", tmp_path / "old.db"
     events = medium_dataset(11)
     ingest_batches(current, [events])
-    ingest_batches(old, [events])
     expected_indexes = _indexes(current)
-    _downgrade_to_v1(old)
+    _write_version_1(current, old)
     assert _indexes(old) != expected_indexes
 
     with pytest.raises(StorageError, match="start the daemon once to migrate it"):
@@ -52,6 +65,11 @@ def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> N
     ingest_batches(old, [])  # what the daemon does when it starts: open and migrate
 
     assert _indexes(old) == expected_indexes
+    with sqlite3.connect(old) as conn:
+        named = conn.execute("SELECT * FROM user_feature_named ORDER BY 1, 2").fetchall()
+    with sqlite3.connect(current) as conn:
+        assert named == conn.execute("SELECT * FROM user_feature_named ORDER BY 1, 2").fetchall()
+    assert named
     for filters in FILTERS:
         assert build_report(old, filters, today=TODAY) == build_report(
             current, filters, today=TODAY

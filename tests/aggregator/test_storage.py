@@ -24,7 +24,7 @@ ROLLUP_TABLES = (
     "user_account",
     "account_day",
     "feature_day",
-    "user_feature",
+    "user_feature_named",
     "feature_totals",
     "integration_day",
     "seats",
@@ -144,7 +144,7 @@ def test_user_feature_spans_grow_across_transactions(db_paths: tuple[Path, Path]
         return [[Event(id=new_event_id(ts), ts=ts, kind="feature", name="f", user="u1")]]
 
     ingest_calls(path, [used(1), used(1), used(0), used(2), used(1), used(0)])
-    assert snapshot(path)["user_feature"] == [("u1", "f", T0 // DAY, T0 // DAY + 2)]
+    assert snapshot(path)["user_feature_named"] == [("u1", "f", T0 // DAY, T0 // DAY + 2)]
 
 
 def test_duplicates_are_reported_per_batch(db_paths: tuple[Path, Path]) -> None:

@@ -235,7 +235,7 @@ def account_rows(
         exact_utilization = _ratio(active, seats)
         exact_growth = _ratio(active, before)
         utilization = _as_float(exact_utilization)
-        breadth = len(account_features.get(account, ()))
+        breadth = account_features.get(account, 0)
         score = health_score(
             utilization=exact_utilization,
             # The account's DAU summed over the window = its members' active days.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from uptake._model import Event
 from uptake_aggregator.storage import connect_readonly
 
 DAY = 86_400_000_000
-TABLES = ("user_feature", "feature_totals")
+TABLES = ("user_feature_named", "feature_totals")
 
 
 def snapshot(path: Path) -> dict[str, list[Any]]:
@@ -55,4 +56,36 @@ def test_feature_rollups_ignore_split_order_and_resend(
             day = e.ts // DAY
             first, last = spans.get((e.user, e.name), (day, day))
             spans[(e.user, e.name)] = (min(first, day), max(last, day))
-    assert tables["user_feature"] == sorted((*k, *v) for k, v in spans.items())
+    assert tables["user_feature_named"] == sorted((*k, *v) for k, v in spans.items())
+
+
+def test_more_features_than_one_mask_word(tmp_path: Path) -> None:
+    """Feature ids past 63 (bit 63 makes SQLite's word sum negative) count like the rest."""
+    from tests.aggregator.metrics.reference import reference_report
+    from tests.aggregator.metrics.test_against_reference import assert_same
+    from tests.aggregator.metrics.test_definitions import at, date, ev
+    from uptake.protocol import ReportFilters
+    from uptake_aggregator.metrics import build_report
+
+    names = [f"feature-{index:03d}" for index in range(140)]
+    events = [
+        ev(at(day, 9, index % 60), "feature", user=f"u{user}", account=f"a{user % 2}", name=name)
+        for user in range(5)
+        for day in range(3)
+        for index, name in enumerate(names)
+        if (index + day) % (user + 1) == 0
+    ]
+    events.append(ev(at(1, 10), "feature", account="a1", name="only-anonymous"))
+    path = tmp_path / "wide.db"
+    ingest_batches(path, [events[i : i + 97] for i in range(0, len(events), 97)])
+    today = dt.date(2026, 3, 4)
+    for filters in (
+        ReportFilters(since=date(0), until=date(3)),
+        ReportFilters(since=date(1), until=date(2)),  # every pair straddles it
+        ReportFilters(since=date(0), until=date(3), account="a0"),
+    ):
+        report = build_report(path, filters, today=today)
+        assert_same(report, reference_report(events, filters, today), str(filters))
+    full = build_report(path, ReportFilters(since=date(0), until=date(3)), today=today)
+    assert {row["user"]: row["features"] for row in full["users"]}["u0"] == 140
+    assert len(full["features"]) == 141
