@@ -94,13 +94,15 @@ class _FeatureIds:
     def __init__(self, ctx: ReportContext) -> None:
         self.names = dict(ctx.conn.execute("SELECT id, name FROM features"))
         self._ids = {name: feature_id for feature_id, name in self.names.items()}
+        self._next = max(self.names, default=0) + 1
 
     def of(self, name: str) -> int:
         """The id of ``name`` (its bit in a mask)."""
         found = self._ids.get(name)
         if found is None:  # a feature only user-less events used: not in ``features``
-            found = self._ids[name] = max(self.names, default=0) + 1
+            found = self._ids[name] = self._next
             self.names[found] = name
+            self._next += 1
         return found
 
     def mask(self, names: Iterable[str]) -> int:
@@ -198,11 +200,13 @@ def _masks_from_pairs(ctx: ReportContext, restricted: bool, ids: _FeatureIds) ->
     only = " AND user IN (SELECT user FROM temp.need)" if restricted else ""
     where = f"WHERE day >= ? AND day < ? AND user != ''{only}"
     window = (ctx.window.start, ctx.window.end)
-    pairs: Iterable[tuple[str, str]]
+    users_by_feature: dict[str, set[str]] = {}
     if any(_SEPARATOR in user for user in ctx.known):
-        pairs = ctx.conn.execute(f"SELECT DISTINCT feature, user FROM feature_day {where}", window)
+        for name, user in ctx.conn.execute(
+            f"SELECT DISTINCT feature, user FROM feature_day {where}", window
+        ):
+            users_by_feature.setdefault(name, set()).add(user)
     else:
-        users_by_feature: dict[str, set[str]] = {}
         for name, joined in ctx.conn.execute(
             f"SELECT feature, group_concat(user, char({ord(_SEPARATOR)})) FROM feature_day "
             f"{where} GROUP BY day, feature",
@@ -213,10 +217,11 @@ def _masks_from_pairs(ctx: ReportContext, restricted: bool, ids: _FeatureIds) ->
                 users_by_feature[name] = set(joined.split(_SEPARATOR))
             else:
                 found_users.update(joined.split(_SEPARATOR))
-        pairs = ((name, user) for name, users in users_by_feature.items() for user in users)
     masks: dict[str, int] = {}
-    for name, user in pairs:
-        masks[user] = masks.get(user, 0) | 1 << ids.of(name)
+    for name, users in users_by_feature.items():
+        bit = 1 << ids.of(name)
+        for user in users:
+            masks[user] = masks.get(user, 0) | bit
     return masks
 
 

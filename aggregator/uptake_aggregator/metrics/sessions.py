@@ -65,9 +65,9 @@ class SessionScope(NamedTuple):
     ``pop_clause`` is the SQL ``AND ...`` restricting a ``user`` column to the population
     ('' when unfiltered); ``known`` holds at least every user with an event before
     ``until`` whose session starts in the window (a session can take its user from a
-    later event: such a user is not known yet and the session counts nowhere). Built
-    from a ``ReportContext`` (``ReportContext.session_scope``), or without one by a
-    forked child that starts before the context is loaded (``context.known_user_ids``).
+    later event: such a user is not known yet and the session counts nowhere). The
+    report builds it from its ``ReportContext``, or without one in a forked child that
+    starts before the context is loaded (``context.known_user_ids``).
     """
 
     conn: sqlite3.Connection
