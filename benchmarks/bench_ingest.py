@@ -21,6 +21,10 @@ Dedup and ack-after-commit are on: the daemon runs exactly as in production.
                                                     # (pip install py-spy; .txt: raw stacks)
 
 Targets: >= 250k events/s end to end and >= 50% of the raw ceiling.
+
+The machine is shared and its speed drifts by up to 2x within minutes, so by default the
+whole run (daemon, clients, ceiling) is repeated three times (``--repeat``) and the
+verdict uses the medians: events/s, and the ratio of each run to its own ceiling.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import argparse
 import gc
 import os
 import random
+import re
 import resource
 import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,6 +296,47 @@ def _sdk_available() -> bool:
     return all(hasattr(uptake, name) for name in ("configure", "track", "flush", "shutdown"))
 
 
+def _repeat(args: argparse.Namespace) -> int:
+    """Run this benchmark ``args.repeat`` times in fresh processes; print the medians."""
+    times = args.repeat
+    arguments = ["--clients", str(args.clients), "--events", str(args.events)]
+    if args.transport:
+        arguments += ["--transport", args.transport]
+    if args.profile:
+        arguments += ["--profile", args.profile]
+    if args.keep:
+        arguments.append("--keep")
+    rates: list[float] = []
+    ratios: list[float] = []
+    for run in range(1, times + 1):
+        print(f"--- run {run} of {times}", flush=True)
+        done = subprocess.run(
+            [sys.executable, __file__, *arguments, "--repeat", "1"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(done.stdout, end="", flush=True)
+        rate = re.search(r"end to end:\s+([\d,]+) events/s", done.stdout)
+        ceiling = re.search(r"raw ceiling:\s+([\d,]+) events/s", done.stdout)
+        if done.returncode != 0 or rate is None or ceiling is None:
+            print(done.stderr[-2000:], file=sys.stderr)
+            return done.returncode or 1
+        rates.append(float(rate.group(1).replace(",", "")))
+        ratios.append(rates[-1] / float(ceiling.group(1).replace(",", "")))
+    rate, ratio = statistics.median(rates), statistics.median(ratios)
+    print(
+        f"=== median of {times} runs: {rate:,.0f} events/s ({min(rates):,.0f}-{max(rates):,.0f}),"
+        f" {ratio:.0%} of each run's own ceiling ({min(ratios):.0%}-{max(ratios):.0%})"
+    )
+    ok = rate >= TARGET_RATE and ratio >= TARGET_RATIO
+    print(
+        f"targets (medians): >= {TARGET_RATE:,} events/s and >= {TARGET_RATIO:.0%} of the "
+        f"ceiling: {'met' if ok else 'NOT met'}"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=4)
@@ -297,8 +344,13 @@ def main() -> int:
     parser.add_argument("--transport", choices=["sdk", "protocol"], default=None)
     parser.add_argument("--profile", metavar="FILE", help="record the daemon with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (db, log)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="whole runs, each with its own ceiling (median)"
+    )
     parser.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat > 1 and not args.client:
+        return _repeat(args)
 
     if args.client:
         transport, socket_path, quota, seed, ready, go = args.client
