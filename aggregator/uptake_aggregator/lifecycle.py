@@ -9,7 +9,10 @@
 
 The pidfile (next to the socket, ``uptake.paths.pidfile_path``) is held with ``flock``
 for the daemon's whole life, so "is a daemon running?" has an exact answer even after a
-``kill -9`` left the file behind, and a reused pid is never mistaken for the daemon.
+``kill -9`` left the file behind, and a reused pid is never mistaken for the daemon. A
+second one next to the database (``database_pidfile_path``) makes the answer exact for
+"does a daemon serve this database?", whatever socket it listens on: one daemon per
+database, and ``usage prune`` refuses while one serves it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ __all__ = [
     "PidFile",
     "configure_logging",
     "daemon_argv",
+    "database_daemon",
+    "database_pidfile_path",
     "default_log_file",
     "run_foreground",
     "running_pid",
@@ -54,28 +59,46 @@ def default_log_file() -> Path:
 
 
 class PidFile:
-    """The daemon's pidfile, locked (``flock``) while the daemon lives."""
+    """The daemon's pidfile, locked (``flock``) while the daemon lives.
 
-    def __init__(self, path: Path) -> None:
+    ``note`` is written after the pid (the database's pidfile names the socket), and
+    ``taken`` is the advice when another daemon holds the file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        note: str = "",
+        taken: str = "stop it first (`usage daemon stop`) or use another --socket",
+    ) -> None:
         self.path = path
+        self._note = note
+        self._taken = taken
         self._fd: int | None = None
 
     def acquire(self) -> None:
         """Lock the file and write our pid; raise ``DaemonError`` if a daemon holds it."""
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise DaemonError(
+                f"cannot create the pidfile {self.path}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_pid(fd)
+            holder, note = _read_holder(fd)
             os.close(fd)
+            held = f"pid {holder or '?'}" + (f", socket {note}" if note else "")
             raise DaemonError(
-                f"an uptake daemon (pid {holder or '?'}) is already running with pidfile "
-                f"{self.path}: stop it first (`usage daemon stop`) or use another --socket"
+                f"an uptake daemon ({held}) is already running with pidfile {self.path}: "
+                f"{self._taken}"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()}\n{self._note}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
@@ -88,30 +111,48 @@ class PidFile:
         self._fd = None
 
 
-def _read_pid(fd: int) -> int | None:
+def _read_holder(fd: int) -> tuple[int | None, str]:
+    """The pid and the note written in a pidfile (None, '' when unreadable)."""
     try:
-        return int(os.pread(fd, 32, 0).decode().strip())
-    except (ValueError, OSError):
-        return None
+        first, _, rest = os.pread(fd, 4096, 0).decode().partition("\n")
+        return int(first.strip()), rest.strip()
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None, ""
 
 
-def running_pid(socket_path: Path) -> int | None:
-    """The pid of the live daemon serving ``socket_path``, or None if there is none.
+def _locked_holder(path: Path) -> tuple[int | None, str] | None:
+    """(pid, note) of the live daemon holding the pidfile ``path``, or None without one.
 
     A pidfile that nobody holds locked is left from a dead daemon and counts as none.
     """
     try:
-        fd = os.open(pidfile_path(socket_path), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _read_pid(fd)
+            return _read_holder(fd)
         return None
     finally:
         os.close(fd)
+
+
+def running_pid(socket_path: Path) -> int | None:
+    """The pid of the live daemon serving ``socket_path``, or None if there is none."""
+    holder = _locked_holder(pidfile_path(socket_path))
+    return None if holder is None else holder[0]
+
+
+def database_pidfile_path(db_path: Path) -> Path:
+    """The pidfile a daemon holds next to its database: ``<db>.daemon``."""
+    return db_path.with_name(db_path.name + ".daemon")
+
+
+def database_daemon(db_path: Path) -> tuple[int | None, str] | None:
+    """(pid, socket) of the live daemon serving the database ``db_path``, or None."""
+    return _locked_holder(database_pidfile_path(db_path))
 
 
 def configure_logging(log_file: Path, *, stderr: bool, level: str = "INFO") -> None:
@@ -141,7 +182,17 @@ def run_foreground(config: DaemonConfig) -> None:
     pidfile = PidFile(pidfile_path(config.socket_path))
     pidfile.acquire()
     try:
-        anyio.run(_serve_until_signalled, config, backend="asyncio")
+        # One daemon per database: two would each serve half the clients of one store.
+        database = PidFile(
+            database_pidfile_path(config.db_path),
+            note=str(config.socket_path),
+            taken=f"it serves {config.db_path}; use its socket, or stop it first",
+        )
+        database.acquire()
+        try:
+            anyio.run(_serve_until_signalled, config, backend="asyncio")
+        finally:
+            database.release()
     finally:
         pidfile.release()
 

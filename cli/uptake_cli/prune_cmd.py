@@ -59,11 +59,19 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _refuse_while_daemon_runs(socket: Path, db: Path) -> None:
-    """Fail when a daemon on ``socket`` serves ``db`` (or may: it does not say which)."""
+    """Fail when a daemon serves ``db``: on ``socket``, or on any socket (its db pidfile)."""
     from uptake_aggregator.client import DaemonClient
     from uptake_aggregator.errors import DaemonError
-    from uptake_aggregator.lifecycle import running_pid
+    from uptake_aggregator.lifecycle import database_daemon, running_pid
 
+    holder = database_daemon(db)
+    if holder is not None:
+        holder_pid, holder_socket = holder
+        fail(
+            f"an uptake daemon (pid {holder_pid or '?'}) serves this database on "
+            f"{holder_socket or 'its socket'}: stop it first with `usage daemon stop "
+            f"--socket {holder_socket or '...'}`, then prune"
+        )
     pid = running_pid(socket)  # the pidfile's lock: also a daemon still starting up
     status = None
     if socket.exists():

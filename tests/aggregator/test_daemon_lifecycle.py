@@ -214,3 +214,22 @@ def test_start_failure_is_one_clear_line(short_tmp: Path) -> None:
     assert "/proc/no-such-dir" in err
     assert "Traceback" not in err
     assert not daemon.socket.exists()
+
+
+def test_one_daemon_per_database(fresh_daemon: DaemonProcess, short_tmp: Path) -> None:
+    """A second daemon on the same database, on another socket, is refused in one line."""
+    first = fresh_daemon.start()
+    other = short_tmp / "other"
+    other.mkdir()
+    second = DaemonProcess(other, db=first.db)
+    second.process = subprocess.Popen(second.command(), stderr=subprocess.PIPE, text=True)
+    _, err = second.process.communicate(timeout=30)
+    assert second.process.returncode == 1
+    assert str(first.socket) in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    with first.client() as client:  # the first one is unharmed
+        client.ping()
+    first.kill()  # a kill -9 leaves the lock file behind, unlocked: not a daemon any more
+    second.start()
+    second.stop()

@@ -161,6 +161,13 @@ def test_refused_while_a_daemon_serves_the_database(
         )
         assert only_db.exit_code == 1
         assert "usage daemon stop" in only_db.stderr
+        # Found through the lock it holds next to the database, whatever socket is asked.
+        elsewhere = _prune(
+            runner, loaded_db, "--before", CUT, "--yes", socket=tmp_path / "other.sock"
+        )
+        assert elsewhere.exit_code == 1
+        assert f"usage daemon stop --socket {socket_path}" in elsewhere.stderr
+        assert len(elsewhere.stderr.splitlines()) == 1
         # A database the daemon does not serve can be pruned meanwhile.
         other = tmp_path / "other.db"
         other.write_bytes(loaded_db.read_bytes())
