@@ -146,8 +146,13 @@ def running_pid(socket_path: Path) -> int | None:
 
 
 def database_pidfile_path(db_path: Path) -> Path:
-    """The pidfile a daemon holds next to its database: ``<db>.daemon``."""
-    return db_path.with_name(db_path.name + ".daemon")
+    """The pidfile a daemon holds next to its database: ``<db>.daemon``.
+
+    Next to the file the path resolves to, so a relative or symlinked path to the same
+    database finds the same pidfile.
+    """
+    resolved = db_path.resolve()
+    return resolved.with_name(resolved.name + ".daemon")
 
 
 def database_daemon(db_path: Path) -> tuple[int | None, str] | None:
