@@ -19,7 +19,6 @@ integer. Band: green >= 70, yellow >= 40, red below.
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 from typing import Final
 
@@ -33,8 +32,9 @@ __all__ = [
 ]
 
 WEIGHTS: Final = {"utilization": 0.40, "stickiness": 0.30, "growth": 0.15, "breadth": 0.15}
-#: The weights as exact fractions (2/5, 3/10, 3/20, 3/20), for ``health_score``.
-_EXACT_WEIGHTS: Final = {name: Fraction(str(weight)) for name, weight in WEIGHTS.items()}
+#: The weights in twentieths (8, 6, 3, 3), exact integers for ``health_score``.
+_TWENTIETHS: Final = {name: Fraction(str(weight)) * 20 for name, weight in WEIGHTS.items()}
+assert all(weight.denominator == 1 for weight in _TWENTIETHS.values())
 BAND_GREEN: Final = 70
 BAND_YELLOW: Final = 40
 #: churn_risk fires when at most this share of last window's users came back.
@@ -51,27 +51,40 @@ def health_score(
 ) -> int:
     """Weighted score 0-100; unknown inputs are dropped and the rest re-weighted.
 
-    Computed exactly (fractions; pass the inputs as ``Fraction`` of their counts), so an
-    exact half rounds up: in floats 0.30 x 3/20 + ... lands on 57.4999... and rounded down.
+    Computed exactly, so an exact half rounds up: in floats 0.30 x 3/20 + ... lands on
+    57.4999... and rounded down. Pass the inputs as ``Fraction`` of their counts; the sum
+    is kept as one integer numerator over one integer denominator (a ``Fraction`` per
+    step, normalising each time, cost ~35 us a score: 500 accounts, 18 ms).
 
     >>> health_score(utilization=1.0, stickiness=1.0, growth=None, breadth=1.0)
     100
     >>> health_score(utilization=None, stickiness=Fraction(3, 20), growth=1, breadth=1)
     58
     """
-    one = Fraction(1)
-    inputs = {
-        "utilization": None if utilization is None else min(Fraction(utilization), one),
-        "stickiness": Fraction(stickiness),
-        "growth": None if growth is None else min(Fraction(growth), one),
-        "breadth": None if breadth is None else Fraction(breadth),
-    }
-    known = {name: value for name, value in inputs.items() if value is not None}
-    weight = sum((_EXACT_WEIGHTS[name] for name in known), Fraction(0))
+    weights = _TWENTIETHS
+    numerator, denominator, weight = 0, 1, 0
+    for name, value, capped in (
+        ("utilization", utilization, True),
+        ("stickiness", stickiness, False),
+        ("growth", growth, True),
+        ("breadth", breadth, False),
+    ):
+        if value is None:
+            continue
+        ratio = value if isinstance(value, Fraction) else Fraction(value)
+        part, whole = ratio.numerator, ratio.denominator
+        if capped and part > whole:
+            part = whole  # capped at 1
+        share = int(weights[name])
+        # numerator / denominator += share * part / whole
+        numerator = numerator * whole + share * part * denominator
+        denominator *= whole
+        weight += share
     if weight == 0:
         return 0
-    score = sum((_EXACT_WEIGHTS[name] * value for name, value in known.items()), Fraction(0))
-    return min(100, max(0, math.floor(score / weight * 100 + Fraction(1, 2))))
+    # floor(100 * numerator / (denominator * weight) + 1/2), in integers
+    scaled = denominator * weight
+    return min(100, max(0, (200 * numerator + scaled) // (2 * scaled)))
 
 
 def band(score: int) -> str:

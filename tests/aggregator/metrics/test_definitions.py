@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -352,6 +353,43 @@ def test_health_score_weights_and_bands() -> None:
         utilization=Fraction(1, 8), stickiness=Fraction(2, 5), growth=1, breadth=Fraction(1, 2)
     )
     assert (exact_39_5, band(exact_39_5)) == (40, "yellow")
+
+
+_RATIOS = st.fractions(min_value=0, max_value=3, max_denominator=10_000)
+
+
+@given(
+    st.none() | _RATIOS,
+    _RATIOS,
+    st.none() | _RATIOS,
+    st.none() | st.fractions(0, 1, max_denominator=1000),
+)
+def test_health_score_equals_the_plain_fraction_formula(
+    utilization: Fraction | None,
+    stickiness: Fraction,
+    growth: Fraction | None,
+    breadth: Fraction | None,
+) -> None:
+    weights = {
+        "u": Fraction(2, 5),
+        "s": Fraction(3, 10),
+        "g": Fraction(3, 20),
+        "b": Fraction(3, 20),
+    }
+    inputs = {
+        "u": None if utilization is None else min(utilization, Fraction(1)),
+        "s": stickiness,
+        "g": None if growth is None else min(growth, Fraction(1)),
+        "b": breadth,
+    }
+    known = {name: value for name, value in inputs.items() if value is not None}
+    total = sum(weights[name] for name in known)
+    exact = sum(weights[name] * value for name, value in known.items()) / total * 100
+    expected = min(100, max(0, math.floor(exact + Fraction(1, 2))))
+    score = health_score(
+        utilization=utilization, stickiness=stickiness, growth=growth, breadth=breadth
+    )
+    assert score == expected
 
 
 @given(
