@@ -11,9 +11,9 @@ start and keeps its whole duration, even when it ends after ``until``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Container, Sequence
+from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -26,6 +26,7 @@ __all__ = [
     "SessionStats",
     "explicit_sessions",
     "implicit_sessions",
+    "median",
     "session_stats",
 ]
 
@@ -76,16 +77,16 @@ class SessionScope(NamedTuple):
     known: Container[str]
 
 
-#: Per user (count, total µs), and every duration (µs), of some sessions. Durations are
-#: floats: integer µs below 2**53 are exact as floats, and Python sorts a list of floats
-#: about twice as fast as one of ints above 2**30 (any session over 18 minutes).
+#: Per user (count, total µs), and every duration (µs, in no order), of some sessions.
+#: Durations are floats: integer µs below 2**53 are exact as floats, and Python compares
+#: and sorts floats about twice as fast as ints above 2**30 (any session over 18 minutes).
 SessionSpans = tuple[dict[str, tuple[int, int]], list[float]]
 
 
 def explicit_sessions(scope: SessionScope) -> SessionSpans:
     """Explicit sessions of known users starting in the window.
 
-    Durations come back sorted. SQLite reads the (user, start_ts, end_ts, last_ts) index
+    SQLite reads the (user, start_ts, end_ts, last_ts) index
     in user order, so each user's durations come out of a GROUP BY without a sort: one
     row per user rather than one per session, its count and total taken from the list
     (a float sum of integer µs is exact below 2**53: 285 years per user).
@@ -105,7 +106,6 @@ def explicit_sessions(scope: SessionScope) -> SessionSpans:
             spans = _FLOATS.decode(f"[{joined}]")
             per_user[user] = (len(spans), int(sum(spans)))
             durations += spans
-    durations.sort()
     return per_user, durations
 
 
@@ -173,7 +173,6 @@ def session_stats(scope: SessionScope) -> SessionStats:
     """Explicit and implicit sessions of the population starting in the window."""
     explicit, explicit_durations = explicit_sessions(scope)
     implicit, implicit_durations = implicit_sessions(scope)
-    implicit_durations = sorted(implicit_durations)
     count = len(explicit_durations) + len(implicit_durations)
     total_us = sum(total for _, total in explicit.values())
     total_us += sum(total for _, total in implicit.values())
@@ -186,34 +185,48 @@ def session_stats(scope: SessionScope) -> SessionStats:
             (sessions, total) if both is None else (both[0] + sessions, both[1] + total)
         )
     if count:
-        upper = _kth_smallest(explicit_durations, implicit_durations, count // 2)
-        if count % 2:
-            stats.median_us = float(upper)
-        else:
-            lower = _kth_smallest(explicit_durations, implicit_durations, count // 2 - 1)
-            stats.median_us = (lower + upper) / 2
+        stats.median_us = median(explicit_durations + implicit_durations)
     return stats
 
 
-def _kth_smallest(first: Sequence[float], second: Sequence[float], rank: int) -> float:
-    """The element of 0-based ``rank`` in the union of two sorted lists (binary search).
+#: Below this many values ``median`` just sorts them.
+_SELECT_FROM: Final = 20_000
+#: Values in the sample that brackets the middle, and the margin on each side of it.
+_SAMPLE: Final = 2048
+_MARGIN: Final = 96
 
-    >>> _kth_smallest([1, 4, 9], [2, 3], 2)
-    3
+
+def median(values: list[float]) -> float:
+    """The median of ``values`` (non-empty): the mean of the middle two for an even count.
+
+    Sorting every session's duration cost ~60 ms for 450k sessions. For many values, a
+    sorted sample (every n-th value) gives bounds that almost surely bracket the middle;
+    counting what lies below the lower bound and sorting only what lies between them
+    finds the exact middle values in about half that. When the bounds miss (data made
+    to defeat the sample), it sorts everything: the answer is exact either way.
+
+    >>> median([5.0, 1.0, 3.0]), median([4.0, 1.0, 3.0, 2.0])
+    (3.0, 2.5)
     """
-    need = rank + 1
-    low, high = max(0, need - len(second)), min(need, len(first))
-    while True:
-        taken = (low + high) // 2  # elements taken from ``first``
-        rest = need - taken
-        if taken < len(first) and rest > 0 and second[rest - 1] > first[taken]:
-            low = taken + 1
-        elif taken > 0 and rest < len(second) and first[taken - 1] > second[rest]:
-            high = taken - 1
-        else:
-            candidates = []
-            if taken:
-                candidates.append(first[taken - 1])
-            if rest:
-                candidates.append(second[rest - 1])
-            return max(candidates)
+    count = len(values)
+    lower_rank, upper_rank = (count - 1) // 2, count // 2
+    found = _select(values, lower_rank, upper_rank) if count >= _SELECT_FROM else None
+    if found is None:
+        ordered = sorted(values)
+        found = ordered[lower_rank], ordered[upper_rank]
+    lower, upper = found
+    return upper if lower_rank == upper_rank else (lower + upper) / 2
+
+
+def _select(values: list[float], lower_rank: int, upper_rank: int) -> tuple[float, float] | None:
+    """The values of two adjacent ranks, or None when the sampled bounds miss them."""
+    count = len(values)
+    sample = sorted(values[:: count // _SAMPLE])
+    at = lower_rank * len(sample) // count
+    low = sample[max(at - _MARGIN, 0)]
+    high = sample[min(at + _MARGIN, len(sample) - 1)]
+    below = sum(map(low.__gt__, values))  # C-level: how many are < low
+    between = sorted(filter(high.__ge__, filter(low.__le__, values)))
+    if not below <= lower_rank or not upper_rank < below + len(between):
+        return None
+    return between[lower_rank - below], between[upper_rank - below]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import statistics
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
@@ -21,9 +22,8 @@ from uptake._ids import content_event_id
 from uptake._model import Event
 from uptake.protocol import ReportFilters
 from uptake_aggregator.errors import QueryError, StorageError
-from uptake_aggregator.metrics import build_report
+from uptake_aggregator.metrics import build_report, sessions
 from uptake_aggregator.metrics.health import band, health_score
-from uptake_aggregator.metrics.sessions import _kth_smallest
 
 DAY = 86_400_000_000
 HOUR = 3_600_000_000
@@ -392,16 +392,21 @@ def test_health_score_equals_the_plain_fraction_formula(
     assert score == expected
 
 
-@given(
-    st.lists(st.integers(0, 50), max_size=12).map(sorted),
-    st.lists(st.integers(0, 50), max_size=12).map(sorted),
-    st.data(),
-)
-def test_kth_smallest_of_two_sorted_lists(first: list[int], second: list[int], data: Any) -> None:
-    merged = sorted(first + second)
-    assume(merged)
-    rank = data.draw(st.integers(0, len(merged) - 1))
-    assert _kth_smallest(first, second, rank) == merged[rank]
+@given(st.lists(st.integers(0, 10**7).map(float), min_size=1, max_size=300), st.booleans())
+def test_median_selection_is_exact(
+    monkeypatch: pytest.MonkeyPatch, durations: list[float], tight: bool
+) -> None:
+    """With tiny thresholds the sampled path runs on small lists; tight margins miss."""
+    monkeypatch.setattr(sessions, "_SELECT_FROM", 4)
+    monkeypatch.setattr(sessions, "_SAMPLE", 4)
+    monkeypatch.setattr(sessions, "_MARGIN", 0 if tight else 2)
+    assert sessions.median(list(durations)) == statistics.median(durations)
+
+
+def test_median_of_many_durations() -> None:
+    durations = [float((i * 7919) % 100_003) for i in range(60_001)]
+    assert sessions.median(durations) == statistics.median(durations)
+    assert sessions.median(durations[:-1]) == statistics.median(durations[:-1])
 
 
 def test_ids_holding_separators_and_sessions_of_unknown_users(tmp_path: Path) -> None:
