@@ -32,7 +32,8 @@ cannot be NULL.
 - ``sessions``: per explicit session id: first session_start ts, last session_end ts and
   the first/latest ts of any event carrying the id; user and account are those of the
   earliest such event (by ts, then id) that names one (``*_key`` = ts bytes + id, so the
-  result does not depend on arrival order).
+  result does not depend on arrival order). Indexed by (user, start_ts, end_ts, last_ts)
+  (schema v3), so a report reads each user's sessions together.
 - ``activity_bucket``: per (user, 30-minute bucket) the first and last ts of events that
   carry no session id. Two events in one bucket are < 30 min apart, so the implicit
   sessions of DESIGN §5 split exactly at gaps between consecutive non-empty buckets.
