@@ -189,25 +189,22 @@ def _build(
     child: ForkedPart[_ChildPart] | None = None
     try:
         mark = events_stored(conn)
-        forked_early = parallel and filters.user is None and filters.account is None
-        if forked_early and can_fork():
+        ctx: ReportContext | None = None
+        if parallel and can_fork():
+            if filters.user is not None or filters.account is not None:
+                ctx = load_context(conn, window, filters)  # the child needs the population
             # No SQLite connection may cross a fork: close, fork, then reopen. Both
             # sides must read the snapshot ``mark`` counted.
-            conn.close()
-            child = ForkedPart.start(partial(_forked_part, db_path, mark, window, None), _ChildPart)
-            conn = _open(db_path)
-            mark = events_stored(conn)  # changed: the child's answer goes unused
-        ctx = load_context(conn, window, filters)
-        if parallel and not forked_early and can_fork():
             conn.close()
             child = ForkedPart.start(partial(_forked_part, db_path, mark, window, ctx), _ChildPart)
             conn = _open(db_path)
             reopened = events_stored(conn)
-            if reopened == mark:
-                ctx = rebind(ctx, conn)
-            else:  # a writer committed meanwhile: start over on this snapshot
-                mark = reopened
-                ctx = load_context(conn, window, filters)
+            # A writer committed meanwhile: the child's answer goes unused, and a context
+            # read before the fork is read again on this snapshot.
+            ctx = rebind(ctx, conn) if ctx is not None and reopened == mark else None
+            mark = reopened
+        if ctx is None:
+            ctx = load_context(conn, window, filters)
         counts = _Counts(ctx)
         counts.run()
         # Everything that does not need the child's part, while the child works.
