@@ -40,12 +40,11 @@ class FeatureUsage:
 
     Everyone (unfiltered): ``user_counts`` (distinct features per user),
     ``account_features`` (distinct features per account, its breadth), ``totals`` (events per
-    feature, all events). Over the report's population (what ``features`` lists):
-    ``feature_users``, ``feature_accounts``, ``feature_events``. ``names``: the features
-    with an event in the window.
+    feature, all events: its keys are the features with an event in the window). Over the
+    report's population (what ``features`` lists): ``feature_users``, ``feature_accounts``,
+    ``feature_events``.
     """
 
-    names: set[str] = field(default_factory=set)
     totals: Counter[str] = field(default_factory=Counter)
     anonymous: dict[str, set[str]] = field(default_factory=dict)
     user_counts: dict[str, int] = field(default_factory=dict)
@@ -174,7 +173,6 @@ def _read_totals(ctx: ReportContext, usage: FeatureUsage) -> None:
         "WHERE day >= ? AND day < ? GROUP BY feature, account",
         (ctx.window.start, ctx.window.end),
     ):
-        usage.names.add(name)
         usage.totals[name] += events
         if account:
             usage.anonymous.setdefault(account, set()).add(name)
