@@ -33,8 +33,7 @@ __all__ = [
 
 WEIGHTS: Final = {"utilization": 0.40, "stickiness": 0.30, "growth": 0.15, "breadth": 0.15}
 #: The weights in twentieths (8, 6, 3, 3), exact integers for ``health_score``.
-_TWENTIETHS: Final = {name: Fraction(str(weight)) * 20 for name, weight in WEIGHTS.items()}
-assert all(weight.denominator == 1 for weight in _TWENTIETHS.values())
+_TWENTIETHS: Final = {name: int(Fraction(str(weight)) * 20) for name, weight in WEIGHTS.items()}
 BAND_GREEN: Final = 70
 BAND_YELLOW: Final = 40
 #: churn_risk fires when at most this share of last window's users came back.
@@ -75,7 +74,7 @@ def health_score(
         part, whole = ratio.numerator, ratio.denominator
         if capped and part > whole:
             part = whole  # capped at 1
-        share = int(weights[name])
+        share = weights[name]
         # numerator / denominator += share * part / whole
         numerator = numerator * whole + share * part * denominator
         denominator *= whole
