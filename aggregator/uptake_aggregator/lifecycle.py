@@ -34,6 +34,7 @@ import anyio
 from uptake.paths import default_log_dir, pidfile_path
 from uptake_aggregator.errors import DaemonError
 from uptake_aggregator.server import Daemon, DaemonConfig
+from uptake_aggregator.sqlite_tuning import disable_memstatus
 
 __all__ = [
     "DEFAULT_LOG_NAME",
@@ -195,6 +196,8 @@ def run_foreground(config: DaemonConfig) -> None:
         )
         database.acquire()
         try:
+            # Before the database opens: process-wide, and only allowed with no connection.
+            disable_memstatus()
             anyio.run(_serve_until_signalled, config, backend="asyncio")
         finally:
             database.release()
