@@ -55,9 +55,14 @@ __all__ = ["DaemonDelivery", "Delivery", "EventSink", "SinkDelivery", "make_deli
 
 _CONNECT_TIMEOUT: Final = 2.0
 #: Batches sent and not yet acknowledged. The daemon acknowledges after each commit and
-#: commits what all clients have queued at once: 8 (not 4) let it find twice the batches
-#: waiting after a commit, halving commits per event (ingest ~+20% with 4 clients).
-_WINDOW: Final = 8
+#: commits what all clients have queued at once, so a commit carries about half of all
+#: clients' windows. 8 (not 4) halved commits per event (ingest ~+20% with 4 clients);
+#: 16 (not 8) made commits ~1.5x larger: rollup pages are rewritten once per commit,
+#: whatever the number of events in it (daemon CPU per event ~-8%, ingest ~+10%).
+_WINDOW: Final = 16
+#: ... and at most this many payload bytes unacknowledged (what a resend may need), so
+#: the window stays a few MiB however large the events are.
+_WINDOW_BYTES: Final = 8 * 1024 * 1024
 _ORPHAN_SCAN_INTERVAL: Final = 30.0
 _MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
 WORKER_NAME: Final = "uptake-worker"
@@ -405,13 +410,20 @@ class DaemonDelivery:
             connection.send(
                 encode_batch_payload(self._seq, pending.payload), self._remaining(deadline)
             )
-            while len(self._in_flight) >= _WINDOW:
+            while self._window_full():
                 self._collect(deadline)
         except RefusedError as exc:
             self._resolve_refusal(exc, deadline)
         except DaemonError as exc:
             self._failed(exc)
             raise
+
+    def _window_full(self) -> bool:
+        in_flight = self._in_flight
+        return bool(in_flight) and (
+            len(in_flight) >= _WINDOW
+            or sum(len(pending.payload) for pending in in_flight.values()) >= _WINDOW_BYTES
+        )
 
     def _settle(self, deadline: float) -> None:
         try:

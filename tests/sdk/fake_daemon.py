@@ -5,7 +5,8 @@ and can misbehave on demand through ``mode``:
 
 * ``"ok"``: ``Hello`` -> ``Welcome``, ``Batch`` -> ``Ack``;
 * ``"refuse"``: answers ``Hello`` with ``Error{internal}``, closes on ``Batch``;
-* ``"stall"``: completes the handshake, reads batches, never acknowledges;
+* ``"stall"``: completes the handshake, reads batches, never acknowledges (``stalled``
+  lists the encoded size of each batch it left unanswered);
 * ``"close_mid_batch"``: reads a batch, stores nothing, closes without ``Ack``;
 * ``"ack_then_close"``: stores the batch, then closes before sending the ``Ack`` (a lost Ack).
 
@@ -64,6 +65,7 @@ class FakeDaemon:
         self.order: list[bytes] = []  # ids in the order first stored
         self.duplicates = 0
         self.batches = 0
+        self.stalled: list[int] = []
         self.hellos: list[Hello] = []
         self._lock = threading.Condition()
         self._listener: socket.socket | None = None
@@ -201,6 +203,8 @@ class FakeDaemon:
     def _batch(self, connection: socket.socket, batch: Batch) -> bool:
         mode = self.mode
         if mode == "stall":
+            with self._lock:
+                self.stalled.append(len(encode_frame(batch)))
             return True
         if mode in ("close_mid_batch", "refuse"):
             return False

@@ -317,3 +317,28 @@ def test_batches_built_ahead_are_kept_in_order_when_the_daemon_fails(
     assert wait_until(lambda: client.flush(1.0) and len(daemon.events()) == 450)
     assert_exactly_once_in_order(daemon, 450)
     assert client.stats().queued == 0
+
+
+@pytest.mark.parametrize("prop_chars", [10, 190])
+def test_unacknowledged_batches_stay_within_the_window(
+    daemon: FakeDaemon, make_client: ClientFactory, prop_chars: int
+) -> None:
+    # 16 batches, and never much over 8 MiB of them, wait for acks at once: large
+    # events fill the window by bytes before they fill it by count.
+    daemon.mode = "stall"
+    client = make_client(max_batch=1000, ack_timeout=30.0, spool=False, max_queue=60_000)
+    props = {f"p{index}": str(index) * prop_chars for index in range(6)}
+    for number in range(40_000):
+        client.track("f", n=number, **props)
+
+    def stalled_bytes() -> int:
+        return sum(daemon.stalled)
+
+    window_bytes = 8 * 1024 * 1024
+    assert wait_until(lambda: len(daemon.stalled) >= 16 or stalled_bytes() >= window_bytes)
+    time.sleep(0.3)  # a worker that ignored the window would send more meanwhile
+    largest = max(daemon.stalled)
+    assert len(daemon.stalled) <= 16
+    assert stalled_bytes() < window_bytes + largest
+    if prop_chars > 100:
+        assert len(daemon.stalled) < 16
