@@ -152,6 +152,7 @@ class Storage:
     def __init__(self, conn: sqlite3.Connection, path: Path, checkpointer: Checkpointer) -> None:
         self._conn = conn
         self._limiter = anyio.CapacityLimiter(1)
+        self._transaction = anyio.Lock()
         self._covered = Covered()
         self._checkpointer = checkpointer
         self.path = path
@@ -172,16 +173,44 @@ class Storage:
         # ROLLBACK), and the cancellation reaches the caller afterwards.
         return await anyio.to_thread.run_sync(job, limiter=self._limiter)
 
-    async def ingest(self, batches: Sequence[Sequence[Event]]) -> list[IngestResult]:
+    async def ingest(
+        self,
+        batches: Sequence[Sequence[Event]],
+        *,
+        written: Callable[[], None] | None = None,
+    ) -> list[IngestResult]:
         """Store the batches in one transaction; return one result per batch, in order.
 
         Events whose id is already stored (or repeated inside the batches) count as
         duplicates and change nothing, so a resent batch is harmless. When this returns,
         the transaction is committed; if it raises, nothing of these batches is stored.
+
+        ``written`` is called (on the caller's thread) once every row is written and the
+        ``COMMIT`` begins: the commit writes the WAL and syncs it without holding the GIL,
+        so the caller may run Python meanwhile (the daemon decodes the next frames).
         """
-        accepted = await self._run(
-            partial(_ingest, self._conn, batches, self._covered, self._checkpointer.nudge)
-        )
+        # One transaction at a time, its two halves on the worker thread, not cancellable
+        # in between: a started transaction always ends in COMMIT or ROLLBACK.
+        with anyio.CancelScope(shield=True):
+            async with self._transaction:
+                accepted, user_feature_rows = await self._run(
+                    partial(_write, self._conn, batches, self._covered)
+                )
+                try:
+                    if written is not None:
+                        written()
+                except BaseException:
+                    await self._run(partial(self._conn.execute, "ROLLBACK"))
+                    raise
+                await self._run(
+                    partial(
+                        _commit,
+                        self._conn,
+                        self._covered,
+                        user_feature_rows,
+                        self._checkpointer.nudge,
+                    )
+                )
         return [
             IngestResult(accepted=new, duplicates=len(batch) - new)
             for batch, new in zip(batches, accepted, strict=True)
@@ -189,7 +218,8 @@ class Storage:
 
     async def events_stored(self) -> int:
         """Number of distinct events stored (a counter kept at ingest; no table scan)."""
-        return await self._run(partial(events_stored, self._conn))
+        async with self._transaction:  # never from inside an uncommitted transaction
+            return await self._run(partial(events_stored, self._conn))
 
     def db_bytes(self) -> int:
         """Bytes on disk, WAL included."""
@@ -227,15 +257,13 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def _ingest(
-    conn: sqlite3.Connection,
-    batches: Sequence[Sequence[Event]],
-    covered: Covered,
-    committed: Callable[[], None],
-) -> list[int]:
-    """The whole ingest transaction (on the worker thread); new events per batch.
+def _write(
+    conn: sqlite3.Connection, batches: Sequence[Sequence[Event]], covered: Covered
+) -> tuple[list[int], list[tuple[Any, ...]]]:
+    """The ingest transaction up to its ``COMMIT`` (on the worker thread).
 
-    ``committed`` is called right after ``COMMIT`` (to start a checkpoint at once).
+    Returns the new events per batch and the ``user_feature`` rows written (for
+    ``Covered`` once committed). On failure it rolls back and raises.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -246,13 +274,27 @@ def _ingest(
         conn.execute(
             "UPDATE counters SET value = value + ? WHERE name = 'events'", (sum(accepted),)
         )
-        conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return accepted, rollups.user_feature_rows
+
+
+def _commit(
+    conn: sqlite3.Connection,
+    covered: Covered,
+    user_feature_rows: list[tuple[Any, ...]],
+    committed: Callable[[], None],
+) -> None:
+    """Commit what ``_write`` wrote (or roll it back and raise); then ``committed()``."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     committed()
-    covered.add(rollups.user_feature_rows)
-    return accepted
+    covered.add(user_feature_rows)
 
 
 def _insert_events(

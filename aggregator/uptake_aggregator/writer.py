@@ -130,13 +130,15 @@ class BatchWriter:
         return pending
 
     async def wait_idle(self) -> None:
-        """Wait until no transaction is running (returns at once when none is).
+        """Wait until no transaction is writing rows (returns at once when none is).
 
         Why: SQLite releases the GIL for every row it inserts and must win it back; any
         Python work on the event loop meanwhile (decoding frames) takes it for up to the
-        switch interval each time, making a commit several times slower (measured 6x).
-        Connections therefore neither receive nor decode during a commit; the bytes wait
-        in the socket buffers, and the next round takes everything decoded meanwhile.
+        switch interval each time, making a transaction several times slower (measured
+        6x). Connections therefore neither receive nor decode while rows are written;
+        the bytes wait in the socket buffers. The ``COMMIT`` itself (writing and syncing
+        the WAL) is one long call without the GIL, so connections decode during it, and
+        the next round takes everything decoded meanwhile.
         """
         if not self._idle.is_set():
             await self._idle.wait()
@@ -190,13 +192,16 @@ class BatchWriter:
     async def _commit(self, round_: list[PendingBatch]) -> None:
         # No cyclic garbage collection while a transaction runs: a round's rows and rollup
         # groups made every young collection re-walk them (~0.6 us/event of the daemon's
-        # CPU). Connections do not run during a commit (wait_idle), so little else allocates.
+        # CPU). Connections only decode during the COMMIT itself (wait_idle); their events
+        # are not tracked by the collector (Event is gc=False).
         try:
             # Shielded: once a transaction starts it runs to COMMIT/ROLLBACK and every
             # waiting connection learns its outcome, even during shutdown.
             started = time.perf_counter()
             with collector_paused(), anyio.CancelScope(shield=True):
-                results = await self._storage.ingest([pending.events for pending in round_])
+                results = await self._storage.ingest(
+                    [pending.events for pending in round_], written=self._idle.set
+                )
             self.busy_seconds += time.perf_counter() - started
         except Exception as exc:
             _log.exception("storing %d batches failed; their clients will retry", len(round_))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import anyio
@@ -21,12 +21,22 @@ class GatedStorage:
     def __init__(self, fail: bool = False) -> None:
         self.rounds: list[list[int]] = []
         self.gate = anyio.Event()
+        self.rows_gate = anyio.Event()
+        self.rows_gate.set()  # tests that look at the two halves of a transaction clear it
         self.entered = anyio.Event()
         self.fail = fail
 
-    async def ingest(self, batches: Sequence[Sequence[Event]]) -> list[IngestResult]:
+    async def ingest(
+        self,
+        batches: Sequence[Sequence[Event]],
+        *,
+        written: Callable[[], None] | None = None,
+    ) -> list[IngestResult]:
         self.rounds.append([len(batch) for batch in batches])
         self.entered.set()
+        await self.rows_gate.wait()
+        if written is not None:
+            written()  # the rows are written; the COMMIT (the gate below) begins
         await self.gate.wait()
         if self.fail:
             raise OSError("disk full")
@@ -127,5 +137,30 @@ def test_close_drains_the_queue_then_refuses_new_batches() -> None:
             storage.gate.set()
         # run() returned only after everything queued before close() was committed.
         assert all(p.result is not None and p.result.accepted == 7 for p in pending)
+
+    anyio.run(scenario, backend="asyncio")
+
+
+def test_connections_wait_while_rows_are_written_not_while_they_commit() -> None:
+    async def scenario() -> None:
+        storage = GatedStorage()
+        storage.rows_gate = anyio.Event()
+        writer = _writer(storage)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(writer.run)
+            pending = await writer.submit(make_events(5))
+            await storage.entered.wait()
+            # Rows being written: a connection may not decode (it would take the GIL).
+            with anyio.move_on_after(0.05) as waiting:
+                await writer.wait_idle()
+            assert waiting.cancelled_caught
+            storage.rows_gate.set()
+            # The COMMIT runs without the GIL: decoding the next frames may overlap it.
+            with anyio.fail_after(5):
+                await writer.wait_idle()
+            assert pending.result is None  # not committed yet: no Ack can go out
+            storage.gate.set()
+            assert (await pending.wait()).accepted == 5
+            writer.close()
 
     anyio.run(scenario, backend="asyncio")
