@@ -14,6 +14,7 @@ import uptake
 from tests.sdk.conftest import ClientFactory
 from tests.sdk.fake_daemon import FakeDaemon
 from uptake._transport import Backoff
+from uptake._worker import _WINDOW, _WINDOW_BYTES
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -323,8 +324,8 @@ def test_batches_built_ahead_are_kept_in_order_when_the_daemon_fails(
 def test_unacknowledged_batches_stay_within_the_window(
     daemon: FakeDaemon, make_client: ClientFactory, prop_chars: int
 ) -> None:
-    # 16 batches, and never much over 8 MiB of them, wait for acks at once: large
-    # events fill the window by bytes before they fill it by count.
+    # _WINDOW batches, and never much over _WINDOW_BYTES of them, wait for acks at once:
+    # large events fill the window by bytes before they fill it by count.
     daemon.mode = "stall"
     client = make_client(max_batch=1000, ack_timeout=30.0, spool=False, max_queue=60_000)
     props = {f"p{index}": str(index) * prop_chars for index in range(6)}
@@ -334,11 +335,10 @@ def test_unacknowledged_batches_stay_within_the_window(
     def stalled_bytes() -> int:
         return sum(daemon.stalled)
 
-    window_bytes = 8 * 1024 * 1024
-    assert wait_until(lambda: len(daemon.stalled) >= 16 or stalled_bytes() >= window_bytes)
+    assert wait_until(lambda: len(daemon.stalled) >= _WINDOW or stalled_bytes() >= _WINDOW_BYTES)
     time.sleep(0.3)  # a worker that ignored the window would send more meanwhile
     largest = max(daemon.stalled)
-    assert len(daemon.stalled) <= 16
-    assert stalled_bytes() < window_bytes + largest
+    assert len(daemon.stalled) <= _WINDOW
+    assert stalled_bytes() < _WINDOW_BYTES + largest
     if prop_chars > 100:
-        assert len(daemon.stalled) < 16
+        assert len(daemon.stalled) < _WINDOW
