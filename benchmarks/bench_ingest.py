@@ -485,7 +485,7 @@ def main() -> int:
         )
         print(
             f"  daemon threads: event loop {loop_cpu * 1e6 / stored:.2f} us/event, "
-            f"others (the writer) {other_cpu * 1e6 / stored:.2f} us/event"
+            f"others (the writer, the checkpointer) {other_cpu * 1e6 / stored:.2f} us/event"
         )
         commits = max(1, status["commits"])
         print(
