@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -305,43 +306,39 @@ def _insert_events(
 
     An id repeated across batches is new (at most) in the first batch naming it.
     """
-    unique: dict[bytes, Event] = {}
-    accepted: list[int] = []
-    for batch in batches:
-        before = len(unique)
-        for event in batch:
-            unique.setdefault(event.id, event)
-        accepted.append(len(unique) - before)
-    # Fast path: insert all (one statement per row shape for all batches); only when some
-    # were ignored find out which, so the rollups count each stored event exactly once.
+    # Fast path: insert every row (one statement per row shape for all batches). When all
+    # were inserted, every event was new and no id repeated, which is the usual case: no
+    # dict of ids is built (hashing 40k fresh ids cost ~5% of the writer's time). Only
+    # when some were ignored find out which, so the rollups count each event once.
     conn.execute("SAVEPOINT batch")
-    plain, full = _event_rows(unique.values())
+    plain, full = _event_rows(chain.from_iterable(batches))
     inserted = 0
     if plain:
         inserted += _insert_rows(conn, _INSERT_OR_IGNORE_PLAIN, plain)
     if full:
         inserted += _insert_rows(conn, _INSERT_OR_IGNORE, full)
-    new_events: Iterable[Event] = unique.values()
-    if inserted != len(unique):
-        conn.execute("ROLLBACK TO batch")
-        seen = _stored_ids(conn, list(unique))
-        fresh: list[Event] = []
-        accepted.clear()
-        for batch in batches:
-            count = len(fresh)
-            for event in batch:
-                if event.id not in seen:
-                    seen.add(event.id)
-                    fresh.append(event)
-            accepted.append(len(fresh) - count)
-        plain, full = _event_rows(fresh)
-        if plain:
-            _insert_rows(conn, _INSERT_NEW_PLAIN, plain)
-        if full:
-            _insert_rows(conn, _INSERT_NEW, full)
-        new_events = fresh
+    if inserted == sum(len(batch) for batch in batches):
+        conn.execute("RELEASE batch")
+        rollups.add(chain.from_iterable(batches))
+        return [len(batch) for batch in batches]
+    conn.execute("ROLLBACK TO batch")
+    seen = _stored_ids(conn, list({event.id for batch in batches for event in batch}))
+    fresh: list[Event] = []
+    accepted: list[int] = []
+    for batch in batches:
+        count = len(fresh)
+        for event in batch:
+            if event.id not in seen:
+                seen.add(event.id)
+                fresh.append(event)
+        accepted.append(len(fresh) - count)
+    plain, full = _event_rows(fresh)
+    if plain:
+        _insert_rows(conn, _INSERT_NEW_PLAIN, plain)
+    if full:
+        _insert_rows(conn, _INSERT_NEW, full)
     conn.execute("RELEASE batch")
-    rollups.add(new_events)
+    rollups.add(fresh)
     return accepted
 
 
