@@ -3,9 +3,9 @@
 A checkpoint copies committed pages from the WAL into the database file. SQLite's
 automatic checkpoint runs inside the ``COMMIT`` that crosses the threshold, on the single
 writer: about 0.4-0.8 µs per stored event of serial work. Here a second connection does
-it on its own thread after each commit, while the writer's thread goes on decoding and
-folding the next round. SQLite runs a checkpoint without the GIL and beside a writer (a
-``PASSIVE`` checkpoint never blocks one), so that work moves to the otherwise idle core.
+it on its own thread after each commit, while the writer goes on with the next round.
+SQLite runs a checkpoint without the GIL and beside a writer (a ``PASSIVE`` checkpoint
+never blocks one), so that work moves to the otherwise idle core.
 
 A WAL only starts over from its beginning when a write transaction begins with every
 frame already copied. Checkpointing right after each commit usually finishes before the
@@ -42,9 +42,6 @@ class Checkpointer:
         self._synchronous = synchronous
         self._wake = threading.Event()
         self._closing = False
-        #: Checkpoints run on the thread, and WAL frames they copied (for logs and tests).
-        self.checkpoints = 0
-        self.frames_copied = 0
         self._thread = threading.Thread(target=self._run, name="uptake-checkpointer", daemon=True)
         self._thread.start()
 
@@ -79,10 +76,7 @@ class Checkpointer:
             if self._closing:
                 return
             try:
-                _, _, copied = conn.execute(_CHECKPOINT).fetchone()
+                conn.execute(_CHECKPOINT).fetchall()
             except sqlite3.OperationalError as exc:
                 # The writer's own automatic checkpoint still bounds the WAL.
                 _log.warning("background checkpoint failed (%s); will retry", exc)
-                continue
-            self.checkpoints += 1
-            self.frames_copied += max(copied, 0)
