@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from functools import cache
 from typing import Final
 
 __all__ = ["disable_memstatus"]
@@ -29,9 +30,6 @@ _SQLITE_OK: Final = 0
 _SQLITE_CONFIG_MEMSTATUS: Final = 9
 
 _log = logging.getLogger("uptake_aggregator.sqlite_tuning")
-#: Set once memstatus is off: from then on the count below reads 0 even with connections
-#: open, so it can no longer tell whether shutting SQLite down is safe.
-_disabled: set[bool] = set()
 
 
 def _library() -> ctypes.CDLL | None:
@@ -49,16 +47,17 @@ def _library() -> ctypes.CDLL | None:
     return library
 
 
+# Decided once per process: with statistics off the count below reads 0 even with
+# connections open, so a second attempt could no longer tell whether it is safe.
+@cache
 def disable_memstatus() -> bool:
     """Stop SQLite's allocation statistics in this process; True when they were stopped.
 
     Call before the process opens any SQLite connection (the daemon does it before it
     opens its database). With a connection open, or without a reachable library, it
     changes nothing and returns False: the daemon then runs as before, only a little
-    slower. Calling it again is harmless.
+    slower. Later calls return the first call's answer and touch nothing.
     """
-    if _disabled:
-        return True
     library = _library()
     if library is None:
         _log.debug("SQLite's C API is not reachable through ctypes; memstatus left on")
@@ -72,8 +71,6 @@ def disable_memstatus() -> bool:
         return False
     status = library.sqlite3_config(_SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0))
     configured: bool = status == _SQLITE_OK
-    if configured:
-        _disabled.add(True)
     # Re-initialise now rather than lazily inside the first connect (either works).
     library.sqlite3_initialize()
     return configured
