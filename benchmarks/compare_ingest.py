@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _RATE = re.compile(r"end to end:\s+([\d,]+) events/s")
-_DAEMON = re.compile(r"CPU: daemon [\d.]+ s \((\d+)% of a core, ([\d.]+) us/event\)")
+_DAEMON = re.compile(r"CPU: daemon [\d.]+ s \(\d+% of a core, ([\d.]+) us/event\)")
 
 
 def _run(tree: Path, events: int) -> tuple[float, str]:
@@ -55,7 +55,7 @@ def _run(tree: Path, events: int) -> tuple[float, str]:
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
         raise SystemExit(f"bench_ingest failed for {tree}")
     daemon = _DAEMON.search(done.stdout)
-    cpu = f"daemon {daemon.group(2)} us/event" if daemon else ""
+    cpu = f"daemon {daemon.group(1)} us/event" if daemon else ""
     return float(rate.group(1).replace(",", "")), cpu
 
 
