@@ -421,7 +421,7 @@ class DaemonDelivery:
 
     def _window_full(self) -> bool:
         in_flight = self._in_flight
-        return bool(in_flight) and (
+        return (
             len(in_flight) >= _WINDOW
             or sum(len(pending.payload) for pending in in_flight.values()) >= _WINDOW_BYTES
         )
