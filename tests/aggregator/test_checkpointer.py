@@ -10,25 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.aggregator.daemon_harness import make_events
 from tests.aggregator.test_storage import DAY, T0
-from uptake._ids import new_event_id
-from uptake._model import Event
 from uptake_aggregator.checkpointer import Checkpointer
 from uptake_aggregator.storage import Storage, connect_readonly
-
-
-def _batch(start: int, count: int) -> list[Event]:
-    return [
-        Event(
-            id=new_event_id(T0 + start + n),
-            ts=T0 + start + n,
-            kind="feature",
-            name=f"feature-{n % 7}",
-            user=f"user-{n % 50}",
-            account="acme",
-        )
-        for n in range(count)
-    ]
 
 
 def _checkpointer_threads() -> list[threading.Thread]:
@@ -43,7 +28,7 @@ def test_commits_reach_the_database_file_while_the_storage_stays_open(tmp_path: 
         try:
             empty = path.stat().st_size
             for round_ in range(5):
-                await storage.ingest([_batch(round_ * 2000, 2000)])
+                await storage.ingest([make_events(2000, start=T0 + round_ * 2_000_000_000)])
             # Without a checkpoint the file would keep its size: new pages live in the WAL
             # until copied (the writer's automatic checkpoint waits for ~40 MiB of them).
             deadline = time.monotonic() + 10
@@ -86,7 +71,7 @@ def test_ingest_is_unaffected_when_background_checkpoints_fail(
         storage = await Storage.open(path)
         try:
             for round_ in range(3):
-                [result] = await storage.ingest([_batch(round_ * DAY, 500)])
+                [result] = await storage.ingest([make_events(500, start=T0 + round_ * DAY)])
                 assert result.accepted == 500
         finally:
             await storage.close()
