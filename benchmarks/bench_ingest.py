@@ -9,7 +9,10 @@ is the SDK calls (and their loop); each reports its CPU after the start signal.
 It checks the count in the database, prints events/s, then in the same run measures the raw
 ceiling: stdlib ``sqlite3`` ``executemany`` of the very same rows, 1000 per transaction,
 into the same ``events`` table (DDL from ``uptake_aggregator.schema``), same pragmas (WAL,
-synchronous=FULL). It prints the ratio and the daemon's RSS at the end.
+synchronous=FULL). It prints the ratio and the daemon's RSS at the end, and two upper
+bounds from the run's own costs: the events/s the cores could carry at its CPU per event
+(daemon plus clients after the start signal), and the events/s of a writer that never
+waited for work (events stored / the writer's busy time).
 
 Dedup and ack-after-commit are on: the daemon runs exactly as in production.
 
@@ -204,6 +207,7 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     Path(ready).touch()
     while not os.path.exists(go):
         time.sleep(0.001)
+    cpu_at_go = _process_cpu()
     in_flight = 0
     for frame in batches:
         sock.sendall(frame)
@@ -213,7 +217,12 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     while in_flight:
         in_flight -= len(frames.feed(sock.recv(65536)))
     sock.close()
-    print(f"produced={len(events)} sent={len(events)} dropped=0 rejected=0 spooled=0 flushed=True")
+    cpu = _process_cpu() - cpu_at_go
+    print(
+        f"produced={len(events)} sent={len(events)} dropped=0 rejected=0 spooled=0 "
+        f"flushed=True cpu_after_go={cpu:.2f}s ({cpu * 1e6 / len(events):.2f} us/event)",
+        flush=True,
+    )
 
 
 # --- the benchmark -------------------------------------------------------------------
@@ -493,6 +502,25 @@ def main() -> int:
             f"({status['batches_committed'] / commits:.1f} batches, "
             f"{stored / commits:,.0f} events per commit); writer busy "
             f"{status['commit_seconds']:.1f} s of {elapsed:.1f} s"
+        )
+        # Upper bounds on this run's rate from its own costs: the cores shared by daemon
+        # and clients, and the writer's serial path (rows, rollups and COMMIT in turn).
+        # Clients' CPU after the start signal (start-up and drawing the plan do not
+        # compete with the daemon); the whole processes' CPU if a client did not say.
+        after_go = [re.search(r"cpu_after_go=([0-9.]+)s", output) for output in outputs]
+        clients_after_go = (
+            sum(float(match.group(1)) for match in after_go if match is not None)
+            if all(after_go)
+            else clients_cpu
+        )
+        cores = os.cpu_count() or 1
+        cpu_bound = cores * stored / (daemon_cpu + clients_after_go)
+        writer_bound = stored / max(status["commit_seconds"], 1e-9)
+        print(
+            f"  bounds: {cpu_bound:,.0f} events/s if the {cores} cores did nothing but "
+            f"this run's CPU per event (clients {clients_after_go * 1e6 / stored:.2f} "
+            f"us/event after the start); {writer_bound:,.0f} events/s if the writer "
+            f"never waited for work"
         )
         daemon.terminate()
         daemon.wait(60)
