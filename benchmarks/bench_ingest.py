@@ -504,24 +504,22 @@ def main() -> int:
             f"{status['commit_seconds']:.1f} s of {elapsed:.1f} s"
         )
         # Upper bounds on this run's rate from its own costs: the cores shared by daemon
-        # and clients, and the writer's serial path (rows, rollups and COMMIT in turn).
-        # Clients' CPU after the start signal (start-up and drawing the plan do not
-        # compete with the daemon); the whole processes' CPU if a client did not say.
-        after_go = [re.search(r"cpu_after_go=([0-9.]+)s", output) for output in outputs]
-        clients_after_go = (
-            sum(float(match.group(1)) for match in after_go if match is not None)
-            if all(after_go)
-            else clients_cpu
-        )
-        cores = os.cpu_count() or 1
-        cpu_bound = cores * stored / (daemon_cpu + clients_after_go)
-        writer_bound = stored / max(status["commit_seconds"], 1e-9)
-        print(
-            f"  bounds: {cpu_bound:,.0f} events/s if the {cores} cores did nothing but "
-            f"this run's CPU per event (clients {clients_after_go * 1e6 / stored:.2f} "
-            f"us/event after the start); {writer_bound:,.0f} events/s if the writer "
-            f"never waited for work"
-        )
+        # and clients (clients counted from the start signal: start-up and drawing the
+        # plan do not compete with the daemon), and the writer's serial path.
+        reported = [re.search(r"cpu_after_go=([0-9.]+)s", output) for output in outputs]
+        if all(reported):
+            clients_after_go = sum(float(match.group(1)) for match in reported if match)
+            cores = os.cpu_count() or 1
+            cpu_bound = cores * stored / (daemon_cpu + clients_after_go)
+            writer_bound = stored / max(status["commit_seconds"], 1e-9)
+            print(
+                f"  bounds: {cpu_bound:,.0f} events/s if the {cores} cores did nothing but "
+                f"this run's CPU per event (clients {clients_after_go * 1e6 / stored:.2f} "
+                f"us/event after the start); {writer_bound:,.0f} events/s if the writer "
+                f"never waited for work"
+            )
+        else:
+            print("  bounds: not computed (a client did not report its CPU)")
         daemon.terminate()
         daemon.wait(60)
         ceiling, rows = _raw_ceiling(db, workdir)
