@@ -187,14 +187,25 @@ class Client:
         buffer = self._buffer
         max_batch = self.config.max_batch
         # Batches the worker built ahead count against max_queue with the buffered calls.
-        room = self.config.max_queue - self._taken()
+        taken = self._taken()
+        room = self.config.max_queue - taken
         if len(buffer) >= room:
             self._counters.drop("queue_full", log=False)
             self._wake.set()
             return
         buffer.append(item)
         if len(buffer) >= max_batch:
-            self._wake_at = max(1, room)
+            # The worker may take a batch between the read above and this write, and lower
+            # the threshold itself meanwhile: a stale room written over it would let the
+            # buffer grow a batch past max_queue. So write, then read again; once nothing
+            # was taken in between, every later take is followed by the worker's _rearm.
+            while True:
+                self._wake_at = max(1, room)
+                now_taken = self._taken()
+                if now_taken == taken:
+                    break
+                taken = now_taken
+                room = self.config.max_queue - taken
             self._wake.set()
 
     def _taken(self) -> int:

@@ -209,6 +209,27 @@ def test_flood_past_max_queue_drops_and_counts_without_blocking(
     client._closed = True
 
 
+def test_a_batch_taken_during_the_slow_path_still_counts_against_max_queue(
+    spool_dir: object, sock_dir: object
+) -> None:
+    # The race behind an occasional 2,500-of-2,000 flood, made deterministic: the worker
+    # takes and stages a 500-call batch between the slow path's first read of what it
+    # has taken and the slow path's write of the new threshold.
+    client = uptake.Client(socket="/nonexistent/x.sock", max_queue=2000, max_batch=500, spool=False)
+    client._thread = threading.Thread()  # pretend started: no real worker drains
+    client._wake_at = 500
+    taken_reads = iter([0])  # the first read sees nothing taken, later ones the batch
+    client._taken = lambda: next(taken_reads, 500)  # type: ignore[method-assign]
+    try:
+        for i in range(10_000):
+            client.track("flood", i=i)
+    finally:
+        client._thread = None
+        client._closed = True
+    assert len(client._buffer) + 500 <= 2000
+    assert client.stats().dropped_by_reason["queue_full"] == 10_000 - 1500
+
+
 def test_flood_with_a_live_worker_stays_bounded(
     daemon: FakeDaemon, make_client: ClientFactory
 ) -> None:
