@@ -556,10 +556,15 @@ def _rearm(client: Client, staged: int) -> None:
     if wake_at <= 0:
         return  # not started, sync, disabled or shut down: not the worker's to change
     max_batch = client.config.max_batch
+    room = max(1, client.config.max_queue - staged)
     if len(client._buffer) < max_batch:
-        client._wake_at = max(1, min(max_batch, client.config.max_queue - staged))
+        client._wake_at = min(max_batch, room)
     elif wake_at > max_batch:
-        client._wake_at = max(1, client.config.max_queue - staged)
+        client._wake_at = room
+    else:
+        # Host calls take the slow path now, but the worker is about to shorten the
+        # buffer: a threshold above the room would then let them append past max_queue.
+        client._wake_at = min(wake_at, room)
 
 
 def _split_by_bytes(built: Built) -> list[Built]:

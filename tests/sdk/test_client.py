@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import tracemalloc
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ import uptake
 from tests.sdk.conftest import ClientFactory
 from tests.sdk.fake_daemon import FakeDaemon
 from uptake._model import Event
+from uptake._worker import drain
 
 
 def test_events_reach_the_daemon_with_every_field(
@@ -228,6 +231,45 @@ def test_a_batch_taken_during_the_slow_path_still_counts_against_max_queue(
         client._closed = True
     assert len(client._buffer) + 500 <= 2000
     assert client.stats().dropped_by_reason["queue_full"] == 10_000 - 1500
+
+
+class _StagingDelivery:
+    """Stages without sending; host calls run while each batch is staged (the race)."""
+
+    def __init__(self, client: uptake.Client, staged: int) -> None:
+        self.client = client
+        self.staged = staged
+
+    def stage(self, built: Any) -> None:
+        self.staged += len(built)
+        for i in range(1000):  # the host keeps calling while the worker builds
+            self.client.track("during_build", i=i)
+
+    def send_staged(self, deadline: float) -> bool:
+        return False
+
+
+def test_calls_made_while_the_worker_builds_stay_within_max_queue(
+    spool_dir: object, sock_dir: object
+) -> None:
+    # A full buffer at the max_batch threshold, with 1,500 of 2,000 already staged: the
+    # worker takes the last 500. Calls made meanwhile must see no room, not max_batch.
+    client = uptake.Client(socket="/nonexistent/x.sock", max_queue=2000, max_batch=500, spool=False)
+    client._thread = threading.Thread()  # pretend started: the test plays the worker
+    client._wake_at = 500
+    delivery = _StagingDelivery(client, staged=1500)
+    real_delivery, client._delivery = client._delivery, delivery  # type: ignore[assignment]
+    try:
+        for i in range(500):
+            client.track("before", i=i)
+        drain(client, delivery, math.inf)  # type: ignore[arg-type]
+    finally:
+        client._delivery = real_delivery
+        client._thread = None
+        client._closed = True
+    assert delivery.staged == 2000
+    assert delivery.staged + len(client._buffer) <= 2000 + 1
+    assert client.stats().dropped_by_reason["queue_full"] >= 999
 
 
 def test_flood_with_a_live_worker_stays_bounded(
