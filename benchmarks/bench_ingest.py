@@ -164,9 +164,16 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     Building and encoding happen before the start signal, so this measures what the
     daemon can take when clients cost nothing (its own capacity).
     """
-    from uptake._ids import new_event_ids, new_session_id
-    from uptake._model import Event
-    from uptake.protocol import PROTOCOL_VERSION, Batch, FrameBuffer, Hello, encode_frame
+    from uptake.protocol import (
+        PROTOCOL_VERSION,
+        Batch,
+        Event,
+        FrameBuffer,
+        Hello,
+        encode_frame,
+        new_event_ids,
+        new_session_id,
+    )
 
     sessions = _sessions(seed, users=500, accounts=40)
     source = f"bench-{seed}"

@@ -42,9 +42,7 @@ from pathlib import Path
 
 import anyio
 
-from uptake._ids import new_event_ids
-from uptake._model import Event
-from uptake.protocol import ReportFilters
+from uptake.protocol import Event, ReportFilters, new_event_ids
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.storage import Storage
 

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uptake
-from uptake._model import Event
+from uptake.protocol import Event
 
 Runner = Callable[[int], None]
 

@@ -26,7 +26,6 @@ from typing import Any, Final, Union
 
 import msgspec
 
-from uptake._model import Event
 from uptake.paths import default_socket_path, default_token_path
 from uptake.protocol import (
     PROTOCOL_VERSION,
@@ -34,6 +33,7 @@ from uptake.protocol import (
     Batch,
     ErrorCode,
     ErrorFrame,
+    Event,
     FrameBuffer,
     Hello,
     Message,

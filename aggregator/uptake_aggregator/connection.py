@@ -28,13 +28,14 @@ import msgspec
 from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from uptake._model import MAX_EVENT_BYTES, Event
 from uptake.protocol import (
+    MAX_EVENT_BYTES,
     PROTOCOL_VERSION,
     Ack,
     Batch,
     ErrorCode,
     ErrorFrame,
+    Event,
     FrameBuffer,
     Hello,
     Message,

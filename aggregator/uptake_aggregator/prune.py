@@ -61,7 +61,7 @@ from uptake_aggregator.readonly import connect_readonly, db_bytes, events_stored
 from uptake_aggregator.schema import DAY_US, SESSION_GAP_US
 
 if TYPE_CHECKING:
-    from uptake._model import Event
+    from uptake.protocol import Event
 
 __all__ = ["PruneResult", "plan_prune", "prune", "rollup_tables", "vacuum_db"]
 

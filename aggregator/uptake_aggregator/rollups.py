@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, Final
 
-from uptake._model import Event
+from uptake.protocol import Event
 from uptake_aggregator.schema import DAY_US, SESSION_GAP_US
 
 __all__ = ["Covered", "Rollups"]

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Final
 
-from uptake._ids import content_event_id
-from uptake._model import Event, EventKind, PropValue
+from uptake.protocol import Event, EventKind, PropValue, content_event_id
 
 __all__ = [
     "CHURNING_ACCOUNT",

@@ -27,7 +27,7 @@ from typing import Any, Final, Literal, TypeVar
 import anyio
 import msgspec
 
-from uptake._model import Event
+from uptake.protocol import Event
 from uptake_aggregator.checkpointer import Checkpointer
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.readonly import connect_readonly, db_bytes, events_stored

@@ -31,7 +31,7 @@ from typing import Final
 import anyio
 import anyio.lowlevel
 
-from uptake._model import Event
+from uptake.protocol import Event
 from uptake_aggregator.collector import collector_paused
 from uptake_aggregator.errors import DaemonError
 from uptake_aggregator.storage import IngestResult, Storage

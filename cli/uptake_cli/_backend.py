@@ -24,8 +24,7 @@ from uptake_cli._present import Report
 # The SDK package, the daemon client and anyio are imported where they are used: every
 # `usage` command imports this module, and most never need them (start-up time).
 if TYPE_CHECKING:
-    from uptake._model import Event
-    from uptake.protocol import ReportFilters
+    from uptake.protocol import Event, ReportFilters
     from uptake_aggregator.client import DaemonClient
 
 __all__ = ["EventWriter", "Target", "build_local", "query_daemon", "resolve"]

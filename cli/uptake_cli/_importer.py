@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import msgspec
 
-from uptake._ids import content_event_id
-from uptake._model import MAX_EVENT_BYTES, Event
+from uptake.protocol import MAX_EVENT_BYTES, Event, content_event_id
 from uptake_cli._backend import EventWriter
 
 if TYPE_CHECKING:

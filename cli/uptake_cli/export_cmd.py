@@ -22,7 +22,7 @@ from uptake_cli._options import DbOption, SocketOption
 # msgspec, the SDK and the storage module are imported when an export runs: `usage`
 # imports every command module at start-up, whichever command runs.
 if TYPE_CHECKING:
-    from uptake._model import Event
+    from uptake.protocol import Event
 
 __all__ = ["export_events", "register"]
 

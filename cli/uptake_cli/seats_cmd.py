@@ -18,7 +18,7 @@ from uptake_cli._options import DbOption, SocketOption
 
 # The SDK package is imported where it is used (it costs ~30 ms of every `usage` start-up).
 if TYPE_CHECKING:
-    from uptake._model import Event
+    from uptake.protocol import Event
 
 __all__ = ["register", "seats_app", "seats_event", "set_seats"]
 
@@ -38,8 +38,7 @@ def seats_event(account: str, seats: int, ts_us: int | None = None) -> Event:
     >>> seats_event("acme", 50, 1_700_000_000_000_000).value
     50
     """
-    from uptake._ids import new_event_id
-    from uptake._model import Event
+    from uptake.protocol import Event, new_event_id
 
     ts = time.time_ns() // 1000 if ts_us is None else ts_us
     return Event(
@@ -58,7 +57,7 @@ def set_seats(
 
     Example: usage seats set acme 50
     """
-    from uptake._model import MAX_NAME_LENGTH
+    from uptake.protocol import MAX_NAME_LENGTH
 
     with cli_errors():
         if not account.strip() or len(account) > MAX_NAME_LENGTH:

@@ -1,4 +1,10 @@
-"""Wire protocol between SDK (or CLI) and the aggregator daemon (DESIGN §4).
+"""The contract shared by the SDK, the daemon and clients in other languages.
+
+It names everything both sides of the socket agree on: the ``Event`` record and its limits
+(``MAX_NAME_LENGTH``, ``MAX_PROPS``, ``MAX_EVENT_BYTES``, ``EVENT_KINDS``), the event and
+session ids (``new_event_id``, ``content_event_id``, ...), and the wire protocol below.
+The aggregator and the ``usage`` command import these names from here, never from the
+SDK's private modules.
 
 A stream carries frames: a 4-byte big-endian payload length, then one msgpack message.
 Every message is a map with a ``type`` field naming its kind (a msgspec tagged union), so
@@ -23,26 +29,53 @@ from typing import Annotated, Any, Final, Literal, Union
 
 import msgspec
 
-from uptake._model import Event
+from uptake._ids import (
+    content_event_id,
+    event_id_time_us,
+    new_event_id,
+    new_event_ids,
+    new_session_id,
+)
+from uptake._model import (
+    EVENT_KINDS,
+    MAX_EVENT_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_PROPS,
+    Event,
+    EventKind,
+    PropValue,
+)
 
 __all__ = [
+    "EVENT_KINDS",
+    "MAX_EVENT_BYTES",
     "MAX_FRAME_BYTES",
+    "MAX_NAME_LENGTH",
+    "MAX_PROPS",
     "PROTOCOL_VERSION",
     "Ack",
     "Batch",
     "ErrorCode",
     "ErrorFrame",
+    "Event",
+    "EventKind",
     "FrameBuffer",
     "Hello",
     "Message",
+    "PropValue",
     "ProtocolError",
     "Query",
     "ReportFilters",
     "Result",
     "Welcome",
+    "content_event_id",
     "decode_message",
     "encode_frame",
     "encode_message",
+    "event_id_time_us",
+    "new_event_id",
+    "new_event_ids",
+    "new_session_id",
 ]
 
 PROTOCOL_VERSION: Final = 1

@@ -12,16 +12,16 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from uptake._ids import new_event_ids
-from uptake._model import Event
 from uptake.paths import pidfile_path
 from uptake.protocol import (
     PROTOCOL_VERSION,
+    Event,
     FrameBuffer,
     Hello,
     Message,
     decode_message,
     encode_frame,
+    new_event_ids,
 )
 from uptake_aggregator.client import DaemonClient
 from uptake_aggregator.errors import DaemonError

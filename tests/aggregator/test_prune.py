@@ -20,9 +20,7 @@ from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.metrics.strategies import BASE_DATE, BASE_DAY, DAY, Dataset, datasets
-from uptake._ids import content_event_id
-from uptake._model import Event
-from uptake.protocol import ReportFilters
+from uptake.protocol import Event, ReportFilters, content_event_id
 from uptake_aggregator.errors import QueryError, StorageError
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.prune import plan_prune, prune, rollup_tables, vacuum_db

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import msgspec
 import pytest
 
-from uptake._model import EVENT_KINDS, MAX_EVENT_BYTES, Event
+from uptake.protocol import EVENT_KINDS, MAX_EVENT_BYTES, Event
 from uptake_aggregator.simulation import (
     CHURNING_ACCOUNT,
     DROPPING_FEATURE,

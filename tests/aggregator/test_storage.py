@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uptake._ids import new_event_id
-from uptake._model import Event
+from uptake.protocol import Event, new_event_id
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.schema import SCHEMA_VERSION
 from uptake_aggregator.storage import IngestResult, Storage, connect_readonly

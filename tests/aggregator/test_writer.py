@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from tests.aggregator.daemon_harness import make_events
-from uptake._model import Event
+from uptake.protocol import Event
 from uptake_aggregator.errors import DaemonError
 from uptake_aggregator.storage import IngestResult, Storage
 from uptake_aggregator.writer import BatchWriter, PendingBatch

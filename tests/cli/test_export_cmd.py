@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.strategies import events
-from uptake._model import Event
+from uptake.protocol import Event
 from uptake_aggregator.storage import Storage
 from uptake_cli.app import app
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from uptake._model import Event
+from uptake.protocol import Event
 from uptake_aggregator.storage import Storage
 
 Ingest = Callable[[Path, Sequence[Sequence[Event]]], None]

@@ -13,8 +13,7 @@ from collections import defaultdict
 from fractions import Fraction
 from typing import Any
 
-from uptake._model import Event
-from uptake.protocol import ReportFilters
+from uptake.protocol import Event, ReportFilters
 from uptake_aggregator.errors import QueryError
 
 __all__ = ["reference_report"]

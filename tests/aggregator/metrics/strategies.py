@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import msgspec
 from hypothesis import strategies as st
 
-from uptake._ids import content_event_id
-from uptake._model import Event
-from uptake.protocol import ReportFilters
+from uptake.protocol import Event, ReportFilters, content_event_id
 
 __all__ = ["BASE_DAY", "DAY", "GAP", "Dataset", "datasets"]
 

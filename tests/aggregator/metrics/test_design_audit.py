@@ -26,8 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from uptake._model import Event
-from uptake.protocol import ReportFilters
+from uptake.protocol import Event, ReportFilters
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.metrics import build_report
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.test_storage import small_events
-from uptake._model import Event
+from uptake.protocol import Event
 from uptake_aggregator.storage import connect_readonly
 
 DAY = 86_400_000_000

@@ -15,9 +15,7 @@ import pytest
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.test_against_reference import assert_same
-from uptake._ids import content_event_id
-from uptake._model import Event
-from uptake.protocol import ReportFilters
+from uptake.protocol import Event, ReportFilters, content_event_id
 from uptake_aggregator.metrics import build_report, features, retention
 
 DAY = 86_400_000_000
