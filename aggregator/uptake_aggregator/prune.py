@@ -18,6 +18,9 @@ before"). Without them a report for a window wholly after the cut would change:
   (it belongs to the day of its start), and each user's session-less events that form
   the implicit session running across the cut (no gap over 30 minutes). Otherwise the
   part after the cut would count as a new, shorter session after it.
+- explicit sessions whose 30-minute margin reaches the last 30 minutes before the cut,
+  whole: the session-less events of their margin (docs/metrics.md, *Sessions*) after the
+  cut, or just before it where they could join an implicit session across it, stay theirs.
 
 With these, a report whose window -- and the look-backs of bounded length it makes: the
 previous window of the same length (growth, churn, health) and the trailing 7 / 30 days of
@@ -57,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from uptake_aggregator.errors import StorageError
+from uptake_aggregator.margins import EXPLICIT_STOP_SQL, Margins, in_margin, merge_margins
 from uptake_aggregator.readonly import connect_readonly, db_bytes, events_stored
 from uptake_aggregator.schema import DAY_US, SESSION_GAP_US
 
@@ -84,6 +88,7 @@ _BEFORE_CUT: Final = (
     ("releases", "ts < :ts"),
     ("sessions", "last_ts < :ts"),
     ("activity_bucket", "bucket < :bucket"),
+    ("loose_events", "ts < :ts"),
 )
 
 
@@ -256,8 +261,9 @@ def _anchors(conn: sqlite3.Connection, cut_us: int) -> tuple[set[bytes], int]:
         )
         conn.execute(
             "INSERT INTO temp.anchor_session SELECT session FROM sessions"
-            " WHERE first_ts < :ts AND last_ts >= :ts",
-            cut,
+            " WHERE first_ts < :ts AND (last_ts >= :ts OR (start_ts IS NOT NULL"
+            f" AND user IS NOT NULL AND {EXPLICIT_STOP_SQL} >= :ts - 2 * :gap))",
+            {**cut, "gap": SESSION_GAP_US},
         )
         rows = conn.execute(
             "SELECT e.id, e.ts, e.user, e.account, u.last_ts, a.since,"
@@ -297,30 +303,60 @@ def _latest(latest: dict[str, tuple[int, bytes]], name: str, key: tuple[int, byt
 def _implicit_chains(conn: sqlite3.Connection, cut_us: int) -> dict[str, int]:
     """Per user whose implicit session runs across the cut, the ts that session starts.
 
-    The cut is a bucket boundary, so such a session joins the user's last bucket before
-    the cut to the first after it; walk back over the user's buckets while no gap between
-    them exceeds 30 minutes (the rule of DESIGN §5, as the sessions metric applies it).
+    The rule of docs/metrics.md, as the sessions metric applies it: the user's session-less
+    events outside every margin of their explicit sessions, split at gaps over 30 minutes.
+    Only users with such an event in the 30 minutes before the cut can have one; their
+    events are read from ``loose_events``, walking back while no gap exceeds 30 minutes.
     """
-    bucket = cut_us // SESSION_GAP_US
-    crossing = conn.execute(
-        "SELECT a.user, a.first_ts FROM activity_bucket AS a JOIN activity_bucket AS b"
-        " ON b.user = a.user AND b.bucket = ? WHERE a.bucket = ? AND b.first_ts - a.last_ts <= ?",
-        (bucket, bucket - 1, SESSION_GAP_US),
-    ).fetchall()
-    chains: dict[str, int] = {}
-    for user, later_first in crossing:
-        start = later_first
-        earlier = conn.execute(
-            "SELECT first_ts, last_ts FROM activity_bucket WHERE user = ? AND bucket < ?"
-            " ORDER BY bucket DESC",
-            (user, bucket - 1),
+    gap = SESSION_GAP_US
+    users = [
+        user
+        for (user,) in conn.execute(
+            "SELECT DISTINCT user FROM loose_events WHERE ts >= ? AND ts < ?",
+            (cut_us - gap, cut_us),
         )
-        for first_ts, last_ts in earlier:
-            if start - last_ts > SESSION_GAP_US:
+    ]
+    chains: dict[str, int] = {}
+    for user in users:
+        margins = _user_margins(conn, user)
+        after = next(
+            (
+                ts
+                for (ts,) in conn.execute(
+                    "SELECT ts FROM loose_events WHERE user = ? AND ts >= ? AND ts <= ?"
+                    " ORDER BY ts",
+                    (user, cut_us, cut_us + gap),
+                )
+                if not in_margin(ts, margins)
+            ),
+            None,
+        )
+        if after is None:
+            continue
+        start = after
+        earlier = conn.execute(
+            "SELECT ts FROM loose_events WHERE user = ? AND ts < ? ORDER BY ts DESC",
+            (user, cut_us),
+        )
+        for (ts,) in earlier:
+            if start - ts > gap:
                 break
-            start = first_ts
-        chains[user] = start
+            if not in_margin(ts, margins):
+                start = ts
+        if start < cut_us:
+            chains[user] = start
     return chains
+
+
+def _user_margins(conn: sqlite3.Connection, user: str) -> Margins:
+    """The merged 30-minute margins of ``user``'s explicit sessions."""
+    return merge_margins(
+        conn.execute(
+            f"SELECT start_ts, {EXPLICIT_STOP_SQL} FROM sessions WHERE user = ?"
+            " AND start_ts IS NOT NULL",
+            (user,),
+        )
+    )
 
 
 def _rebuild_before(conn: sqlite3.Connection, cut_us: int) -> None:

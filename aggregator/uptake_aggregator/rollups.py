@@ -82,6 +82,7 @@ _UPSERTS: Final = {
             first_ts = min(first_ts, excluded.first_ts),
             last_ts = max(last_ts, excluded.last_ts),
             events = events + excluded.events""",
+    "loose_events": "INSERT OR IGNORE INTO loose_events VALUES (?, ?)",
 }
 
 
@@ -196,6 +197,7 @@ class Rollups:
         self.groups: dict[tuple[int, str | None, str | None], _Group] = {}
         self.sessions: dict[str, _Session] = {}
         self.activity_bucket: dict[tuple[str, int], list[int]] = {}  # first, last, events
+        self.loose_events: list[tuple[str, int]] = []  # (user, ts) without a session id
         self.integration_day: dict[tuple[int, str, str, str], int] = {}
         self.seats: list[tuple[str, int, bytes, int]] = []
         self.releases: list[tuple[int, bytes, str]] = []
@@ -206,6 +208,7 @@ class Rollups:
         groups = self.groups
         sessions = self.sessions
         buckets = self.activity_bucket
+        loose = self.loose_events
         group = _Group(0, b"")
         group_day = -1
         group_user: str | None = None
@@ -274,6 +277,7 @@ class Rollups:
                 elif kind == "session_end" and ts > row.end:
                     row.end = ts
             elif user is not None:
+                loose.append((user, ts))
                 bucket_no = ts // SESSION_GAP_US
                 if bucket_no != group.bucket_no:
                     bkey = (user, bucket_no)
@@ -366,6 +370,7 @@ class Rollups:
             "releases": self.releases,
             "sessions": [row.row(session) for session, row in self.sessions.items()],
             "activity_bucket": [(*k, *v) for k, v in self.activity_bucket.items()],
+            "loose_events": self.loose_events,
         }
         for table, rows in tables.items():
             if rows:

@@ -37,6 +37,9 @@ cannot be NULL.
 - ``activity_bucket``: per (user, 30-minute bucket) the first and last ts of events that
   carry no session id. Two events in one bucket are < 30 min apart, so the implicit
   sessions of DESIGN §5 split exactly at gaps between consecutive non-empty buckets.
+- ``loose_events``: per user, the distinct ts of their events that carry no session id.
+  The buckets above decide most implicit sessions; a bucket that an explicit session's
+  30-minute margin cuts in two is read from here event by event (schema v4).
 - ``counters``: running totals (events stored) so status never scans ``events``.
 """
 
@@ -218,6 +221,22 @@ _V3: Final = (
     " FROM user_feature AS u JOIN features AS f ON f.id = (u.word << 6) | u.bit",
 )
 
+#: Version 4: a session-less event within 30 minutes of an explicit session of its user
+#: belongs to that session and starts no implicit one (docs/metrics.md, *Sessions*). The
+#: buckets cannot say which of their events lie inside such a margin, so the session-less
+#: events are kept one row per (user, ts) too, built here from the stored events so that
+#: an old database reports exactly as a fresh import of its events. Ingest cost: one
+#: ``INSERT OR IGNORE`` per session-less event with a user (none for events in sessions).
+_V4: Final = (
+    """CREATE TABLE loose_events (
+        user TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (user, ts)
+    ) WITHOUT ROWID""",
+    "INSERT OR IGNORE INTO loose_events SELECT user, ts FROM events"
+    " WHERE coalesce(session, '') = '' AND coalesce(user, '') != ''",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION: Final = len(MIGRATIONS)

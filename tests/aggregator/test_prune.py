@@ -213,10 +213,16 @@ def test_what_survives_before_the_cut(tmp_path: Path) -> None:
         13: _event(cut - 30 * minute, "feature", 13, name="g", user="u4", session="s"),
         14: _event(cut + 10 * minute, "session_end", 14, user="u4", session="s"),
         15: _event(cut - 180 * minute, "login", 15, user="u4", account="a4"),
-        # a session ending just before the cut: only u5's latest event survives
+        # a session ending just before the cut, kept whole: its 30-minute margin holds
+        # the logout after the cut (else that logout would be a session of its own)
         17: _event(cut - 10 * minute, "session_start", 17, user="u5", session="t"),
         18: _event(cut - 8 * minute, "feature", 18, name="f", user="u5", session="t"),
         19: _event(cut - 7 * minute, "session_end", 19, user="u5", session="t"),
+        31: _event(cut + 20 * minute, "logout", 31, user="u5"),
+        # a session ending over an hour before the cut: only u8's latest event survives
+        28: _event(cut - 100 * minute, "session_start", 28, user="u8", session="r"),
+        29: _event(cut - 95 * minute, "feature", 29, name="f", user="u8", session="r"),
+        30: _event(cut - 61 * minute, "session_end", 30, user="u8", session="r"),
         20: _event(_cut(2), "login", 20, user="u5", account="a1"),
         21: _event(_cut(6), "login", 21, user="u6", account="a2"),  # a2's latest
         22: _event(_cut(4), "feature", 22, name="f", account="a5"),  # a5's latest
@@ -232,9 +238,9 @@ def test_what_survives_before_the_cut(tmp_path: Path) -> None:
 
     result = prune(db, cut)
 
-    removed = {1, 3, 7, 11, 16, 17, 18, 23, 27}
+    removed = {1, 3, 7, 11, 16, 23, 27, 28, 29}
     assert {e.id for e in _stored(db)} == {e.id for n, e in events.items() if n not in removed}
-    assert (result.removed, result.kept, result.anchors) == (9, 18, 15)
+    assert (result.removed, result.kept, result.anchors) == (9, 22, 18)
     _fresh_copy(db, tmp_path / "fresh.db")
     assert _tables(db) == _tables(tmp_path / "fresh.db")
 

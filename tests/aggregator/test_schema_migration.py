@@ -52,7 +52,7 @@ def _write_version_1(current: Path, old: Path) -> None:
 
 
 def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     current, old = tmp_path / "current.db", tmp_path / "old.db"
     events = medium_dataset(11)
     ingest_batches(current, [events])

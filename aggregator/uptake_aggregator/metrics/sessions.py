@@ -1,11 +1,15 @@
-"""Sessions (DESIGN §5): explicit session ids plus 30-minute-gap implicit sessions.
+"""Sessions: explicit session ids plus 30-minute-gap implicit sessions (docs/metrics.md).
 
 Explicit: a ``session_start`` and the ``session_end`` with the same id, read from the
 ``sessions`` rollup. Implicit: a user's events without a session id, split where two
 consecutive ones are more than 30 minutes apart, rebuilt in SQL from ``activity_bucket``
 (30-minute buckets: a bucket starts a session when the previous non-empty bucket of that
-user ended more than 30 minutes before it began). A session belongs to the window of its
-start and keeps its whole duration, even when it ends after ``until``.
+user ended more than 30 minutes before it began). A session-less event from 30 minutes
+before an explicit session's start to 30 minutes after its end (same user) belongs to that
+session: it is left out of the implicit ones. Such a margin drops the buckets
+inside it whole; a bucket it cuts in two is read event by event from ``loose_events``.
+A session belongs to the window of its start and keeps its whole duration, even when it
+ends after ``until``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Final, NamedTuple
 
 import msgspec
 
+from uptake_aggregator.margins import EXPLICIT_STOP_SQL, Margins, in_margin, merge_margins
 from uptake_aggregator.metrics.window import Window
 from uptake_aggregator.schema import SESSION_GAP_US
 
@@ -116,30 +121,96 @@ def implicit_sessions(scope: SessionScope) -> SessionSpans:
     previous one ended more than 30 minutes before it began. Buckets from one before
     ``since`` decide correctly whether an event at or after ``since`` starts a session
     (anything earlier is more than 30 minutes before it); buckets after ``until`` are
-    read so a session's end is found wherever it falls.
+    read so a session's end is found wherever it falls. The margins of the user's explicit
+    sessions take out the events they hold first (``_outside_margins``).
     """
     since, until = scope.window.start_us, scope.window.end_us
+    low_bucket = since // SESSION_GAP_US - 1
+    margins = _margins(scope, low_bucket * SESSION_GAP_US)
     # One row per user (buckets joined by SQLite in key order, no sort): fetching a row
     # per bucket would hand the GIL back and forth with the report's other thread.
     rows = scope.conn.execute(
         "SELECT user, group_concat(first_ts), group_concat(last_ts) FROM activity_bucket "
         f"WHERE bucket >= ?{scope.pop_clause} GROUP BY user",
-        (since // SESSION_GAP_US - 1,),
+        (low_bucket,),
     )
     per_user: dict[str, tuple[int, int]] = {}
     durations: list[float] = []
     for user, firsts_joined, lasts_joined in rows:
         firsts = _INTS.decode(f"[{firsts_joined}]")
         lasts = _INTS.decode(f"[{lasts_joined}]")
-        found = _split_buckets(firsts, lasts, since, until, durations)
-        if found is None:  # group_concat's order is not promised: restore it
-            pairs = sorted(zip(firsts, lasts, strict=True))
-            found = _split_buckets(
-                [p[0] for p in pairs], [p[1] for p in pairs], since, until, durations
-            )
+        user_margins = margins.get(user)
+        found = None
+        if user_margins is None:
+            found = _split_buckets(firsts, lasts, since, until, durations)
+        if found is None:  # in margins, or group_concat's order is not promised: restore it
+            if any(map(int.__gt__, firsts, firsts[1:])):
+                pairs = sorted(zip(firsts, lasts, strict=True))
+                firsts, lasts = [p[0] for p in pairs], [p[1] for p in pairs]
+            if user_margins is not None:
+                firsts, lasts = _outside_margins(scope.conn, user, firsts, lasts, user_margins)
+            found = _split_buckets(firsts, lasts, since, until, durations) if firsts else None
         if found is not None and found[0]:
             per_user[user] = found
     return per_user, durations
+
+
+def _margins(scope: SessionScope, low_us: int) -> dict[str, Margins]:
+    """The margins of explicit sessions reaching ``low_us`` or later, per user.
+
+    Every explicit session counts, wherever it starts (even after ``until``): which events
+    a session holds is a fact of the whole history, as its duration is.
+    """
+    rows = scope.conn.execute(
+        f"SELECT user, group_concat(start_ts), group_concat({EXPLICIT_STOP_SQL}) "
+        "FROM sessions INDEXED BY sessions_by_user WHERE user IS NOT NULL "
+        f"AND start_ts IS NOT NULL AND {EXPLICIT_STOP_SQL} >= ?{scope.pop_clause} "
+        "GROUP BY user",
+        (low_us - SESSION_GAP_US,),
+    )
+    return {
+        user: merge_margins(
+            zip(_INTS.decode(f"[{starts}]"), _INTS.decode(f"[{stops}]"), strict=True)
+        )
+        for user, starts, stops in rows
+    }
+
+
+def _outside_margins(
+    conn: sqlite3.Connection, user: str, firsts: list[int], lasts: list[int], margins: Margins
+) -> tuple[list[int], list[int]]:
+    """One user's buckets (in time order) without the events that ``margins`` hold.
+
+    A bucket inside a margin goes; a bucket no margin touches stays; a bucket a margin's
+    edge cuts is read from ``loose_events`` and keeps the span of its uncovered events (at
+    most one span: a margin spans at least an hour, a bucket half an hour).
+    """
+    lows, highs = margins
+    kept_firsts: list[int] = []
+    kept_lasts: list[int] = []
+    at, count = 0, len(lows)
+    for first, last in zip(firsts, lasts, strict=True):
+        while at < count and highs[at] < first:
+            at += 1
+        if at == count or lows[at] > last:  # no margin touches the bucket
+            kept_firsts.append(first)
+            kept_lasts.append(last)
+            continue
+        if lows[at] <= first and last <= highs[at]:  # inside one margin
+            continue
+        bucket = first // SESSION_GAP_US
+        stamps = [
+            ts
+            for (ts,) in conn.execute(
+                "SELECT ts FROM loose_events WHERE user = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                (user, bucket * SESSION_GAP_US, (bucket + 1) * SESSION_GAP_US),
+            )
+            if not in_margin(ts, margins)
+        ]
+        if stamps:
+            kept_firsts.append(stamps[0])
+            kept_lasts.append(stamps[-1])
+    return kept_firsts, kept_lasts
 
 
 def _split_buckets(

@@ -73,9 +73,19 @@ def _sessions(events: list[Event]) -> list[tuple[str, int, int]]:
         user = named[0][2]
         duration = max(max(ends) - start, 0) if ends else max(e.ts for e in members) - start
         found.append((user, start, duration))
+    # A session-less event within 30 minutes of one of its user's explicit sessions
+    # belongs to that session: it starts no implicit one.
+    explicit = list(found)
     loose: dict[str, list[int]] = defaultdict(list)
     for e in events:
-        if e.session is None and e.user is not None:
+        if (
+            e.session is None
+            and e.user is not None
+            and not any(
+                user == e.user and start - GAP <= e.ts <= start + duration + GAP
+                for user, start, duration in explicit
+            )
+        ):
             loose[e.user].append(e.ts)
     for user, stamps in loose.items():
         stamps.sort()

@@ -107,6 +107,35 @@ def explicit_sessions(draw: st.DrawFn) -> list[Event]:
     return found
 
 
+#: Offsets of session-less events from an explicit session's start or end: inside, on and
+#: just past its 30-minute margin, and far away.
+margins = st.sampled_from([0, 1, GAP - 1, GAP, GAP + 1, 10 * 60 * 10**6, 3 * GAP])
+
+
+@st.composite
+def visits(draw: st.DrawFn) -> list[Event]:
+    """``login(); with session(): ...; logout()``: session-less events around a session."""
+    found = draw(explicit_sessions())
+    user = next((e.user for e in found if e.user is not None), None)
+    if user is None:  # a lone session_start naming no one: nothing to visit
+        return found
+    start = found[0].ts
+    end = max(e.ts for e in found)
+    for _ in range(draw(st.integers(1, 3))):
+        before = draw(st.booleans())
+        kind = draw(st.sampled_from(["login", "logout", "feature"]))
+        offset = draw(margins)
+        found.append(
+            _event(
+                start - offset if before else end + offset,
+                kind,
+                name=draw(st.sampled_from(FEATURES)) if kind == "feature" else None,
+                user=user,
+            )
+        )
+    return found
+
+
 @st.composite
 def seat_changes(draw: st.DrawFn) -> list[Event]:
     return [
@@ -161,7 +190,14 @@ class Dataset:
 def datasets(draw: st.DrawFn) -> Dataset:
     groups = draw(
         st.lists(
-            st.one_of(single_events(), bursts(), explicit_sessions(), seat_changes(), releases()),
+            st.one_of(
+                single_events(),
+                bursts(),
+                explicit_sessions(),
+                visits(),
+                seat_changes(),
+                releases(),
+            ),
             min_size=1,
             max_size=25,
         )

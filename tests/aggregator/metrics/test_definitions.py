@@ -192,6 +192,98 @@ def test_implicit_sessions_split_at_gaps_over_30_minutes(report: Report) -> None
     assert users["u1"]["avg_session_s"] == pytest.approx((1800 + 600) / 2)
 
 
+def visit(t0: int, user: str = "u1", session: str = "s1", minutes: float = 20) -> list[Event]:
+    """``with uptake.session(): uptake.track(...)`` from ``t0`` for ``minutes``."""
+    end = t0 + int(minutes * MINUTE)
+    return [
+        ev(t0, "session_start", user=user, session=session),
+        ev(t0 + 5 * MINUTE, user=user, session=session, name="f"),
+        ev(end, "session_end", user=user, session=session, value=end - t0),
+    ]
+
+
+def test_the_readme_visit_is_one_session(report: Report) -> None:
+    """login(); with session(): ...; logout() -- one visit, one session of its own length."""
+    t0 = at(0, 10)
+    events = [
+        ev(t0 - 2 * MINUTE, "login", user="u1"),
+        *visit(t0, minutes=40),
+        # 72 minutes after the login, 30 after the session's end: still the visit's
+        ev(t0 + 70 * MINUTE, "logout", user="u1"),
+    ]
+    got = report(events, 0, 1)
+    assert got["product"]["sessions"] == 1
+    assert got["product"]["avg_session_s"] == pytest.approx(40 * 60)
+    assert got["product"]["logins"] == 1
+    assert by(got["users"], "user")["u1"]["sessions"] == 1
+
+
+@pytest.mark.parametrize(("minutes", "sessions"), [(29, 1), (30, 1), (31, 2)])
+def test_a_login_before_a_session_joins_it_within_30_minutes(
+    report: Report, minutes: int, sessions: int
+) -> None:
+    t0 = at(0, 10)
+    events = [ev(t0 - minutes * MINUTE, "login", user="u1"), *visit(t0)]
+    product = report(events, 0, 1)["product"]
+    assert product["sessions"] == sessions
+    # the login alone is a 0 s session when it stands apart
+    assert product["avg_session_s"] == pytest.approx(20 * 60 / sessions)
+
+
+def test_a_session_without_an_end_holds_events_to_30_minutes_after_its_last(
+    report: Report,
+) -> None:
+    t0 = at(0, 10)
+    events = [
+        ev(t0, "session_start", user="u1", session="s1"),
+        ev(t0 + 10 * MINUTE, user="u1", session="s1", name="f"),  # its end: no session_end
+        ev(t0 + 40 * MINUTE, "logout", user="u1"),  # 30 min after: the session's
+        ev(t0 + 41 * MINUTE + 1, user="u1", name="f"),  # past the margin: implicit
+    ]
+    users = by(report(events, 0, 1)["users"], "user")
+    assert users["u1"]["sessions"] == 2
+    assert users["u1"]["avg_session_s"] == pytest.approx(10 * 60 / 2)
+
+
+def test_margins_belong_to_their_own_user_only(report: Report) -> None:
+    t0 = at(0, 10)
+    events = [ev(t0 - MINUTE, "login", user="u2"), *visit(t0, user="u1")]
+    users = by(report(events, 0, 1)["users"], "user")
+    assert (users["u1"]["sessions"], users["u2"]["sessions"]) == (1, 1)
+
+
+def test_interleaved_explicit_and_implicit_traffic_of_one_user(report: Report) -> None:
+    """A session's margin cuts a 30-minute bucket: the events outside it stay implicit."""
+    t0 = at(0, 10)  # a bucket boundary: the bucket [10:00, 10:30) holds three events
+    events = [
+        ev(t0, user="u1", name="api"),
+        ev(t0 + 5 * MINUTE, user="u1", name="api"),  # implicit 10:00-10:05
+        ev(t0 + 15 * MINUTE, "login", user="u1"),  # inside the margin from 10:10
+        *visit(t0 + 40 * MINUTE, minutes=20),  # 10:40-11:00, margin to 11:30
+        ev(t0 + 85 * MINUTE, user="u1", name="api"),  # 11:25: the session's
+        ev(t0 + 95 * MINUTE, user="u1", name="api"),  # 11:35: implicit, alone
+        ev(t0 + 100 * MINUTE, user="u1", name="api"),  # 11:40: with 11:35
+        *visit(t0 + 180 * MINUTE, session="s2", minutes=10),  # 13:00, margin from 12:30
+        ev(t0 + 160 * MINUTE, user="u1", name="api"),  # 12:40: the second session's
+    ]
+    got = report(events, 0, 1)
+    assert got["product"]["sessions"] == 4
+    durations = sorted([5 * 60, 20 * 60, 5 * 60, 10 * 60])
+    assert got["product"]["avg_session_s"] == pytest.approx(sum(durations) / 4)
+    assert got["product"]["median_session_s"] == pytest.approx((5 * 60 + 10 * 60) / 2)
+
+
+def test_a_margin_across_since_takes_its_events_out_of_the_window(report: Report) -> None:
+    """A session before ``since`` still holds the session-less events of its margin."""
+    events = [
+        *visit(at(0, 23, 30), minutes=20),  # 23:30-23:50 on day 0, margin to 00:20
+        ev(at(1, 0, 10), "logout", user="u1"),
+        ev(at(1, 0, 25), user="u1", name="f"),  # past the margin: an implicit session
+    ]
+    assert report(events, 1, 2)["product"]["sessions"] == 1
+    assert report(events, 0, 2)["product"]["sessions"] == 2
+
+
 def test_features_usage_adoption_and_account_attribution(report: Report) -> None:
     events = [
         ev(at(0), "login", user="u1", account="old"),

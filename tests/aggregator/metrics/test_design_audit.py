@@ -117,6 +117,7 @@ class Oracle:
     def _sessions(self) -> list[tuple[str, int, int]]:
         """(user, start ts, duration µs) of every session whose user is known."""
         out: list[tuple[str, int, int]] = []
+        margins: dict[str, list[tuple[int, int]]] = defaultdict(list)
         by_id: dict[str, list[Event]] = defaultdict(list)
         for e in self.all:
             if e.session is not None:
@@ -133,11 +134,18 @@ class Oracle:
                 continue
             user = min(named, key=_key).user
             assert user is not None
+            margins[user].append((start - GAP, max(start, stop) + GAP))
             if user in self.known:
                 out.append((user, start, max(0, stop - start)))
         per_user: dict[str, list[int]] = defaultdict(list)
         for e in self.all:
-            if e.user and e.session is None:
+            # §5: from 30 minutes before an explicit session's start to 30 minutes after
+            # its end, a session-less event of its user belongs to it.
+            if (
+                e.user
+                and e.session is None
+                and not any(lo <= e.ts <= hi for lo, hi in margins[e.user])
+            ):
                 per_user[e.user].append(e.ts)
         for user, stamps in per_user.items():
             if user not in self.known:
