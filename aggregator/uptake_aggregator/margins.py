@@ -18,7 +18,7 @@ __all__ = ["EXPLICIT_STOP_SQL", "Margins", "in_margin", "merge_margins"]
 
 #: The end of an explicit session as SQL over a ``sessions`` row (start_ts not null): its
 #: latest ``session_end`` (never before the start), else its latest event carrying the id.
-EXPLICIT_STOP_SQL: Final = "CASE WHEN end_ts IS NULL THEN last_ts ELSE max(end_ts, start_ts) END"
+EXPLICIT_STOP_SQL: Final = "max(coalesce(end_ts, last_ts), start_ts)"
 
 #: One user's merged margins: (lows, highs), disjoint, in time order, both ends inclusive.
 Margins = tuple[list[int], list[int]]

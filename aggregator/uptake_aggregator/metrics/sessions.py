@@ -15,13 +15,16 @@ ends after ``until``.
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_left, bisect_right
 from collections.abc import Container
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import sub
 from typing import Final, NamedTuple
 
 import msgspec
 
-from uptake_aggregator.margins import EXPLICIT_STOP_SQL, Margins, in_margin, merge_margins
+from uptake_aggregator.margins import EXPLICIT_STOP_SQL, in_margin, merge_margins
 from uptake_aggregator.metrics.window import Window
 from uptake_aggregator.schema import SESSION_GAP_US
 
@@ -29,9 +32,8 @@ __all__ = [
     "SessionScope",
     "SessionSpans",
     "SessionStats",
-    "explicit_sessions",
-    "implicit_sessions",
     "median",
+    "session_spans",
     "session_stats",
 ]
 
@@ -88,33 +90,66 @@ class SessionScope(NamedTuple):
 SessionSpans = tuple[dict[str, tuple[int, int]], list[float]]
 
 
-def explicit_sessions(scope: SessionScope) -> SessionSpans:
-    """Explicit sessions of known users starting in the window.
+#: Per user, their explicit sessions (starts, stops) in start order: the margins' input.
+_Explicit = dict[str, tuple[list[int], list[int]]]
 
-    SQLite reads the (user, start_ts, end_ts, last_ts) index
-    in user order, so each user's durations come out of a GROUP BY without a sort: one
-    row per user rather than one per session, its count and total taken from the list
-    (a float sum of integer µs is exact below 2**53: 285 years per user).
+
+def session_spans(scope: SessionScope) -> tuple[SessionSpans, SessionSpans]:
+    """The explicit and the implicit sessions of the population starting in the window.
+
+    One read of the (user, start_ts, end_ts, last_ts) index gives each user's explicit
+    sessions in start order, in one row per user (no sort): the window's durations, and
+    the 30-minute margins that take session-less events out of the implicit sessions.
     """
-    duration = "CASE WHEN end_ts IS NULL THEN last_ts - start_ts ELSE max(end_ts - start_ts, 0) END"
+    since = scope.window.start_us
+    low_us = (since // SESSION_GAP_US - 1) * SESSION_GAP_US
+    explicit = _explicit_by_user(scope, low_us - SESSION_GAP_US)
+    return _explicit_in_window(scope, explicit), _implicit_sessions(scope, explicit, low_us)
+
+
+def _explicit_by_user(scope: SessionScope, low_us: int) -> _Explicit:
+    """Every explicit session with a user that ends at or after ``low_us``, per user.
+
+    Every explicit session counts for the margins, wherever it starts (even after
+    ``until``): which events a session holds is a fact of the whole history, as its
+    duration is.
+    """
     rows = scope.conn.execute(
-        f"SELECT user, group_concat({duration}) FROM sessions INDEXED BY sessions_by_user "
-        f"WHERE user IS NOT NULL AND start_ts >= ? AND start_ts < ?{scope.pop_clause} "
+        f"SELECT user, group_concat(start_ts), group_concat({EXPLICIT_STOP_SQL}) "
+        "FROM sessions INDEXED BY sessions_by_user WHERE user IS NOT NULL "
+        f"AND start_ts IS NOT NULL AND {EXPLICIT_STOP_SQL} >= ?{scope.pop_clause} "
         "GROUP BY user",
-        (scope.window.start_us, scope.window.end_us),
+        (low_us,),
     )
+    found: _Explicit = {}
+    for user, starts_joined, stops_joined in rows:
+        starts = _INTS.decode(f"[{starts_joined}]")
+        stops = _INTS.decode(f"[{stops_joined}]")
+        if any(map(int.__gt__, starts, starts[1:])):  # group_concat's order is not promised
+            pairs = sorted(zip(starts, stops, strict=True))
+            starts, stops = [p[0] for p in pairs], [p[1] for p in pairs]
+        found[user] = (starts, stops)
+    return found
+
+
+def _explicit_in_window(scope: SessionScope, explicit: _Explicit) -> SessionSpans:
+    """Explicit sessions of known users starting in the window (a slice of each user's)."""
+    since, until = scope.window.start_us, scope.window.end_us
     known = scope.known
     per_user: dict[str, tuple[int, int]] = {}
     durations: list[float] = []
-    for user, joined in rows:
-        if user in known:  # else its sessions take their user from an event after until
-            spans = _FLOATS.decode(f"[{joined}]")
+    for user, (starts, stops) in explicit.items():
+        if user not in known:  # its sessions take their user from an event after until
+            continue
+        first, end = bisect_left(starts, since), bisect_left(starts, until)
+        if first < end:
+            spans = list(map(float, map(sub, stops[first:end], starts[first:end])))
             per_user[user] = (len(spans), int(sum(spans)))
             durations += spans
     return per_user, durations
 
 
-def implicit_sessions(scope: SessionScope) -> SessionSpans:
+def _implicit_sessions(scope: SessionScope, explicit: _Explicit, low_us: int) -> SessionSpans:
     """Per user (count, total µs), and all durations, of implicit sessions in the window.
 
     Walks each user's 30-minute buckets in order: a bucket starts a session when the
@@ -125,85 +160,71 @@ def implicit_sessions(scope: SessionScope) -> SessionSpans:
     sessions take out the events they hold first (``_outside_margins``).
     """
     since, until = scope.window.start_us, scope.window.end_us
-    low_bucket = since // SESSION_GAP_US - 1
-    margins = _margins(scope, low_bucket * SESSION_GAP_US)
     # One row per user (buckets joined by SQLite in key order, no sort): fetching a row
     # per bucket would hand the GIL back and forth with the report's other thread.
     rows = scope.conn.execute(
         "SELECT user, group_concat(first_ts), group_concat(last_ts) FROM activity_bucket "
         f"WHERE bucket >= ?{scope.pop_clause} GROUP BY user",
-        (low_bucket,),
+        (low_us // SESSION_GAP_US,),
     )
     per_user: dict[str, tuple[int, int]] = {}
     durations: list[float] = []
     for user, firsts_joined, lasts_joined in rows:
         firsts = _INTS.decode(f"[{firsts_joined}]")
         lasts = _INTS.decode(f"[{lasts_joined}]")
-        user_margins = margins.get(user)
+        sessions = explicit.get(user)
         found = None
-        if user_margins is None:
+        if sessions is None:
             found = _split_buckets(firsts, lasts, since, until, durations)
-        if found is None:  # in margins, or group_concat's order is not promised: restore it
+        if found is None:  # has margins, or group_concat's order is not promised
             if any(map(int.__gt__, firsts, firsts[1:])):
                 pairs = sorted(zip(firsts, lasts, strict=True))
                 firsts, lasts = [p[0] for p in pairs], [p[1] for p in pairs]
-            if user_margins is not None:
-                firsts, lasts = _outside_margins(scope.conn, user, firsts, lasts, user_margins)
+            if sessions is not None:
+                firsts, lasts = _outside_margins(scope.conn, user, firsts, lasts, sessions)
             found = _split_buckets(firsts, lasts, since, until, durations) if firsts else None
         if found is not None and found[0]:
             per_user[user] = found
     return per_user, durations
 
 
-def _margins(scope: SessionScope, low_us: int) -> dict[str, Margins]:
-    """The margins of explicit sessions reaching ``low_us`` or later, per user.
-
-    Every explicit session counts, wherever it starts (even after ``until``): which events
-    a session holds is a fact of the whole history, as its duration is.
-    """
-    rows = scope.conn.execute(
-        f"SELECT user, group_concat(start_ts), group_concat({EXPLICIT_STOP_SQL}) "
-        "FROM sessions INDEXED BY sessions_by_user WHERE user IS NOT NULL "
-        f"AND start_ts IS NOT NULL AND {EXPLICIT_STOP_SQL} >= ?{scope.pop_clause} "
-        "GROUP BY user",
-        (low_us - SESSION_GAP_US,),
-    )
-    return {
-        user: merge_margins(
-            zip(_INTS.decode(f"[{starts}]"), _INTS.decode(f"[{stops}]"), strict=True)
-        )
-        for user, starts, stops in rows
-    }
-
-
 def _outside_margins(
-    conn: sqlite3.Connection, user: str, firsts: list[int], lasts: list[int], margins: Margins
+    conn: sqlite3.Connection,
+    user: str,
+    firsts: list[int],
+    lasts: list[int],
+    sessions: tuple[list[int], list[int]],
 ) -> tuple[list[int], list[int]]:
-    """One user's buckets (in time order) without the events that ``margins`` hold.
+    """One user's buckets (in time order) without the events their sessions' margins hold.
 
-    A bucket inside a margin goes; a bucket no margin touches stays; a bucket a margin's
-    edge cuts is read from ``loose_events`` and keeps the span of its uncovered events (at
-    most one span: a margin spans at least an hour, a bucket half an hour).
+    A bucket no margin touches stays (two binary searches: over the starts, and over the
+    running maximum of the stops, which is the stops themselves unless sessions overlap);
+    a bucket inside the margins goes; a bucket a margin's edge cuts is read from
+    ``loose_events`` and keeps the span of its events outside them (one span at most: a
+    margin spans at least an hour, a bucket half an hour).
     """
-    lows, highs = margins
+    gap = SESSION_GAP_US
+    starts, stops = sessions
+    reach = stops if not any(map(int.__gt__, stops, stops[1:])) else list(accumulate(stops, max))
     kept_firsts: list[int] = []
     kept_lasts: list[int] = []
-    at, count = 0, len(lows)
     for first, last in zip(firsts, lasts, strict=True):
-        while at < count and highs[at] < first:
-            at += 1
-        if at == count or lows[at] > last:  # no margin touches the bucket
+        # Sessions [low, high) are the only ones whose margins can reach the bucket.
+        high = bisect_right(starts, last + gap)
+        low = bisect_left(reach, first - gap, 0, high)
+        if low == high:
             kept_firsts.append(first)
             kept_lasts.append(last)
             continue
-        if lows[at] <= first and last <= highs[at]:  # inside one margin
+        margins = merge_margins(zip(starts[low:high], stops[low:high], strict=True))
+        if any(lo <= first and last <= hi for lo, hi in zip(*margins, strict=True)):
             continue
-        bucket = first // SESSION_GAP_US
+        bucket = first // gap
         stamps = [
             ts
             for (ts,) in conn.execute(
                 "SELECT ts FROM loose_events WHERE user = ? AND ts >= ? AND ts < ? ORDER BY ts",
-                (user, bucket * SESSION_GAP_US, (bucket + 1) * SESSION_GAP_US),
+                (user, bucket * gap, (bucket + 1) * gap),
             )
             if not in_margin(ts, margins)
         ]
@@ -242,8 +263,7 @@ def _split_buckets(
 
 def session_stats(scope: SessionScope) -> SessionStats:
     """Explicit and implicit sessions of the population starting in the window."""
-    explicit, explicit_durations = explicit_sessions(scope)
-    implicit, implicit_durations = implicit_sessions(scope)
+    (explicit, explicit_durations), (implicit, implicit_durations) = session_spans(scope)
     count = len(explicit_durations) + len(implicit_durations)
     total_us = sum(total for _, total in explicit.values())
     total_us += sum(total for _, total in implicit.values())
