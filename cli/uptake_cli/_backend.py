@@ -152,7 +152,7 @@ class EventWriter:
     ) -> Callable[[Sequence[Sequence[Event]]], list[tuple[int, int]]]:
         from anyio.from_thread import start_blocking_portal
 
-        from uptake_aggregator.storage import Storage
+        from uptake_aggregator.store.sqlite.storage import Storage
 
         # Storage is async; a blocking portal runs its event loop in a helper thread so
         # the database stays open across the many writes of an import.

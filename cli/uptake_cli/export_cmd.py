@@ -28,7 +28,7 @@ __all__ = ["export_events", "register"]
 
 
 def _day_us(day: date | None) -> int | None:
-    from uptake_aggregator.schema import day_start_us
+    from uptake_aggregator.store.sqlite.schema import day_start_us
 
     return None if day is None else day_start_us(day)
 
@@ -52,7 +52,7 @@ def export_events(db: Path, out: IO[bytes], since: date | None, until: date | No
     """
     import msgspec
 
-    from uptake_aggregator.storage import connect_readonly, read_events
+    from uptake_aggregator.store.sqlite.storage import connect_readonly, read_events
 
     encode = msgspec.json.Encoder().encode
     conn = connect_readonly(db)

@@ -1,7 +1,7 @@
 """`usage prune --before DAY`: delete old events for good, keeping every report consistent.
 
-The work is ``uptake_aggregator.prune`` (what survives and why is documented there). This
-module checks the command line, refuses while a daemon serves the database, shows what
+The work is ``uptake_aggregator.store.sqlite.prune`` (what survives and why is documented
+there). This module checks the command line, refuses while a daemon serves the database, shows what
 would go and asks before deleting anything.
 
 A running daemon is refused rather than asked to prune: its writer caches which (user,
@@ -61,8 +61,8 @@ def _same_file(a: Path, b: Path) -> bool:
 def _refuse_while_daemon_runs(socket: Path, db: Path) -> None:
     """Fail when a daemon serves ``db``: on ``socket``, or on any socket (its db pidfile)."""
     from uptake_aggregator.client import DaemonClient
+    from uptake_aggregator.daemon.lifecycle import database_daemon, running_pid
     from uptake_aggregator.errors import DaemonError
-    from uptake_aggregator.lifecycle import database_daemon, running_pid
 
     holder = database_daemon(db)
     if holder is not None:
@@ -135,8 +135,8 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
         day = _parse_before(before)
         target = resolve(db, socket)
         from uptake.paths import default_socket_path
-        from uptake_aggregator.prune import plan_prune, prune, vacuum_db
-        from uptake_aggregator.schema import day_start_us
+        from uptake_aggregator.store.sqlite.prune import plan_prune, prune, vacuum_db
+        from uptake_aggregator.store.sqlite.schema import day_start_us
 
         _refuse_while_daemon_runs(target.socket or default_socket_path(), target.db)
         cut_us = day_start_us(day)

@@ -18,7 +18,7 @@ from uptake_aggregator.metrics.activity import UserActivity
 from uptake_aggregator.metrics.context import ReportContext
 from uptake_aggregator.metrics.features import FeatureUsage
 from uptake_aggregator.metrics.health import band, flags, health_score
-from uptake_aggregator.schema import DAY_US
+from uptake_aggregator.store.sqlite.schema import DAY_US
 
 __all__ = [
     "SeatHistory",

@@ -9,7 +9,7 @@ from typing import Any
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.metrics.test_medium_datasets import BASE, medium_dataset
 from uptake_aggregator.metrics import context
-from uptake_aggregator.readonly import connect_readonly
+from uptake_aggregator.store.sqlite.readonly import connect_readonly
 
 
 class _NoJson:

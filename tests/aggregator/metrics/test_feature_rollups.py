@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.test_storage import small_events
+from tests.aggregator.store.test_storage import small_events
 from uptake.protocol import Event
-from uptake_aggregator.storage import connect_readonly
+from uptake_aggregator.store.sqlite.storage import connect_readonly
 
 DAY = 86_400_000_000
 TABLES = ("user_feature_named", "feature_totals")

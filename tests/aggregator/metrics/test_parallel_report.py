@@ -21,7 +21,7 @@ from tests.aggregator.metrics.test_against_reference import assert_same
 from tests.aggregator.metrics.test_medium_datasets import FILTERS, TODAY, medium_dataset
 from uptake.protocol import ReportFilters
 from uptake_aggregator.metrics import build_report, parallel, report
-from uptake_aggregator.metrics.sessions import SessionStats
+from uptake_aggregator.store.sqlite.sessions import SessionStats
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
