@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from uptake_aggregator.metrics.context import ReportContext
-from uptake_aggregator.metrics.window import WEEK_BITS
+from uptake_aggregator.window import WEEK_BITS
 
 __all__ = [
     "UserActivity",

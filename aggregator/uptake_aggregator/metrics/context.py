@@ -16,7 +16,7 @@ import msgspec
 
 from uptake.protocol import ReportFilters
 from uptake_aggregator.errors import QueryError
-from uptake_aggregator.metrics.window import Window
+from uptake_aggregator.window import Window
 
 __all__ = ["KnownUser", "ReportContext", "known_user_ids", "load_context", "rebind"]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from uptake_aggregator.metrics.context import ReportContext
-from uptake_aggregator.metrics.masks import BitMasks, IdSet, IdSets, SetAlgebra
+from uptake_aggregator.store.masks import BitMasks, IdSet, IdSets, SetAlgebra
 
 __all__ = ["FeatureUsage", "feature_rows", "feature_usage"]
 

@@ -30,10 +30,10 @@ from uptake_aggregator.metrics.context import (
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.parallel import ForkedPart, can_fork
 from uptake_aggregator.metrics.retention import retention_rows
-from uptake_aggregator.metrics.window import Window, day_date, resolve_window
 from uptake_aggregator.store.sqlite.readonly import connect_readonly, events_stored
 from uptake_aggregator.store.sqlite.schema import DAY_US
 from uptake_aggregator.store.sqlite.sessions import SessionScope, SessionStats, session_stats
+from uptake_aggregator.window import Window, day_date, resolve_window
 
 __all__ = ["build_report", "segment"]
 

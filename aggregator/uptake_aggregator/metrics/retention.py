@@ -14,7 +14,7 @@ from typing import Any
 
 from uptake_aggregator.metrics.activity import UserActivity
 from uptake_aggregator.metrics.context import ReportContext
-from uptake_aggregator.metrics.window import WEEK_BITS, day_date, monday_of
+from uptake_aggregator.window import WEEK_BITS, day_date, monday_of
 
 __all__ = ["monday_of", "retention_rows"]
 

@@ -17,8 +17,8 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from uptake_aggregator.metrics.window import Window
 from uptake_aggregator.store.sqlite.schema import SESSION_GAP_US
+from uptake_aggregator.window import Window
 
 __all__ = [
     "SessionScope",

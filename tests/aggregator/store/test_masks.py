@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uptake_aggregator.metrics.masks import BitMasks, IdSets, bit_counts, set_bits
+from uptake_aggregator.store.masks import BitMasks, IdSets, bit_counts, set_bits
 
 # Wide enough to cross 64-bit words (ids over 63), and many masks for deep carries.
 _MASKS = st.lists(st.integers(min_value=0, max_value=(1 << 200) - 1), max_size=300)
