@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from uptake_aggregator.errors import QueryError
-from uptake_aggregator.store.sqlite.schema import DAY_US
+from uptake_aggregator.units import DAY_US
 
 __all__ = [
     "DEFAULT_DAYS",

@@ -48,7 +48,7 @@ from uptake.protocol import (
 )
 from uptake_aggregator.daemon.writer import BatchWriter, PendingBatch
 from uptake_aggregator.errors import DaemonError
-from uptake_aggregator.store.sqlite.schema import DAY_US
+from uptake_aggregator.units import DAY_US
 
 __all__ = ["MAX_FUTURE_US", "Connection", "ConnectionSettings", "QueryAnswerer"]
 

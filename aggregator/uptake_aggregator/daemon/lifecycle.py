@@ -34,7 +34,7 @@ import anyio
 from uptake.paths import default_log_dir, pidfile_path
 from uptake_aggregator.daemon.server import Daemon, DaemonConfig
 from uptake_aggregator.errors import DaemonError
-from uptake_aggregator.store.sqlite.sqlite_tuning import disable_memstatus
+from uptake_aggregator.store import open_store
 
 __all__ = [
     "DEFAULT_LOG_NAME",
@@ -197,7 +197,7 @@ def run_foreground(config: DaemonConfig) -> None:
         database.acquire()
         try:
             # Before the database opens: process-wide, and only allowed with no connection.
-            disable_memstatus()
+            open_store(config.db_path).prepare_process()
             anyio.run(_serve_until_signalled, config, backend="asyncio")
         finally:
             database.release()

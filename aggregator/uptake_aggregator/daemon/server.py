@@ -54,7 +54,7 @@ from uptake_aggregator.daemon.writer import (
     BatchWriter,
 )
 from uptake_aggregator.errors import AggregatorError, DaemonError, QueryError
-from uptake_aggregator.store.sqlite.storage import Storage
+from uptake_aggregator.store import open_store
 
 __all__ = [
     "Daemon",
@@ -229,7 +229,7 @@ class Daemon:
         ``StorageError`` when the database cannot be opened.
         """
         config = self.config
-        storage = await Storage.open(config.db_path, synchronous=config.synchronous)
+        storage = await open_store(config.db_path).open_writer(synchronous=config.synchronous)
         token_path: Path | None = None
         try:
             listeners: list[tuple[SocketListener, str | None]] = []
@@ -372,10 +372,12 @@ class Daemon:
             commit_seconds=writer.busy_seconds if writer else 0.0,
         )
         try:
-            stored = await anyio.to_thread.run_sync(read_events_stored, self.config.db_path)
+            stored, size = await anyio.to_thread.run_sync(
+                read_events_stored, open_store(self.config.db_path)
+            )
         except AggregatorError as exc:
             raise ProtocolError(ErrorCode.INTERNAL, str(exc)) from None
-        return status_body(snapshot, stored)
+        return status_body(snapshot, stored, size)
 
     async def _usage(self, query: Query) -> dict[str, Any]:
         try:

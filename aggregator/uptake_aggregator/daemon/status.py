@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from uptake.protocol import PROTOCOL_VERSION
-from uptake_aggregator.store.sqlite.readonly import connect_readonly, db_bytes, events_stored
+from uptake_aggregator.store.base import Store
 
 __all__ = ["DaemonSnapshot", "daemon_version", "read_events_stored", "status_body"]
 
@@ -51,19 +51,15 @@ class DaemonSnapshot:
     commit_seconds: float
 
 
-def read_events_stored(db: Path) -> int:
-    """Committed events in the database (its running counter; no table scan).
+def read_events_stored(store: Store) -> tuple[int, int]:
+    """Committed events in the store (its running counter; no scan) and its bytes on disk.
 
-    Reads through its own read-only connection, so it never waits behind the writer.
+    Reads on its own, so it never waits behind the writer.
     """
-    conn = connect_readonly(db)
-    try:
-        return events_stored(conn)
-    finally:
-        conn.close()
+    return store.events_stored(), store.size_bytes()
 
 
-def status_body(snapshot: DaemonSnapshot, events_stored: int) -> dict[str, Any]:
+def status_body(snapshot: DaemonSnapshot, events_stored: int, db_bytes: int) -> dict[str, Any]:
     """Build the ``Result.body`` of a ``status`` query."""
     started = datetime.fromtimestamp(snapshot.started_at, tz=timezone.utc)
     return {
@@ -75,7 +71,7 @@ def status_body(snapshot: DaemonSnapshot, events_stored: int) -> dict[str, Any]:
         "socket": str(snapshot.socket),
         "tcp_port": snapshot.tcp_port,
         "db": str(snapshot.db),
-        "db_bytes": db_bytes(snapshot.db),
+        "db_bytes": db_bytes,
         "events_stored": events_stored,
         "clients_connected": snapshot.clients_connected,
         "queued_events": snapshot.queued_events,

@@ -1,7 +1,7 @@
 """Group commit: one writer task stores the batches of every client, many per transaction.
 
 Connections ``submit`` decoded batches and get a ``PendingBatch`` back; the writer task
-takes everything queued (up to a round limit), calls ``Storage.ingest`` once for all of
+takes everything queued (up to a round limit), calls ``EventWriter.ingest`` once for all of
 it, and only then resolves each ``PendingBatch`` so its connection can send the ``Ack``.
 While one transaction commits, the next round queues up, so under load each commit (and
 its fsync) carries the batches of all clients.
@@ -34,7 +34,7 @@ import anyio.lowlevel
 from uptake.protocol import Event
 from uptake_aggregator.collector import collector_paused
 from uptake_aggregator.errors import DaemonError
-from uptake_aggregator.store.sqlite.storage import IngestResult, Storage
+from uptake_aggregator.store.ingest import EventWriter, IngestResult
 
 __all__ = ["DEFAULT_MAX_QUEUED_EVENTS", "DEFAULT_MAX_ROUND_EVENTS", "BatchWriter", "PendingBatch"]
 
@@ -77,11 +77,11 @@ class PendingBatch:
 
 
 class BatchWriter:
-    """The single task that writes to ``Storage``; see the module docstring."""
+    """The single task that writes to the store; see the module docstring."""
 
     def __init__(
         self,
-        storage: Storage,
+        storage: EventWriter,
         *,
         max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
         max_round_events: int = DEFAULT_MAX_ROUND_EVENTS,
@@ -99,8 +99,7 @@ class BatchWriter:
         #: Totals since start, for status and logs.
         self.rounds = 0
         self.batches_committed = 0
-        self.events_accepted = 0
-        #: Seconds spent inside ``Storage.ingest`` (how busy the writer is).
+        #: Seconds spent inside ``EventWriter.ingest`` (how busy the writer is).
         self.busy_seconds = 0.0
 
     @property
@@ -211,5 +210,4 @@ class BatchWriter:
         self.rounds += 1
         self.batches_committed += len(round_)
         for pending, result in zip(round_, results, strict=True):
-            self.events_accepted += result.accepted
             pending._resolve(result)

@@ -21,8 +21,8 @@ from tests.aggregator.metrics.test_against_reference import assert_same
 from uptake.protocol import Event, ReportFilters, content_event_id
 from uptake_aggregator.errors import QueryError, StorageError
 from uptake_aggregator.metrics import build_report
+from uptake_aggregator.metrics import session_figures as sessions
 from uptake_aggregator.metrics.health import band, health_score
-from uptake_aggregator.store.sqlite import sessions
 
 DAY = 86_400_000_000
 HOUR = 3_600_000_000

@@ -42,24 +42,11 @@ cannot be NULL.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Final
 
+from uptake_aggregator.units import DAY_US, SESSION_GAP_US, day_start_us
+
 __all__ = ["DAY_US", "MIGRATIONS", "SCHEMA_VERSION", "SESSION_GAP_US", "day_start_us"]
-
-DAY_US: Final = 86_400_000_000
-#: The inactivity gap that splits implicit sessions (DESIGN §5), also the bucket width.
-SESSION_GAP_US: Final = 30 * 60 * 1_000_000
-_EPOCH_DATE: Final = date(1970, 1, 1)
-
-
-def day_start_us(day: date) -> int:
-    """Microseconds since the epoch at the start of the UTC ``day`` (its first event ts).
-
-    >>> day_start_us(date(1970, 1, 2))
-    86400000000
-    """
-    return (day - _EPOCH_DATE).days * DAY_US
 
 
 _V1: Final = (

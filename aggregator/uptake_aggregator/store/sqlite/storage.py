@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache, partial
 from itertools import chain
 from pathlib import Path
@@ -29,6 +28,7 @@ import msgspec
 
 from uptake.protocol import Event
 from uptake_aggregator.errors import StorageError
+from uptake_aggregator.store.ingest import IngestResult
 from uptake_aggregator.store.sqlite.checkpointer import Checkpointer
 from uptake_aggregator.store.sqlite.readonly import connect_readonly, db_bytes, events_stored
 from uptake_aggregator.store.sqlite.rollups import Covered, Rollups
@@ -54,14 +54,6 @@ _LOOKUP_CHUNK: Final = 900
 
 _json_encode = msgspec.json.Encoder().encode
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What happened to one batch: new events stored and duplicates dropped."""
-
-    accepted: int
-    duplicates: int
 
 
 def event_row(event: Event) -> tuple[Any, ...]:

@@ -1,4 +1,4 @@
-"""The report context: users' accounts as of ``until``, with and without JSON functions."""
+"""The SQLite report source: users' accounts as of ``until``, with and without JSON functions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.metrics.test_medium_datasets import BASE, medium_dataset
-from uptake_aggregator.metrics import context
 from uptake_aggregator.store.sqlite.readonly import connect_readonly
+from uptake_aggregator.store.sqlite.report_source import SqliteReportSource
 
 
 class _NoJson:
@@ -27,13 +27,16 @@ class _NoJson:
 def test_latest_accounts_are_the_same_with_and_without_json(tmp_path: Path) -> None:
     db = tmp_path / "medium.db"
     ingest_batches(db, [medium_dataset(6)])
-    conn = connect_readonly(db)
+    source = SqliteReportSource(connect_readonly(db))
     try:
+        conn = source.conn
+        without_json = SqliteReportSource(connect_readonly(db))
+        without_json.conn = _NoJson(without_json.conn)  # type: ignore[assignment]
         users = [user for (user,) in conn.execute("SELECT DISTINCT user FROM user_day")]
         for end in (BASE + 5, BASE + 20, BASE + 60):
-            seeks = context._latest_accounts(conn, users, end)
-            grouped = context._latest_accounts(_NoJson(conn), users, end)  # type: ignore[arg-type]
+            seeks = source._latest_accounts(users, end)
+            grouped = without_json._latest_accounts(users, end)
             assert seeks == grouped
         assert seeks  # the dataset names accounts
     finally:
-        conn.close()
+        source.close()
