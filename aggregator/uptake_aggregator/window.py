@@ -23,7 +23,7 @@ __all__ = [
     "resolve_window",
 ]
 
-#: Length of the window when ``since`` is not given (DESIGN §5).
+#: Length of the window when ``since`` is not given (docs/metrics.md).
 DEFAULT_DAYS: Final = 30
 _EPOCH: Final = dt.date(1970, 1, 1)
 

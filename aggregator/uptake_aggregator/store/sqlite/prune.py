@@ -13,7 +13,7 @@ before"). Without them a report for a window wholly after the cut would change:
 - per user, their latest event: the user stays known (product usage rate), keeps their
   last-seen time, and does not look new after the cut (retention cohorts are reported
   for weeks starting in the window, so any older event keeps a user out of them);
-- per user, their latest event naming an account: the user's account (DESIGN §5);
+- per user, their latest event naming an account: the user's account (docs/metrics.md);
 - sessions that span the cut, whole: an explicit session id with events on both sides
   (it belongs to the day of its start), and each user's session-less events that form
   the implicit session running across the cut (no gap over 30 minutes). Otherwise the

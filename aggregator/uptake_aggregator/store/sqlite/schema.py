@@ -12,7 +12,7 @@ cannot be NULL.
 - ``user_day``: one row per (day, user) with activity: event and login counts, first/last ts.
   Serves DAU/WAU/MAU, stickiness, logins, segments, retention, last_seen.
 - ``user_account``: per (user, day) the latest event that names an account, by (ts, id), so
-  "a user's account" (DESIGN §5) as of any date is one lookup.
+  "a user's account" (docs/metrics.md) as of any date is one lookup.
 - ``account_day``: per (account, day) the events naming that account (accounts seen).
 - ``feature_day``: per (day, feature, user, account) feature event counts.
 - ``user_feature``: per (user, feature) the first and last day of use. For a window that
