@@ -61,9 +61,9 @@ def test_feature_rollups_ignore_split_order_and_resend(
 
 def test_more_features_than_one_mask_word(tmp_path: Path) -> None:
     """Feature ids past 63 (bit 63 makes SQLite's word sum negative) count like the rest."""
-    from tests.aggregator.metrics.reference import reference_report
     from tests.aggregator.metrics.test_against_reference import assert_same
     from tests.aggregator.metrics.test_definitions import at, date, ev
+    from tests.support.reference import reference_report
     from uptake.protocol import ReportFilters
     from uptake_aggregator.metrics import build_report
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.test_against_reference import assert_same
+from tests.support.reference import reference_report
 from uptake.protocol import Event, ReportFilters, content_event_id
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.store.sqlite import report_source

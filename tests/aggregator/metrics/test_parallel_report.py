@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.test_against_reference import assert_same
 from tests.aggregator.metrics.test_medium_datasets import FILTERS, TODAY, medium_dataset
+from tests.support.reference import reference_report
 from uptake.protocol import ReportFilters
 from uptake_aggregator.metrics import build_report, parallel, report
 from uptake_aggregator.metrics.session_figures import SessionStats

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.metrics.strategies import BASE_DATE, BASE_DAY, DAY, Dataset, datasets
+from tests.support.datasets import BASE_DATE, BASE_DAY, DAY, Dataset, datasets
 from uptake.protocol import Event, ReportFilters, content_event_id
 from uptake_aggregator.errors import QueryError, StorageError
 from uptake_aggregator.metrics import build_report
