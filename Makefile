@@ -10,12 +10,12 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[server,test]'
 	$(MAKE) -s compile
 	touch $@
 
 $(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[server,test,bench]'
 	touch $@
 
 # An editable install compiles nothing, and with PYTHONDONTWRITEBYTECODE set (as in some

@@ -8,8 +8,8 @@ Each client draws its random sessions before the start signal, so that the timed
 is the SDK calls (and their loop); each reports its CPU after the start signal.
 It checks the count in the database, prints events/s, then in the same run measures the raw
 ceiling: stdlib ``sqlite3`` ``executemany`` of the very same rows, 1000 per transaction,
-into the same ``events`` table (DDL from ``uptake_aggregator.schema``), same pragmas (WAL,
-synchronous=FULL). It prints the ratio and the daemon's RSS at the end, and two upper
+into the same ``events`` table (DDL from ``uptake_aggregator.store.sqlite.schema``), same
+pragmas (WAL, synchronous=FULL). It prints the ratio and the daemon's RSS at the end, and two upper
 bounds from the run's own costs: the events/s the cores could carry at its CPU per event
 (daemon plus clients after the start signal), and the events/s of a writer that never
 waited for work (events stored / the writer's busy time).
@@ -280,7 +280,7 @@ def _events_stored(db: Path) -> int:
 
 def _raw_ceiling(source_db: Path, workdir: Path) -> tuple[float, int]:
     """events/s of stdlib sqlite3 inserting the same rows, 1000 per transaction."""
-    from uptake_aggregator.schema import MIGRATIONS
+    from uptake_aggregator.store.sqlite.schema import MIGRATIONS
 
     events_ddl = next(
         sql for sql in MIGRATIONS[0] if sql.lstrip().startswith("CREATE TABLE events")

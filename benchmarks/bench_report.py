@@ -44,7 +44,7 @@ import anyio
 
 from uptake.protocol import Event, ReportFilters, new_event_ids
 from uptake_aggregator.metrics import build_report
-from uptake_aggregator.storage import Storage
+from uptake_aggregator.store.sqlite.storage import Storage
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DAY_US = 86_400_000_000

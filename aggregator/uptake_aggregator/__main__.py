@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from uptake.paths import default_db_path, default_socket_path
-from uptake_aggregator.connection import ConnectionSettings
+from uptake_aggregator.daemon.connection import ConnectionSettings
+from uptake_aggregator.daemon.server import DaemonConfig
+from uptake_aggregator.daemon.writer import DEFAULT_MAX_QUEUED_EVENTS
 from uptake_aggregator.errors import AggregatorError
-from uptake_aggregator.server import DaemonConfig
-from uptake_aggregator.writer import DEFAULT_MAX_QUEUED_EVENTS
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -94,7 +94,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the daemon command line; return the exit code."""
-    from uptake_aggregator import lifecycle
+    from uptake_aggregator.daemon import lifecycle
 
     args = build_parser().parse_args(argv)
     config = config_from_args(args)

@@ -152,12 +152,12 @@ class EventWriter:
     ) -> Callable[[Sequence[Sequence[Event]]], list[tuple[int, int]]]:
         from anyio.from_thread import start_blocking_portal
 
-        from uptake_aggregator.storage import Storage
+        from uptake_aggregator.store import open_store
 
-        # Storage is async; a blocking portal runs its event loop in a helper thread so
-        # the database stays open across the many writes of an import.
+        # The store's writer is async; a blocking portal runs its event loop in a helper
+        # thread so the database stays open across the many writes of an import.
         portal = self._stack.enter_context(start_blocking_portal())
-        storage = portal.call(Storage.open, db)
+        storage = portal.call(open_store(db).open_writer)
         self._stack.callback(portal.call, storage.close)
 
         def write(batches: Sequence[Sequence[Event]]) -> list[tuple[int, int]]:

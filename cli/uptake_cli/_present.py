@@ -1,8 +1,8 @@
-"""How a §6 report is presented, shared by the table, CSV and HTML renderers.
+"""How a usage report is presented, shared by the table, CSV and HTML renderers.
 
 Number formats (percent, durations, nulls) and the derived views that more than one
 renderer shows: users needing attention and frequency-segment counts. Everything reads
-the plain §6 dict; nothing here computes a metric the engine already computed.
+the plain report dict; nothing here computes a metric the engine already computed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = [
     "segment_counts",
 ]
 
-#: A §6 report as decoded JSON (the schema is DESIGN §6).
+#: A usage report as decoded JSON (its fields: docs/metrics.md, ``metrics.report_schema``).
 Report = dict[str, Any]
 
 #: What a null metric shows as (unknown seats, no previous window, no sessions).

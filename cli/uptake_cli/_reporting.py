@@ -21,11 +21,12 @@ __all__ = ["fetch_report", "render_json", "report_filters"]
 
 
 def render_json(report: Report) -> str:
-    """Return the report as JSON text in §6 field order (two-space indent, UTF-8 as is).
+    """Return the report as JSON text in the report's field order (two-space indent, UTF-8 as is).
 
-    Converting through the §6 Structs fixes the field order and the number types (rates
-    are always floats), so the output is byte-identical whichever way the report was read,
-    and a report that breaks the contract fails here rather than reaching a parser.
+    Converting through the report Structs (``metrics.report_schema``) fixes the field order
+    and the number types (rates are always floats), so the output is byte-identical whichever
+    way the report was read, and a report that breaks the contract fails here rather than
+    reaching a parser.
     """
     import msgspec
 
@@ -38,7 +39,7 @@ def render_json(report: Report) -> str:
 
 
 def fetch_report(filters: ReportFilters, db: Path | None, socket: Path | None) -> Report:
-    """Return the §6 report: from the daemon when one answers, else from the database."""
+    """Return the usage report: from the daemon when one answers, else from the database."""
     target = resolve(db, socket)
     report = query_daemon(target.socket, filters)
     if report is None:

@@ -69,8 +69,8 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
     Example: usage daemon start --db ~/uptake.db
     """
     from uptake.paths import default_db_path, default_socket_path
-    from uptake_aggregator import lifecycle
-    from uptake_aggregator.server import DaemonConfig
+    from uptake_aggregator.daemon import lifecycle
+    from uptake_aggregator.daemon.server import DaemonConfig
 
     with cli_errors():
         config = DaemonConfig(
@@ -106,7 +106,7 @@ def stop(
     Example: usage daemon stop
     """
     from uptake.paths import default_socket_path
-    from uptake_aggregator import lifecycle
+    from uptake_aggregator.daemon import lifecycle
 
     del db  # accepted for symmetry with the other commands; the socket names the daemon
     with cli_errors():
@@ -129,8 +129,8 @@ def status(
     Exits 1 when no daemon answers.
     """
     from uptake.paths import default_socket_path
-    from uptake_aggregator import lifecycle
     from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
+    from uptake_aggregator.daemon import lifecycle
 
     with cli_errors():
         socket_path = (socket or default_socket_path()).absolute()

@@ -3,8 +3,8 @@
 Everything happens in a private temporary directory: its own daemon socket, database,
 log and SDK spool, so the demo never touches the user's real data unless ``--db`` (or
 ``--keep``) asks it to keep the database. Several host processes
-(``python -m uptake_aggregator.demo_host``) each send their shard of the scenario
-(``uptake_aggregator.simulation``) through ``uptake.record``, the way several app
+(``python -m uptake_cli.demo.host``) each send their shard of the scenario
+(``uptake_cli.demo.simulation``) through ``uptake.record``, the way several app
 servers share one daemon; a progress bar follows the daemon's ``status`` (events stored
 against events expected). Then the `usage report` tables of the report window are
 printed and the HTML report written. The daemon is stopped and the temporary directory
@@ -23,7 +23,7 @@ from uptake_cli._errors import cli_errors
 # The demo itself (rich, the simulation, the renderers, the SDK) is in _demo, imported
 # when a demo runs: `usage` imports every command module at start-up, whichever runs.
 if TYPE_CHECKING:
-    from uptake_cli._demo import DemoRun, run_demo
+    from uptake_cli.demo.runner import DemoRun, run_demo
 
 __all__ = ["DemoRun", "demo", "register", "run_demo"]
 
@@ -40,7 +40,7 @@ _LAZY: Final = frozenset({"DemoRun", "run_demo"})
 def __getattr__(name: str) -> Any:
     """Keep ``from uptake_cli.demo_cmd import run_demo`` (and ``DemoRun``) working, lazily."""
     if name in _LAZY:
-        from uptake_cli import _demo
+        from uptake_cli.demo import runner as _demo
 
         return getattr(_demo, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -94,7 +94,7 @@ def demo(  # noqa: PLR0917 - typer maps each parameter to an option
 
         usage demo --days 30 --processes 2 -o /tmp/report.html
     """
-    from uptake_cli._demo import run_demo
+    from uptake_cli.demo.runner import run_demo
 
     with cli_errors():
         try:

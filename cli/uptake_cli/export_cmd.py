@@ -28,7 +28,7 @@ __all__ = ["export_events", "register"]
 
 
 def _day_us(day: date | None) -> int | None:
-    from uptake_aggregator.schema import day_start_us
+    from uptake_aggregator.units import day_start_us
 
     return None if day is None else day_start_us(day)
 
@@ -52,18 +52,14 @@ def export_events(db: Path, out: IO[bytes], since: date | None, until: date | No
     """
     import msgspec
 
-    from uptake_aggregator.storage import connect_readonly, read_events
+    from uptake_aggregator.store import open_store
 
     encode = msgspec.json.Encoder().encode
-    conn = connect_readonly(db)
-    try:
-        count = 0
-        for event in read_events(conn, _day_us(since), _day_us(until)):
-            out.write(_line(event, encode))
-            count += 1
-        return count
-    finally:
-        conn.close()
+    count = 0
+    for event in open_store(db).read_events(_day_us(since), _day_us(until)):
+        out.write(_line(event, encode))
+        count += 1
+    return count
 
 
 def export_file(

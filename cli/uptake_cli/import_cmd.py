@@ -1,6 +1,7 @@
-"""`usage import FILE`: load JSON lines of §2 events through the same storage code as the daemon.
+"""`usage import FILE`: load JSON-lines events through the same storage code as the daemon.
 
-Line format: one JSON object per line with the §2 fields (``kind`` and ``ts`` required).
+Line format: one JSON object per line with the event fields of docs/protocol.md (``kind``
+and ``ts`` required).
 
 * ``ts``: integer microseconds since the Unix epoch, or an ISO-8601 string
   (``2026-11-23T09:30:00Z``, ``2026-11-23T10:30:00+01:00``; no offset means UTC).
@@ -77,7 +78,7 @@ def import_file(
     db: DbOption = None,
     socket: SocketOption = None,
 ) -> None:
-    """Load events from a JSON-lines FILE (one §2 event per line).
+    """Load events from a JSON-lines FILE (one event per line, docs/protocol.md).
 
     ts: integer microseconds since 1970, or ISO-8601 (no offset means UTC).
 

@@ -1,8 +1,8 @@
 """`usage prune --before DAY`: delete old events for good, keeping every report consistent.
 
-The work is ``uptake_aggregator.prune`` (what survives and why is documented there). This
-module checks the command line, refuses while a daemon serves the database, shows what
-would go and asks before deleting anything.
+The work is the store's ``prune`` (for SQLite ``uptake_aggregator.store.sqlite.prune``,
+where what survives and why is documented). This module checks the command line, refuses
+while a daemon serves the database, shows what would go and asks before deleting anything.
 
 A running daemon is refused rather than asked to prune: its writer caches which (user,
 feature) spans are already stored, and a prune narrows them, so the daemon would need a
@@ -61,8 +61,8 @@ def _same_file(a: Path, b: Path) -> bool:
 def _refuse_while_daemon_runs(socket: Path, db: Path) -> None:
     """Fail when a daemon serves ``db``: on ``socket``, or on any socket (its db pidfile)."""
     from uptake_aggregator.client import DaemonClient
+    from uptake_aggregator.daemon.lifecycle import database_daemon, running_pid
     from uptake_aggregator.errors import DaemonError
-    from uptake_aggregator.lifecycle import database_daemon, running_pid
 
     holder = database_daemon(db)
     if holder is not None:
@@ -135,12 +135,13 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
         day = _parse_before(before)
         target = resolve(db, socket)
         from uptake.paths import default_socket_path
-        from uptake_aggregator.prune import plan_prune, prune, vacuum_db
-        from uptake_aggregator.schema import day_start_us
+        from uptake_aggregator.store import open_store
+        from uptake_aggregator.units import day_start_us
 
         _refuse_while_daemon_runs(target.socket or default_socket_path(), target.db)
         cut_us = day_start_us(day)
-        plan = plan_prune(target.db, cut_us)
+        store = open_store(target.db)
+        plan = store.plan_prune(cut_us)
         typer.echo(
             f"{target.db}: {plan.removed:,} of {plan.stored_before:,} events are before "
             f"{day.isoformat()} and would be deleted; {plan.kept:,} kept "
@@ -164,14 +165,14 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
                 abort=True,
             )
         started = time.perf_counter()
-        result = prune(target.db, cut_us)
+        result = store.prune(cut_us)
         took = time.perf_counter() - started
         typer.echo(
             f"removed {result.removed:,} events before {day.isoformat()}; "
             f"{result.kept:,} kept ({result.anchors:,} of them older) in {took:.1f} s"
         )
         if vacuum:
-            typer.echo(f"vacuumed: {vacuum_db(target.db):,} bytes on disk")
+            typer.echo(f"vacuumed: {store.vacuum():,} bytes on disk")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,9 @@
-"""CSV export of one table of a §6 report (`usage report --format csv --table ...`).
+"""CSV export of one table of a usage report (`usage report --format csv --table ...`).
 
-Columns are the §6 field names, in schema order, so a spreadsheet or pandas sees the same
-names as the JSON. Nulls are empty cells; an account's ``flags`` list is joined with
-``;``. Numbers are written as Python prints them (full precision, ``.`` decimal point).
+Columns are the report's field names (docs/metrics.md), in schema order, so a spreadsheet
+or pandas sees the same names as the JSON. Nulls are empty cells; an account's ``flags``
+list is joined with ``;``. Numbers are written as Python prints them (full precision,
+``.`` decimal point).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["CSV_COLUMNS", "CsvTable", "render_csv"]
 
 CsvTable = Literal["users", "accounts", "features", "dau"]
 
-#: The columns of each exportable table, in §6 order (taken from the §6 Structs).
+#: The columns of each exportable table, in report order (from ``metrics.report_schema``).
 CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     table: tuple(field.name for field in msgspec.structs.fields(row))
     for table, row in (

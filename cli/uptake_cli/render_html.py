@@ -358,7 +358,7 @@ def _footer(generated: str) -> str:
 
 
 def render_html(report: Report, generated: datetime | None = None, *, scope: str = "") -> str:
-    """Return the whole HTML report for a §6 ``report`` as one self-contained document.
+    """Return the whole HTML report for a usage ``report`` as one self-contained document.
 
     ``generated`` is the time stamped in the footer (now, UTC, by default; tests pass a
     fixed one so the output is reproducible). ``scope`` names the filters that narrowed

@@ -1,4 +1,4 @@
-"""Terminal rendering of a §6 report as rich tables (the default `usage report` output).
+"""Terminal rendering of a usage report as rich tables (the default `usage report` output).
 
 Four blocks: the product summary, top features with adoption, accounts (seats,
 utilization, health band in colour, flags) and users needing attention. Colours are
@@ -207,7 +207,7 @@ def _day(stamp: str | None) -> str:
 
 
 def report_tables(report: Report, *, scope: str = "") -> RenderableType:
-    """Return the four tables of a §6 report as one rich renderable.
+    """Return the four tables of a usage report as one rich renderable.
 
     ``scope`` names the filters that narrowed the report (e.g. ``account acme``).
     """

@@ -1,6 +1,6 @@
 """`usage report`: the usage report as terminal tables, JSON, CSV or a self-contained HTML file.
 
-Thin: parse the options, get the §6 report (through the daemon when one answers, else
+Thin: parse the options, get the usage report (through the daemon when one answers, else
 from the database opened read-only), render it, write it to stdout or ``--output``.
 """
 

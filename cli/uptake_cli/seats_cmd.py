@@ -1,8 +1,8 @@
 """`usage seats set ACCOUNT N`: record an account's licensed seats.
 
-Seats are events (§2 kind ``seats``): the latest one before a day's end gives the seats of
-that day, so setting seats never rewrites history. The event goes to the daemon when one
-answers, else straight into the database through the storage code.
+Seats are events (kind ``seats``, docs/protocol.md): the latest one before a day's end
+gives the seats of that day, so setting seats never rewrites history. The event goes to
+the daemon when one answers, else straight into the database through the storage code.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.aggregator.daemon_harness import DaemonProcess
+from tests.support.daemon import DaemonProcess
 
 
 def _short_dir() -> Path:

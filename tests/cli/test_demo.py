@@ -14,8 +14,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from uptake.protocol import ReportFilters
-from uptake_aggregator.simulation import CHURNING_ACCOUNT, UPSELL_ACCOUNT, Scenario, today_utc
 from uptake_cli.app import app
+from uptake_cli.demo.simulation import CHURNING_ACCOUNT, UPSELL_ACCOUNT, Scenario, today_utc
 from uptake_cli.report_cmd import fetch_report
 
 pytestmark = pytest.mark.slow

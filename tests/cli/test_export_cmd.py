@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.strategies import events
 from uptake.protocol import Event
-from uptake_aggregator.storage import Storage
+from uptake_aggregator.store.sqlite.storage import Storage
 from uptake_cli.app import app
 
 DAY_US = 86_400_000_000

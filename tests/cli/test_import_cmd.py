@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from tests.cli._events import event_lines, write_lines
 from tests.strategies import events
 from uptake.protocol import MAX_EVENT_BYTES, Event
-from uptake_aggregator.storage import Storage
+from uptake_aggregator.store.sqlite.storage import Storage
 from uptake_cli.app import app
 from uptake_cli.import_cmd import LineError, parse_line
 

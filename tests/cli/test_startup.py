@@ -18,9 +18,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.cli._events import SINCE, UNTIL, event_lines, write_lines
-from uptake_aggregator import simulation
 from uptake_cli import demo_cmd
 from uptake_cli.app import app
+from uptake_cli.demo import simulation
 
 # Run `usage ARGS...` in this interpreter, then write the loaded modules to MODULES_FILE.
 _RUN_USAGE = """
@@ -44,12 +44,12 @@ _NOT_AT_IMPORT = [
     "msgspec",
     "uptake",  # the SDK package: its __init__ loads the whole client (~30 ms)
     "uptake_aggregator.client",
-    "uptake_aggregator.lifecycle",
+    "uptake_aggregator.daemon.lifecycle",
     "uptake_aggregator.metrics",
-    "uptake_aggregator.server",
-    "uptake_aggregator.simulation",
-    "uptake_aggregator.storage",
-    "uptake_cli._demo",
+    "uptake_aggregator.daemon.server",
+    "uptake_cli.demo.simulation",
+    "uptake_aggregator.store.sqlite.storage",
+    "uptake_cli.demo.runner",
     "uptake_cli._importer",
     "uptake_cli.render_csv",
     "uptake_cli.render_html",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.aggregator.daemon_harness import DaemonProcess, stored_ids
+from tests.support.daemon import DaemonProcess, stored_ids
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.aggregator.daemon_harness import DaemonProcess, running_daemon
+from tests.support.daemon import DaemonProcess, running_daemon
 from uptake.protocol import ErrorCode, Hello, Message, encode_frame
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import uptake
-from tests.aggregator.daemon_harness import DaemonProcess, stored_ids
+from tests.support.daemon import DaemonProcess, stored_ids
 from uptake._model import Event
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,8 @@
-"""The metrics engine: DESIGN §5 metrics over the rollups, as the §6 report.
+"""The metrics engine: the usage report's figures (docs/metrics.md), backend-neutral.
 
-Entry point: ``build_report(db_path, filters, today=None)``; see docs/metrics.md for the
-definitions as implemented.
+Metric definitions and report assembly over plain data a store's ``ReportSource`` hands
+back (``store.reports``); no SQL here. Entry point: ``build_report(db, filters,
+today=None)``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-account figures: seats, utilization, adoption, growth, integrations, health, flags.
 
 An account's users are the known users whose account as of ``until`` is that account
-(DESIGN §5 "a user's account"); the same attribution serves active users, growth,
+(docs/metrics.md, "a user's account"); the same attribution serves active users, growth,
 stickiness, adoption and churn. Account rows always show the account's own figures:
 a user/account filter picks which rows appear, it does not shrink them.
 """
@@ -9,7 +9,6 @@ a user/account filter picks which rows appear, it does not shrink them.
 from __future__ import annotations
 
 import bisect
-import sqlite3
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -18,7 +17,7 @@ from uptake_aggregator.metrics.activity import UserActivity
 from uptake_aggregator.metrics.context import ReportContext
 from uptake_aggregator.metrics.features import FeatureUsage
 from uptake_aggregator.metrics.health import band, flags, health_score
-from uptake_aggregator.schema import DAY_US
+from uptake_aggregator.units import DAY_US
 
 __all__ = [
     "SeatHistory",
@@ -50,11 +49,7 @@ class SeatHistory:
 def seat_history(ctx: ReportContext) -> dict[str, SeatHistory]:
     """Seat histories of every account, limited to events before ``until``."""
     histories: dict[str, SeatHistory] = {}
-    rows = ctx.conn.execute(
-        "SELECT account, ts, seats FROM seats WHERE ts < ? ORDER BY account, ts, id",
-        (ctx.window.end_us,),
-    )
-    for account, ts, seats in rows:
+    for account, ts, seats in ctx.source.seat_events(ctx.window.end_us):
         history = histories.get(account)
         if history is None:
             history = histories[account] = SeatHistory([], [])
@@ -76,28 +71,9 @@ def listed_accounts(ctx: ReportContext) -> list[str]:
 def _daily_logins(
     ctx: ReportContext, accounts: list[str], members: dict[str, list[str]]
 ) -> dict[str, dict[int, int]]:
-    """Per account (of ``accounts``) and window day: users of the account with a login.
-
-    Walks only these accounts' users, through the (user, day) index.
-    """
+    """Per account (of ``accounts``) and window day: users of the account with a login."""
     users = [(user, account) for account in accounts for user in members.get(account, [])]
-    if not users:
-        return {}
-    conn = ctx.conn
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS seat_users (user TEXT PRIMARY KEY, account)")
-    conn.execute("DELETE FROM temp.seat_users")
-    conn.executemany("INSERT INTO temp.seat_users VALUES (?, ?)", users)
-    daily: dict[str, dict[int, int]] = {}
-    rows = conn.execute(
-        "SELECT s.account, d.day, count(*) FROM temp.seat_users s CROSS "
-        "JOIN user_day d INDEXED BY user_day_by_user "
-        "ON d.user = s.user AND d.day >= ? AND d.day < ? "
-        "WHERE d.logins > 0 GROUP BY s.account, d.day",
-        (ctx.window.start, ctx.window.end),
-    )
-    for account, day, logged_in in rows:
-        daily.setdefault(account, {})[day] = logged_in
-    return daily
+    return ctx.source.daily_logins(ctx.window, users)
 
 
 def _daily_seats(ctx: ReportContext, history: SeatHistory) -> list[int | None]:
@@ -150,16 +126,9 @@ def _adoption_rates(
     return rates
 
 
-def integration_uses(ctx: ReportContext, conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
-    """Distinct (user or '', event account or '', integration) in the window, on ``conn``."""
-    # The (user, account, integration, day) index covers the query, already distinct-ordered.
-    index = "INDEXED BY integration_day_by_user " if ctx.covers_most_history() else ""
-    rows = conn.execute(
-        f"SELECT DISTINCT user, account, integration FROM integration_day {index}"
-        "WHERE day >= ? AND day < ?",
-        (ctx.window.start, ctx.window.end),
-    )
-    return set(rows)
+def integration_uses(ctx: ReportContext) -> set[tuple[str, str, str]]:
+    """Distinct (user or '', event account or '', integration) in the window."""
+    return ctx.source.integration_uses(ctx.window, most_history=ctx.covers_most_history())
 
 
 def _integrations(ctx: ReportContext, uses: set[tuple[str, str, str]]) -> dict[str, int]:

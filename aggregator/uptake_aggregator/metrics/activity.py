@@ -1,15 +1,13 @@
-"""Activity from the ``user_day`` rollup: DAU series, WAU/MAU, per-user active days.
+"""Activity: DAU series, WAU/MAU, per-user active days (docs/metrics.md).
 
-Active user (DESIGN §5): a user with at least one event of any kind that day. Everything
-here reads ``user_day`` rows, one per active (day, user), never raw events.
+Active user: a user with at least one event of any kind that day. The store answers per
+(day, user) activity (``ReportSource``); this module shapes it into the report's series.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from uptake_aggregator.metrics.context import ReportContext
-from uptake_aggregator.metrics.window import WEEK_BITS
+from uptake_aggregator.store.reports import UserActivity
 
 __all__ = [
     "UserActivity",
@@ -21,44 +19,18 @@ __all__ = [
 ]
 
 
-class UserActivity(NamedTuple):
-    """One user's activity over the window.
-
-    Active days, login events, days with a login, the last active day, and active days
-    per week packed in one integer: ``WEEK_BITS`` bits for week k after the window's
-    first Monday at bit ``WEEK_BITS * k`` (0 when the window has too many weeks to pack,
-    see ``Window.weeks_packable``). A named tuple: a report builds one per active user,
-    three times faster than a frozen dataclass.
-    """
-
-    active_days: int
-    logins: int
-    login_days: int
-    last_day: int = -1
-    week_days: int = 0
-
-
 def dau_series(ctx: ReportContext) -> list[int]:
     """Distinct active users of the population on each window day, zeros included."""
     window = ctx.window
     counts = [0] * window.days
-    rows = ctx.conn.execute(
-        f"SELECT day, count(*) FROM user_day WHERE day >= ? AND day < ?{ctx.pop_clause()} "
-        "GROUP BY day",
-        (window.start, window.end),
-    )
-    for day, users in rows:
+    for day, users in ctx.source.daily_active_users(window.start, window.end).items():
         counts[day - window.start] = users
     return counts
 
 
 def active_users_between(ctx: ReportContext, start: int, end: int) -> int:
     """Distinct population users active on some day in ``[start, end)`` (day numbers)."""
-    row = ctx.conn.execute(
-        f"SELECT count(DISTINCT user) FROM user_day WHERE day >= ? AND day < ?{ctx.pop_clause()}",
-        (start, end),
-    ).fetchone()
-    return int(row[0])
+    return ctx.source.active_user_count(start, end)
 
 
 def trailing_active(
@@ -81,29 +53,13 @@ def trailing_active(
 def user_activity(ctx: ReportContext) -> dict[str, UserActivity]:
     """Active days, logins, last day and weeks of every user active in the window.
 
-    All users, unfiltered. Active days per week come packed in one integer summed by
-    SQLite (see ``UserActivity``), in the same pass: retention needs no query of its own.
+    All users, unfiltered. Active days per week come packed in one integer (see
+    ``UserActivity``), in the same pass: retention needs no query of its own.
     """
-    window = ctx.window
-    # The (user, day, logins) index covers the query and comes grouped by user.
-    index = "INDEXED BY user_day_by_user " if ctx.covers_most_history() else ""
-    weeks = f"sum(1 << ((day - :monday) / 7 * {WEEK_BITS}))" if window.weeks_packable else "0"
-    rows = ctx.conn.execute(
-        f"SELECT user, count(*), sum(logins), sum(logins > 0), max(day), {weeks} "
-        f"FROM user_day {index}WHERE day >= :start AND day < :end GROUP BY user",
-        {"start": window.start, "end": window.end, "monday": window.first_monday},
-    )
-    return {
-        user: UserActivity(days, logins, login_days, last_day, weeks)
-        for user, days, logins, login_days, last_day, weeks in rows
-    }
+    return ctx.source.user_activity(ctx.window, most_history=ctx.covers_most_history())
 
 
 def previous_active(ctx: ReportContext) -> set[str]:
     """Users (all, unfiltered) active in the previous window ``[since - n, since)``."""
     window = ctx.window
-    rows = ctx.conn.execute(
-        "SELECT DISTINCT user FROM user_day WHERE day >= ? AND day < ?",
-        (window.previous_start, window.start),
-    )
-    return {user for (user,) in rows}
+    return ctx.source.users_active_between(window.previous_start, window.start)

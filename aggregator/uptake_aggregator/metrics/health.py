@@ -1,4 +1,4 @@
-"""Account health score (0-100), colour band and flags (DESIGN §5).
+"""Account health score (0-100), colour band and flags (docs/metrics.md).
 
 Score = 100 x the weighted mean of four inputs, each in [0, 1]:
 

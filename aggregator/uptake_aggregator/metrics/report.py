@@ -1,9 +1,8 @@
-"""``build_report``: the DESIGN §6 usage report, computed from the rollups on request."""
+"""``build_report``: the usage report (docs/metrics.md), computed from a store on request."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import threading
 from functools import partial
 from pathlib import Path
@@ -21,25 +20,19 @@ from uptake_aggregator.metrics.activity import (
     trailing_active,
     user_activity,
 )
-from uptake_aggregator.metrics.context import (
-    ReportContext,
-    known_user_ids,
-    load_context,
-    rebind,
-)
+from uptake_aggregator.metrics.context import ReportContext, load_context, rebind
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.parallel import ForkedPart, can_fork
 from uptake_aggregator.metrics.retention import retention_rows
-from uptake_aggregator.metrics.sessions import SessionScope, SessionStats, session_stats
-from uptake_aggregator.metrics.window import Window, day_date, resolve_window
-from uptake_aggregator.readonly import connect_readonly, events_stored
-from uptake_aggregator.schema import DAY_US
+from uptake_aggregator.metrics.session_figures import SessionStats, session_stats
+from uptake_aggregator.store import open_store
+from uptake_aggregator.store.reports import ReportStore
+from uptake_aggregator.units import DAY_US
+from uptake_aggregator.window import Window, day_date, resolve_window
 
 __all__ = ["build_report", "segment"]
 
 _UNKNOWN = UserActivity(0, 0, 0)
-#: Upper bound on the read-only connection's memory map (4 GiB).
-_MMAP_BYTES = 1 << 32
 
 
 def segment(active_days: int, window_days: int) -> str:
@@ -141,43 +134,44 @@ def _add_sessions(rows: list[dict[str, Any]], sessions: SessionStats) -> None:
 
 
 def _releases(ctx: ReportContext) -> list[dict[str, str]]:
-    rows = ctx.conn.execute(
-        "SELECT ts, version FROM releases WHERE ts >= ? AND ts < ? ORDER BY ts, id",
-        (ctx.window.start_us, ctx.window.end_us),
-    )
-    return [{"day": iso_utc(ts)[:10], "version": version} for ts, version in rows]
+    return [
+        {"day": iso_utc(ts)[:10], "version": version}
+        for ts, version in ctx.source.releases(ctx.window)
+    ]
 
 
 def build_report(
-    db_path: Path,
+    db: Path | str | ReportStore,
     filters: ReportFilters,
     *,
     today: dt.date | None = None,
     parallel: bool = False,
 ) -> dict[str, Any]:
-    """Compute the DESIGN §6 usage report for ``filters`` from the database at ``db_path``.
+    """Compute the usage report (docs/metrics.md) for ``filters`` from the store ``db``.
 
-    Opens the database read-only. ``today`` (UTC) fixes the default window, for tests.
+    ``db``: a database path or URL (``store.open_store``), or an open ``ReportStore``;
+    it is only read. ``today`` (UTC) fixes the default window, for tests.
     ``parallel=True`` computes the session figures in a forked child process on another
     core (see ``metrics.parallel``); it is used only where forking is safe (a
-    single-threaded caller, such as the CLI) and gives the same report.
-    Raises ``QueryError`` for bad dates or an unknown account, ``StorageError`` when the
-    database is missing or unreadable.
+    single-threaded caller, such as the CLI, and a store that allows it) and gives the
+    same report. Raises ``QueryError`` for bad dates or an unknown account,
+    ``StorageError`` when the store is missing or unreadable.
 
     Example::
 
         report = build_report(Path("uptake.db"), ReportFilters(since="2026-01-01"))
         report["product"]["mau"]
     """
+    store: ReportStore = open_store(db) if isinstance(db, (str, Path)) else db
     window = resolve_window(filters.since, filters.until, today=today)
     # The collector switch is process-wide: paused only in a single-threaded process
     # (the CLI, the daemon's report worker); the forked child inherits the pause.
     with collector_paused(parallel and threading.active_count() == 1):
-        return _build(db_path, window, filters, parallel=parallel)
+        return _build(store, window, filters, parallel=parallel)
 
 
 def _build(
-    db_path: Path, window: Window, filters: ReportFilters, *, parallel: bool
+    store: ReportStore, window: Window, filters: ReportFilters, *, parallel: bool
 ) -> dict[str, Any]:
     """``build_report`` once the window is known.
 
@@ -185,26 +179,27 @@ def _build(
     users) runs in parallel with the sessions; a filtered one needs the population in
     both processes and forks once the context is loaded.
     """
-    conn = _open(db_path)
+    source = store.report_source()
     child: ForkedPart[_ChildPart] | None = None
     try:
-        mark = events_stored(conn)
+        mark = source.events_stored()
         ctx: ReportContext | None = None
-        if parallel and can_fork():
+        if parallel and store.forks and can_fork():
             if filters.user is not None or filters.account is not None:
-                ctx = load_context(conn, window, filters)  # the child needs the population
-            # No SQLite connection may cross a fork: close, fork, then reopen. Both
-            # sides must read the snapshot ``mark`` counted.
-            conn.close()
-            child = ForkedPart.start(partial(_forked_part, db_path, mark, window, ctx), _ChildPart)
-            conn = _open(db_path)
-            reopened = events_stored(conn)
+                ctx = load_context(source, window, filters)  # the child needs the population
+            # No snapshot may cross a fork (SQLite forbids using a connection in a
+            # child): close, fork, then reopen. Both sides must read the snapshot
+            # ``mark`` counted.
+            source.close()
+            child = ForkedPart.start(partial(_forked_part, store, mark, window, ctx), _ChildPart)
+            source = store.report_source()
+            reopened = source.events_stored()
             # A writer committed meanwhile: the child's answer goes unused, and a context
             # read before the fork is read again on this snapshot.
-            ctx = rebind(ctx, conn) if ctx is not None and reopened == mark else None
+            ctx = rebind(ctx, source) if ctx is not None and reopened == mark else None
             mark = reopened
         if ctx is None:
-            ctx = load_context(conn, window, filters)
+            ctx = load_context(source, window, filters)
         counts = _Counts(ctx)
         counts.run()
         # Everything that does not need the child's part, while the child works.
@@ -215,10 +210,10 @@ def _build(
             if answer is not None and answer.mark == mark:
                 part = answer
         if part is None:
-            part = _ChildPart(mark, session_stats(_session_scope(ctx)))
+            part = _ChildPart(mark, session_stats(ctx.source, ctx.window, ctx.known))
         return _complete(partial_report, part)
     finally:
-        conn.close()
+        source.close()
         if child is not None:
             child.abandon()
 
@@ -234,36 +229,21 @@ class _ChildPart(msgspec.Struct, array_like=True):
     sessions: SessionStats
 
 
-def _open(db_path: Path) -> sqlite3.Connection:
-    """The report's read-only connection, inside one read transaction."""
-    conn = connect_readonly(db_path)
-    conn.execute("PRAGMA temp_store = MEMORY")
-    # Memory-mapped reads skip a copy of every page into SQLite's cache: measured
-    # ~5% off a 10M-event report. SQLite caps the size at its compile-time limit.
-    conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
-    # One read transaction: every query sees the same committed state.
-    conn.execute("BEGIN")
-    return conn
-
-
-def _session_scope(ctx: ReportContext) -> SessionScope:
-    return SessionScope(ctx.conn, ctx.window, ctx.pop_clause(), ctx.known)
-
-
-def _forked_part(db_path: Path, mark: int, window: Window, ctx: ReportContext | None) -> _ChildPart:
+def _forked_part(
+    store: ReportStore, mark: int, window: Window, ctx: ReportContext | None
+) -> _ChildPart:
     """The forked child's work: the session figures, about half of a large report.
 
     Without ``ctx`` (an unfiltered report forked before loading it) the child finds the
-    known users itself. Its connection is never closed: the child just exits.
+    known users itself. Its snapshot is never closed: the child just exits.
     """
-    conn = _open(db_path)
-    if events_stored(conn) != mark:
+    source = store.report_source()
+    if source.events_stored() != mark:
         raise _StaleSnapshotError  # the parent computes the part itself
     if ctx is None:
-        scope = SessionScope(conn, window, "", known_user_ids(conn, window))
-    else:
-        scope = _session_scope(rebind(ctx, conn))
-    return _ChildPart(mark, session_stats(scope))
+        return _ChildPart(mark, session_stats(source, window, source.known_user_ids(window.end)))
+    ctx = rebind(ctx, source)
+    return _ChildPart(mark, session_stats(source, window, ctx.known))
 
 
 def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
@@ -272,7 +252,7 @@ def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
     usage = counts.usage
     activity = counts.activity
     product = _product(ctx, counts)
-    integrations = integration_uses(ctx, ctx.conn)
+    integrations = integration_uses(ctx)
     return {
         "window": {"since": window.since.isoformat(), "until": window.until.isoformat()},
         "product": product,
@@ -297,7 +277,7 @@ def _complete(report: dict[str, Any], part: _ChildPart) -> dict[str, Any]:
 
 
 class _Counts:
-    """The metrics SQLite aggregates by itself (few rows out), gathered by ``run``."""
+    """The figures the store aggregates by itself (few rows out), gathered by ``run``."""
 
     def __init__(self, ctx: ReportContext) -> None:
         self._ctx = ctx
@@ -309,7 +289,7 @@ class _Counts:
         self.retention: list[dict[str, Any]] = []
 
     def run(self) -> None:
-        """Run the aggregate queries."""
+        """Read the aggregates."""
         ctx = self._ctx
         self.activity = user_activity(ctx)
         self.previous = previous_active(ctx)

@@ -1,4 +1,4 @@
-"""The DESIGN §6 report as msgspec Structs, for clients that want typed access.
+"""The usage report (docs/metrics.md) as msgspec Structs, for clients that want typed access.
 
 ``build_report`` returns plain dicts in this shape (same field names, same order);
 ``msgspec.convert(report, Report)`` gives the typed form, and fails loudly when a report
@@ -119,7 +119,7 @@ class ReleaseMarker(_Row):
 
 
 class Report(_Row):
-    """The whole §6 report."""
+    """The whole usage report."""
 
     window: Window
     product: Product

@@ -1,4 +1,4 @@
-"""Weekly cohort retention (DESIGN §5).
+"""Weekly cohort retention (docs/metrics.md, *Retention*).
 
 A user's cohort is the ISO week (Monday, UTC) of their first event ever. Cohorts whose
 Monday falls in the window are reported; ``weeks[k]`` is the share of the cohort active
@@ -8,13 +8,12 @@ the window's last day (a partial last week counts the days before ``until`` only
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from typing import Any
 
 from uptake_aggregator.metrics.activity import UserActivity
 from uptake_aggregator.metrics.context import ReportContext
-from uptake_aggregator.metrics.window import WEEK_BITS, day_date, monday_of
+from uptake_aggregator.window import WEEK_BITS, day_date, monday_of
 
 __all__ = ["monday_of", "retention_rows"]
 
@@ -37,7 +36,7 @@ def retention_rows(ctx: ReportContext, activity: dict[str, UserActivity]) -> lis
     if window.weeks_packable:
         active = _active_from_weeks(window.first_monday, cohorts, activity)
     else:
-        active = _active_by_query(ctx.conn, window.end, last_day, cohorts)
+        active = ctx.source.cohort_active_weeks(cohorts, window.end)
     rows = []
     for monday in sorted(cohorts):
         size = len(cohorts[monday])
@@ -77,63 +76,3 @@ def _active_from_weeks(
                 packed >>= WEEK_BITS
                 week += 1
     return active
-
-
-def _active_by_query(
-    conn: sqlite3.Connection, end: int, last_day: int, cohorts: dict[int, list[str]]
-) -> dict[tuple[int, int], int]:
-    """Active users per (cohort Monday, week offset), read from ``user_day``."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS cohort (user TEXT PRIMARY KEY, monday INTEGER)")
-    conn.execute("DELETE FROM temp.cohort")
-    conn.executemany(
-        "INSERT INTO temp.cohort VALUES (?, ?)",
-        [(user, monday) for monday, users in cohorts.items() for user in users],
-    )
-    if (last_day - min(cohorts)) // 7 < _MASK_WEEKS:
-        return _active_by_mask(conn, end)
-    return _active_by_rows(conn, end)
-
-
-#: Weeks a per-user bit mask can hold without reaching SQLite's 64-bit sign bit.
-_MASK_WEEKS = 62
-
-
-def _active_by_mask(conn: sqlite3.Connection, end: int) -> dict[tuple[int, int], int]:
-    """Active users per (cohort Monday, week offset), one row per cohort user.
-
-    Each user's active weeks come back as one integer (bit k set: active in week k),
-    aggregated while the cohort's primary key and the (user, day) index are read in
-    order; a GROUP BY per (user, week) and another per (cohort, week) measured about
-    twice as slow, both sorting in temp b-trees.
-    """
-    active: Counter[tuple[int, int]] = Counter()
-    for monday, weeks_mask in conn.execute(
-        "SELECT c.monday, sum(DISTINCT 1 << ((d.day - c.monday) / 7))"
-        " FROM temp.cohort c CROSS JOIN user_day d INDEXED BY user_day_by_user"
-        " ON d.user = c.user AND d.day >= c.monday AND d.day < ? GROUP BY c.user",
-        (end,),
-    ):
-        week, mask = 0, weeks_mask
-        while mask:
-            if mask & 1:
-                active[(monday, week)] += 1
-            mask >>= 1
-            week += 1
-    return active
-
-
-def _active_by_rows(conn: sqlite3.Connection, end: int) -> dict[tuple[int, int], int]:
-    """Active users per (cohort Monday, week offset) for windows too long for a bit mask."""
-    # Inner query: one row per (user, week) in index order (user, day), no sort.
-    return {
-        (monday, week): users
-        for monday, week, users in conn.execute(
-            "SELECT monday, week, count(*) FROM ("
-            " SELECT c.monday AS monday, (d.day - c.monday) / 7 AS week"
-            " FROM temp.cohort c CROSS JOIN user_day d INDEXED BY user_day_by_user"
-            " ON d.user = c.user AND d.day >= c.monday AND d.day < ?"
-            " GROUP BY d.user, week"
-            ") GROUP BY monday, week",
-            (end,),
-        )
-    }

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from uptake.protocol import Event
-from uptake_aggregator.storage import Storage
+from uptake_aggregator.store.sqlite.storage import Storage
 
 Ingest = Callable[[Path, Sequence[Sequence[Event]]], None]
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.metrics.reference import reference_report
-from tests.aggregator.metrics.strategies import Dataset, datasets
+from tests.support.datasets import Dataset, datasets
+from tests.support.reference import reference_report
 from uptake_aggregator.errors import QueryError
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.metrics.report_schema import Report

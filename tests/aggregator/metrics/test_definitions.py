@@ -16,11 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.test_against_reference import assert_same
+from tests.support.reference import reference_report
 from uptake.protocol import Event, ReportFilters, content_event_id
 from uptake_aggregator.errors import QueryError, StorageError
-from uptake_aggregator.metrics import build_report, sessions
+from uptake_aggregator.metrics import build_report
+from uptake_aggregator.metrics import session_figures as sessions
 from uptake_aggregator.metrics.health import band, health_score
 
 DAY = 86_400_000_000

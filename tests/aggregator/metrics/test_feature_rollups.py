@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.test_storage import small_events
+from tests.aggregator.store.test_storage import small_events
 from uptake.protocol import Event
-from uptake_aggregator.storage import connect_readonly
+from uptake_aggregator.store.sqlite.storage import connect_readonly
 
 DAY = 86_400_000_000
 TABLES = ("user_feature_named", "feature_totals")
@@ -61,9 +61,9 @@ def test_feature_rollups_ignore_split_order_and_resend(
 
 def test_more_features_than_one_mask_word(tmp_path: Path) -> None:
     """Feature ids past 63 (bit 63 makes SQLite's word sum negative) count like the rest."""
-    from tests.aggregator.metrics.reference import reference_report
     from tests.aggregator.metrics.test_against_reference import assert_same
     from tests.aggregator.metrics.test_definitions import at, date, ev
+    from tests.support.reference import reference_report
     from uptake.protocol import ReportFilters
     from uptake_aggregator.metrics import build_report
 

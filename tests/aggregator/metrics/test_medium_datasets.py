@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.test_against_reference import assert_same
+from tests.support.reference import reference_report
 from uptake.protocol import Event, ReportFilters, content_event_id
-from uptake_aggregator.metrics import build_report, features, retention
+from uptake_aggregator.metrics import build_report
+from uptake_aggregator.store.sqlite import report_source
 
 DAY = 86_400_000_000
 MINUTE = 60_000_000
@@ -109,11 +110,11 @@ def test_medium_dataset_matches_the_reference(tmp_path: Path, seed: int) -> None
     ("module", "limit", "path"),
     [
         # no room for per-pair checks: feature figures come from the window scan
-        (features, "_MAX_STRADDLERS", "feature scan path"),
+        (report_source, "_MAX_STRADDLERS", "feature scan path"),
         # feature ids too high for bit masks: frozensets of ids
-        (features, "_MAX_MASK_BITS", "feature id sets"),
+        (report_source, "_MAX_MASK_BITS", "feature id sets"),
         # windows too long for a per-user week bit mask: retention counts row by row
-        (retention, "_MASK_WEEKS", "retention row path"),
+        (report_source, "_MASK_WEEKS", "retention row path"),
     ],
 )
 def test_size_chosen_fallback_paths_match_the_reference(

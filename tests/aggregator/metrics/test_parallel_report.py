@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.aggregator.metrics.conftest import ingest_batches
-from tests.aggregator.metrics.reference import reference_report
 from tests.aggregator.metrics.test_against_reference import assert_same
 from tests.aggregator.metrics.test_medium_datasets import FILTERS, TODAY, medium_dataset
+from tests.support.reference import reference_report
 from uptake.protocol import ReportFilters
 from uptake_aggregator.metrics import build_report, parallel, report
-from uptake_aggregator.metrics.sessions import SessionStats
+from uptake_aggregator.metrics.session_figures import SessionStats
+from uptake_aggregator.store.sqlite.report_source import SqliteReportSource
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -142,14 +143,14 @@ def test_a_commit_during_the_fork_means_one_consistent_snapshot(
     medium_db: Path, forking: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The mark changes after the context was read: parent starts over, child is unused."""
-    real_mark = report.events_stored
+    real_mark = SqliteReportSource.events_stored
     calls: list[int] = []
 
-    def moving_mark(conn: object) -> int:
+    def moving_mark(source: SqliteReportSource) -> int:
         calls.append(1)
-        return real_mark(conn) + len(calls)  # type: ignore[arg-type]
+        return real_mark(source) + len(calls)
 
-    monkeypatch.setattr(report, "events_stored", moving_mark)
+    monkeypatch.setattr(SqliteReportSource, "events_stored", moving_mark)
     for filters in FILTERS[:2]:
         assert build_report(medium_db, filters, today=TODAY, parallel=True) == build_report(
             medium_db, filters, today=TODAY

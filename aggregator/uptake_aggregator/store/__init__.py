@@ -1,0 +1,42 @@
+"""Where events are kept: the interfaces (``base``, ``ingest``, ``reports``) and the backends.
+
+``open_store(location)`` is the one place a backend is chosen: the daemon, the CLI and the
+report open stores only through it. ``store/sqlite/`` is the local SQLite backend; a
+central one (``store/postgres/``) would implement the same protocols.
+
+Example::
+
+    store = open_store(Path("uptake.db"))
+    store.events_stored()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from uptake_aggregator.errors import StorageError
+
+if TYPE_CHECKING:
+    from uptake_aggregator.store.base import Store
+
+__all__ = ["open_store"]
+
+_SQLITE_SCHEME = "sqlite:///"
+
+
+def open_store(location: str | Path) -> Store:
+    """The store at ``location``: a file path (SQLite) or a URL (``sqlite:///PATH``).
+
+    Opens nothing yet: each use opens what it needs. Raises ``StorageError`` for a URL of
+    a backend this uptake does not have.
+    """
+    text = str(location)
+    if text.startswith(_SQLITE_SCHEME):
+        text = text[len(_SQLITE_SCHEME) - 1 :]
+    elif "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise StorageError(f"no store backend for {scheme!r} URLs: give a database file path")
+    from uptake_aggregator.store.sqlite.store import SqliteStore
+
+    return SqliteStore(Path(text))

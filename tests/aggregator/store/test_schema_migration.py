@@ -1,0 +1,76 @@
+"""Forward migrations: a database written by an older schema reads the same after upgrade."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.aggregator.metrics.conftest import ingest_batches
+from tests.aggregator.metrics.test_medium_datasets import FILTERS, TODAY, medium_dataset
+from uptake_aggregator.errors import StorageError
+from uptake_aggregator.metrics import build_report
+from uptake_aggregator.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
+from uptake_aggregator.store.sqlite.storage import connect_readonly
+
+
+def _indexes(path: Path) -> set[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return set(
+            conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        )
+
+
+def _write_version_1(current: Path, old: Path) -> None:
+    """Write at ``old`` a schema version 1 database holding what ``current`` holds.
+
+    The tables are created by the version 1 statements themselves; every row is copied,
+    ``user_feature`` with its feature names (version 1 keyed it by name).
+    """
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("DELETE FROM counters")
+        conn.execute("ATTACH DATABASE ? AS current", (str(current),))
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM main.sqlite_master WHERE type = 'table'"
+                " AND name != 'schema_version'"
+            ).fetchall()
+        ]
+        for table in tables:
+            source = "user_feature_named" if table == "user_feature" else table
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM current.{source}")
+        conn.commit()
+        conn.execute("DETACH DATABASE current")
+
+
+def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> None:
+    assert SCHEMA_VERSION == 4
+    current, old = tmp_path / "current.db", tmp_path / "old.db"
+    events = medium_dataset(11)
+    ingest_batches(current, [events])
+    expected_indexes = _indexes(current)
+    _write_version_1(current, old)
+    assert _indexes(old) != expected_indexes
+
+    with pytest.raises(StorageError, match="start the daemon once to migrate it"):
+        connect_readonly(old)
+    ingest_batches(old, [])  # what the daemon does when it starts: open and migrate
+
+    assert _indexes(old) == expected_indexes
+    with sqlite3.connect(old) as conn:
+        named = conn.execute("SELECT * FROM user_feature_named ORDER BY 1, 2").fetchall()
+    with sqlite3.connect(current) as conn:
+        assert named == conn.execute("SELECT * FROM user_feature_named ORDER BY 1, 2").fetchall()
+    assert named
+    for filters in FILTERS:
+        assert build_report(old, filters, today=TODAY) == build_report(
+            current, filters, today=TODAY
+        )
