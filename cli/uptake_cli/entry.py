@@ -9,8 +9,7 @@ __all__ = ["main"]
 
 #: What `usage` says when only the SDK is installed (`pip install uptake`, no extra).
 NEEDS_SERVER = (
-    "usage: the daemon and the `usage` command need the server extra: "
-    "pip install 'uptake[server]'"
+    "usage: the daemon and the `usage` command need the server extra: pip install 'uptake[server]'"
 )
 
 
