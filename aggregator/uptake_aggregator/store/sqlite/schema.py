@@ -36,7 +36,7 @@ cannot be NULL.
   (schema v3), so a report reads each user's sessions together.
 - ``activity_bucket``: per (user, 30-minute bucket) the first and last ts of events that
   carry no session id. Two events in one bucket are < 30 min apart, so the implicit
-  sessions of DESIGN §5 split exactly at gaps between consecutive non-empty buckets.
+  sessions of docs/metrics.md split exactly at gaps between consecutive non-empty buckets.
 - ``loose_events``: per user, the distinct ts of their events that carry no session id.
   The buckets above decide most implicit sessions; a bucket that an explicit session's
   30-minute margin cuts in two is read from here event by event (schema v4).
