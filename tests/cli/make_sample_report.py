@@ -1,4 +1,4 @@
-"""Generate tests/cli/sample_report.json: a realistic DESIGN §6 report for renderer tests.
+"""Generate tests/cli/sample_report.json: a realistic usage report for renderer tests.
 
 The renderers were built before the metrics engine existed, so they are tested against this
 fixture: 60 days, 6 accounts, 30 users, 10 features, a release, and nulls wherever §6

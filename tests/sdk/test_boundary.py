@@ -1,4 +1,4 @@
-"""The dependency boundary: importing and using the SDK loads nothing heavy (DESIGN §1)."""
+"""The dependency boundary: importing and using the SDK loads nothing heavy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A brute-force DESIGN §5/§6 report in plain Python over the raw event list.
+"""A brute-force usage report (docs/metrics.md) in plain Python over the raw event list.
 
 Written from the definitions (and docs/metrics.md decisions), independently of the
 engine: no rollups, no SQL, one obvious loop per metric. Slow, and meant to be.

@@ -1,4 +1,4 @@
-"""Example-based checks of each DESIGN §5 definition as docs/metrics.md decides it."""
+"""Example-based checks of each metric definition of docs/metrics.md."""
 
 from __future__ import annotations
 
