@@ -219,7 +219,7 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     for frame in batches:
         sock.sendall(frame)
         in_flight += 1
-        while in_flight >= 32:  # the same window as the SDK (uptake._worker._WINDOW)
+        while in_flight >= 32:  # the same window as the SDK (uptake._daemon_delivery._WINDOW)
             in_flight -= len(frames.feed(sock.recv(65536)))
     while in_flight:
         in_flight -= len(frames.feed(sock.recv(65536)))

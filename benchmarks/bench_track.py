@@ -124,7 +124,7 @@ def measure_worker(events: int = 100_000) -> float:
     client.identify(user="u1", account="acme")
     client.track("warm_up")
     client.flush(5.0)
-    client._wake_at = events + 1  # enqueue everything first, then time the worker alone
+    client.processor.wake_at = events + 1  # enqueue everything first, then time the worker alone
     for number in range(events):
         client.track("export_csv", format="xlsx", n=number)
     start = time.perf_counter_ns()

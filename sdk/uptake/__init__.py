@@ -39,9 +39,9 @@ if TYPE_CHECKING:
         stats,
         track,
     )
-    from uptake._client import Client
     from uptake._model import Event
     from uptake._stats import Stats
+    from uptake._tracker import Client
 
 __all__ = [
     "Client",
@@ -69,7 +69,7 @@ __all__ = [
 #: needs ``uptake.protocol`` (the daemon, ``usage report``) or never tracks should not pay.
 _HOMES = {
     **dict.fromkeys(__all__, "uptake._api"),
-    "Client": "uptake._client",
+    "Client": "uptake._tracker",
     "Event": "uptake._model",
     "Stats": "uptake._stats",
 }

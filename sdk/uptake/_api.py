@@ -1,8 +1,9 @@
 """Module-level functions (``uptake.track`` ...) delegating to a lazily created default client.
 
 The first call creates the default client from the ``UPTAKE_*`` environment unless
-``configure()`` ran before. ``track()`` repeats the client's hot path inline rather than
-calling ``Client.track``: a second Python call with ``**props`` would double its cost.
+``configure()`` ran before. ``track()`` repeats the hot path inline on the default
+client's processor (kept in ``_processor`` beside ``_default``) rather than calling
+``Client.track``: a second Python call with ``**props`` would double its cost.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import threading
 import time
 from typing import Any, Final
 
-from uptake._client import Client, SessionScope
 from uptake._context import current_identity
+from uptake._delivery import EventSink
 from uptake._model import Event
+from uptake._processor import BatchProcessor
 from uptake._stats import Stats
-from uptake._worker import EventSink
+from uptake._tracker import Client, SessionScope
 
 __all__ = [
     "configure",
@@ -38,6 +40,8 @@ __all__ = [
 
 _time_ns: Final = time.time_ns
 _default: Client | None = None
+#: The default client's processor, for the inlined hot path of ``track()``.
+_processor: BatchProcessor | None = None
 _default_lock = threading.Lock()
 
 
@@ -48,7 +52,8 @@ def default_client() -> Client:
         with _default_lock:
             client = _default
             if client is None:
-                client = _set_default(Client())
+                client = Client()
+                _set_default(client)
     return client
 
 
@@ -60,8 +65,9 @@ def _reset_lock_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_lock_after_fork)
 
 
-def _set_default(client: Client) -> Client:
-    global _default  # noqa: PLW0603 -- the module functions read this one global
+def _set_default(client: Client | None) -> Client | None:
+    global _default, _processor  # noqa: PLW0603 -- the module functions read these globals
+    _processor = None if client is None else client.processor
     _default = client
     return client
 
@@ -71,9 +77,9 @@ def swap_default(client: Client | None) -> Client | None:
 
     For ``uptake.testing``: the previous client is neither flushed nor shut down.
     """
-    global _default
     with _default_lock:
-        previous, _default = _default, client
+        previous = _default
+        _set_default(client)
     return previous
 
 
@@ -92,7 +98,8 @@ def configure(*, sink: EventSink | None = None, sync: bool = False, **options: A
     """
     with _default_lock:
         previous = _default
-        client = _set_default(Client(sink=sink, sync=sync, **options))
+        client = Client(sink=sink, sync=sync, **options)
+        _set_default(client)
     if previous is not None:
         previous.shutdown(timeout=previous.config.exit_timeout)
     return client
@@ -106,16 +113,16 @@ def track(feature: str = "", /, **props: Any) -> None:
 
     >>> track("export_csv", format="xlsx")
     """
-    client = _default
-    if client is not None:
-        buffer = client._buffer
-        if len(buffer) < client._wake_at:
+    processor = _processor
+    if processor is not None:
+        buffer = processor.buffer
+        if len(buffer) < processor.wake_at:
             # None for no props: see Client.track (the garbage collector and deep buffers).
             buffer.append((_time_ns(), "feature", feature, props or None, current_identity()))
             return
     else:
-        client = default_client()
-    client._slow((_time_ns(), "feature", feature, props or None, current_identity()))
+        processor = default_client().processor
+    processor.slow((_time_ns(), "feature", feature, props or None, current_identity()))
 
 
 def identify(

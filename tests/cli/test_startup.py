@@ -70,7 +70,7 @@ _NOT_FOR_JSON = [name for name in _NOT_AT_IMPORT if name not in _JSON_ENGINE] + 
 
 #: Not needed for JSON either, but today loaded by the engine itself (the SDK's worker by
 #: uptake/__init__, through uptake.protocol): the CLI must not add them.
-_NOT_ADDED_FOR_JSON = ["uptake._worker", "uptake._client"]
+_NOT_ADDED_FOR_JSON = ["uptake._processor", "uptake._tracker"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

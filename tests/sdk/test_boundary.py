@@ -46,7 +46,7 @@ def test_public_names_load_on_first_use() -> None:
     probe = (
         "import json, sys\n"
         "import uptake.protocol\n"
-        "light = 'uptake._client' not in sys.modules and 'uptake._worker' not in sys.modules\n"
+        "light = 'uptake._tracker' not in sys.modules and 'uptake._processor' not in sys.modules\n"
         "import uptake\n"
         "names = {name: callable(getattr(uptake, name)) for name in uptake.__all__}\n"
         "try:\n"

@@ -36,7 +36,7 @@ def test_a_forked_child_tracks_with_its_own_buffer_and_thread(
     if pid == 0:  # child: must never return into pytest
         code = 1
         try:
-            fresh = uptake.stats().queued == 0 and uptake.default_client()._thread is None
+            fresh = uptake.stats().queued == 0 and uptake.default_client().processor._thread is None
             uptake.track("in_child", pid=os.getpid())
             delivered = uptake.flush(5.0) and uptake.stats().sent == 1
             code = 0 if (fresh and delivered) else 2
@@ -89,14 +89,14 @@ def test_pid_check_covers_forks_without_hooks(
     client = make_client()
     client.track("x")
     assert client.flush(5.0)
-    parent_buffer = client._buffer
-    parent_thread = client._thread
-    client._pid = -1  # as if we were a child whose fork hooks never ran (uWSGI)
+    parent_buffer = client.processor.buffer
+    parent_thread = client.processor._thread
+    client.processor._pid = -1  # as if we were a child whose fork hooks never ran (uWSGI)
     client.track("y")  # not noticed on the hot path...
     assert client.flush(5.0)  # ...but flush() notices the new pid and starts over
-    assert client._buffer is not parent_buffer
-    assert client._thread is not parent_thread
-    assert client._pid == os.getpid()
+    assert client.processor.buffer is not parent_buffer
+    assert client.processor._thread is not parent_thread
+    assert client.processor._pid == os.getpid()
     client.track("z")
     assert client.flush(5.0)
     assert daemon.features() == ["x", "y", "z"]  # the child's own calls are kept

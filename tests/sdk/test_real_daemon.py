@@ -89,7 +89,7 @@ def test_daemon_killed_mid_stream_loses_and_doubles_nothing(workdir: Path) -> No
             for number in range(chunk * 200, chunk * 200 + 200):
                 client.track("stream", n=number)
             if chunk == 20:
-                client._wake.set()  # the worker starts sending this chunk...
+                client.processor._wake.set()  # the worker starts sending this chunk...
                 time.sleep(0.002)
                 daemon.kill()  # ...and the daemon dies (SIGKILL) with batches in flight
             elif chunk == 35:

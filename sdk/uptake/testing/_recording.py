@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from uptake import _api
-from uptake._client import Client
 from uptake._context import NO_IDENTITY, set_identity
 from uptake._model import Event
 from uptake._stats import Stats
+from uptake._tracker import Client
 
 __all__ = ["ANY", "RecordingSink", "UsageEvents", "recording"]
 

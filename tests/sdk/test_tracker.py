@@ -1,13 +1,10 @@
-"""Client behaviour against the fake daemon: calls, identity, limits, buffer bounds."""
+"""Client behaviour (``uptake._tracker``) against the fake daemon: calls, identity, limits."""
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-import tracemalloc
-from typing import Any
 
 import pytest
 
@@ -15,7 +12,6 @@ import uptake
 from tests.sdk.conftest import ClientFactory
 from tests.sdk.fake_daemon import FakeDaemon
 from uptake._model import Event
-from uptake._worker import drain
 
 
 def test_events_reach_the_daemon_with_every_field(
@@ -187,111 +183,6 @@ def test_each_rejection_reason_is_logged_once(
     assert sum("too_many_props" in record.getMessage() for record in caplog.records) == 1
 
 
-def test_flood_past_max_queue_drops_and_counts_without_blocking(
-    spool_dir: object, sock_dir: object
-) -> None:
-    # No daemon, and the worker is not started, so nothing drains the buffer.
-    client = uptake.Client(socket="/nonexistent/x.sock", max_queue=500, max_batch=100, spool=False)
-    client._wake_at = 0  # keep every call on the slow path with no worker
-    client._thread = threading.Thread()  # pretend started: the buffer can only fill up
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for i in range(50_000):
-            client.track("flood", i=i)
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert len(client._buffer) == 500
-    # 500 buffered calls take ~0.2 MB; keeping all 50 000 would take ~20 MB.
-    assert grown < 2_000_000
-    stats = client.stats()
-    assert stats.dropped_by_reason == {"queue_full": 49_500}
-    assert stats.queued == 500
-    client._thread = None
-    client._closed = True
-
-
-def test_a_batch_taken_during_the_slow_path_still_counts_against_max_queue(
-    spool_dir: object, sock_dir: object
-) -> None:
-    # The race behind an occasional 2,500-of-2,000 flood, made deterministic: the worker
-    # takes and stages a 500-call batch between the slow path's first read of what it
-    # has taken and the slow path's write of the new threshold.
-    client = uptake.Client(socket="/nonexistent/x.sock", max_queue=2000, max_batch=500, spool=False)
-    client._thread = threading.Thread()  # pretend started: no real worker drains
-    client._wake_at = 500
-    taken_reads = iter([0])  # the first read sees nothing taken, later ones the batch
-    client._taken = lambda: next(taken_reads, 500)  # type: ignore[method-assign]
-    try:
-        for i in range(10_000):
-            client.track("flood", i=i)
-    finally:
-        client._thread = None
-        client._closed = True
-    assert len(client._buffer) + 500 <= 2000
-    assert client.stats().dropped_by_reason["queue_full"] == 10_000 - 1500
-
-
-class _StagingDelivery:
-    """Stages without sending; host calls run while each batch is staged (the race)."""
-
-    def __init__(self, client: uptake.Client, staged: int) -> None:
-        self.client = client
-        self.staged = staged
-
-    def stage(self, built: Any) -> None:
-        self.staged += len(built)
-        for i in range(1000):  # the host keeps calling while the worker builds
-            self.client.track("during_build", i=i)
-
-    def send_staged(self, deadline: float) -> bool:
-        return False
-
-
-def test_calls_made_while_the_worker_builds_stay_within_max_queue(
-    spool_dir: object, sock_dir: object
-) -> None:
-    # A full buffer at the max_batch threshold, with 1,500 of 2,000 already staged: the
-    # worker takes the last 500. Calls made meanwhile must see no room, not max_batch.
-    client = uptake.Client(socket="/nonexistent/x.sock", max_queue=2000, max_batch=500, spool=False)
-    client._thread = threading.Thread()  # pretend started: the test plays the worker
-    client._wake_at = 500
-    delivery = _StagingDelivery(client, staged=1500)
-    real_delivery, client._delivery = client._delivery, delivery  # type: ignore[assignment]
-    try:
-        for i in range(500):
-            client.track("before", i=i)
-        drain(client, delivery, math.inf)  # type: ignore[arg-type]
-    finally:
-        client._delivery = real_delivery
-        client._thread = None
-        client._closed = True
-    assert delivery.staged == 2000
-    assert delivery.staged + len(client._buffer) <= 2000 + 1
-    assert client.stats().dropped_by_reason["queue_full"] >= 999
-
-
-def test_flood_with_a_live_worker_stays_bounded(
-    daemon: FakeDaemon, make_client: ClientFactory
-) -> None:
-    client = make_client(max_queue=2000, max_batch=500)
-    daemon.mode = "stall"  # nothing is acknowledged: the worker is stuck waiting
-    largest = largest_total = 0
-    for i in range(50_000):
-        client.track("flood", i=i)
-        largest = max(largest, len(client._buffer))
-        # Batches built ahead while the daemon stalls count against max_queue too. Staged
-        # is read first: the worker may move a batch from the buffer to staged between
-        # the two reads, and buffer-then-staged would count that batch twice.
-        largest_total = max(largest_total, client._delivery.staged + len(client._buffer))
-    assert largest <= 2000 + 1
-    assert largest_total <= 2000 + 1
-    stats = client.stats()
-    assert stats.dropped_by_reason.get("queue_full", 0) > 0
-    assert stats.queued + stats.dropped + stats.sent + stats.spooled <= 50_000
-
-
 def test_disabled_makes_every_call_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UPTAKE_DISABLED", "1")
     uptake.configure()
@@ -303,7 +194,7 @@ def test_disabled_makes_every_call_a_no_op(monkeypatch: pytest.MonkeyPatch) -> N
     assert uptake.flush(0.1)
     stats = uptake.stats()
     assert (stats.queued, stats.sent, stats.dropped) == (0, 0, 0)
-    assert uptake.default_client()._thread is None
+    assert uptake.default_client().processor._thread is None
 
 
 def test_module_functions_use_the_configured_default(daemon: FakeDaemon, spool_dir: object) -> None:
@@ -444,11 +335,3 @@ def test_session_scope_ends_on_error_and_decorates_with_the_default_of_each_call
     assert events[0].session == session_id and events[3].session != session_id
     assert [e.source for e in events[6:]] == ["two"] * 7
     assert [e.kind for e in events[9:]] == ["session_start"] * 2 + ["session_end"] * 2
-
-
-def test_calls_without_props_buffer_none_and_send_none(make_client: ClientFactory) -> None:
-    client = make_client()
-    client._wake_at = 10  # keep the calls in the buffer to look at them
-    client.track("a")
-    client.track("b", plan="pro")
-    assert [item[3] for item in client._buffer] == [None, {"plan": "pro"}]

@@ -1,26 +1,12 @@
-"""The client: a bounded in-memory buffer, its worker thread, and the calls users make.
+"""The client: the calls users make, over a batch processor (``uptake._processor``).
 
-Hot path (``track()``): one length check against ``_wake_at``, ``time.time_ns()``, one
-context-variable read and ``deque.append`` of a plain tuple. No lock, no id, no Struct, no
-encoding, no validation: those happen in the worker (``_build``). ``deque.append`` and
-``popleft`` are atomic under the GIL, so the host threads and the worker share the
-deque without a lock. ``_wake_at`` folds three checks into that one comparison:
+``Client`` keeps the identity and session calls; its processor owns the buffer, the
+hot-path threshold, the worker thread and the delivery. ``track()`` repeats the hot path
+inline (read ``buffer`` and ``wake_at``, append a tuple) rather than calling the
+processor: a second Python call with ``**props`` would double its cost.
 
-* ``max_batch`` normally: crossing it takes the slow path once, which wakes the worker
-  and raises ``_wake_at`` to the room left so the following calls stay fast;
-* the room left while the worker drains: ``max_queue`` minus the calls the worker has
-  taken and the batches it built ahead (``_worker.drain``); at that length the slow path
-  drops the event and counts it (``queue_full``), so memory is bounded and nothing
-  blocks; concurrent threads can overshoot by at most one event each;
-* ``0`` before the worker runs (the first call starts it), in sync mode, and after a fork
-  until the child's first call; ``-1`` when disabled or shut down.
-
-Fork safety: ``os.register_at_fork(after_in_child=...)`` gives each live client in the
-child a fresh empty buffer, new locks, fresh counters and no worker thread (started by
-the child's first call). The pre-fork buffer belongs to the parent, whose worker sends
-it once. Where fork hooks do not run (uWSGI without ``--py-call-osafterfork``), the slow
-path, ``flush()`` and ``stats()`` notice the new pid and reset the same way; events the
-child buffered until then are kept, so enable the hooks to be sure nothing is doubled.
+Fork safety: ``os.register_at_fork(after_in_child=...)`` starts every live client's
+processor over in the child (see ``uptake._processor``).
 
 Exit: an ``atexit`` handler shuts every client down with a shared deadline of
 ``exit_timeout`` (default 2 s): what the daemon does not acknowledge by then is spooled
@@ -31,31 +17,28 @@ waits longer than the deadline plus a short grace: the host's exit never hangs.
 from __future__ import annotations
 
 import atexit
-import math
 import os
 import sys
 import threading
 import time
 import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from contextlib import ContextDecorator
 from typing import Any, Final
 
-from uptake._build import build_events
 from uptake._config import Config, resolve_config
 from uptake._context import NO_IDENTITY, Identity, current_identity, set_identity
+from uptake._delivery import EventSink
 from uptake._ids import new_session_id
 from uptake._model import Event
-from uptake._stats import Counters, Stats, log_once, reset_logged
-from uptake._worker import EventSink, make_delivery, start_thread
+from uptake._processor import BatchProcessor
+from uptake._stats import Stats, log_once, reset_logged
 
 __all__ = ["Client", "SessionScope"]
 
 _time_ns: Final = time.time_ns
 _FEATURE: Final = "feature"
 _MAX_OPEN_SESSIONS: Final = 10_000
-_EXIT_GRACE: Final = 0.5
-_MANY_CLIENTS: Final = 16
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -115,33 +98,21 @@ class Client:
         self, *, sink: EventSink | None = None, sync: bool = False, **options: Any
     ) -> None:
         self.config: Config = resolve_config(options)
-        self._sink = sink
-        self._sync = bool(sync)
-        self._disabled = self.config.disabled
-        self._closed = False
         self._sessions: OrderedDict[str, int] = OrderedDict()
-        self._init_process_state()
+        self._lock = threading.Lock()
+        self._processor = BatchProcessor(
+            self.config, sink=sink, sync=sync, on_fork=self._reset_lock
+        )
         _clients.add(self)
         _register_hooks()
 
-    def _init_process_state(self) -> None:
-        """Everything that belongs to one process (reset in a forked child)."""
-        self._pid = os.getpid()
-        self._buffer: deque[Any] = deque()
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._sync_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._counters = Counters()
-        self._delivery = make_delivery(self.config, self._counters, self._sink)
-        self._flush_requested = 0
-        self._flush_done = 0
-        self._deadline = math.inf
-        self._force = False
-        self._closing = False
-        self._in_progress = 0
-        self._wake_at = -1 if (self._disabled or self._closed) else 0
+    @property
+    def processor(self) -> BatchProcessor:
+        """This client's buffer, thresholds and worker (the module functions' hot path)."""
+        return self._processor
+
+    def _reset_lock(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at fork time
 
     # -- hot path -------------------------------------------------------------------
     def track(self, feature: str = "", /, **props: Any) -> None:
@@ -153,93 +124,23 @@ class Client:
 
         >>> Client(disabled=True).track("export_csv", format="xlsx", rows=120)
         """
-        buffer = self._buffer
-        if len(buffer) < self._wake_at:
+        processor = self._processor
+        buffer = processor.buffer
+        if len(buffer) < processor.wake_at:
             # None for no props: a tuple holding a dict stays tracked by the garbage
             # collector for good, one holding only atomic values is untracked by the next
             # young collection; a deep buffer then costs full collections nothing.
             buffer.append((_time_ns(), _FEATURE, feature, props or None, current_identity()))
         else:
-            self._slow((_time_ns(), _FEATURE, feature, props or None, current_identity()))
+            processor.slow((_time_ns(), _FEATURE, feature, props or None, current_identity()))
 
     def _enqueue(self, item: tuple[Any, ...] | Event) -> None:
-        buffer = self._buffer
-        if len(buffer) < self._wake_at:
+        processor = self._processor
+        buffer = processor.buffer
+        if len(buffer) < processor.wake_at:
             buffer.append(item)
         else:
-            self._slow(item)
-
-    def _slow(self, item: tuple[Any, ...] | Event) -> None:
-        """The rare path: start the worker, wake it, drop on a full buffer, or run inline."""
-        if self._disabled:
-            return
-        if self._closed:
-            # e.g. an atexit handler of the host that runs after ours
-            self._counters.drop("after_shutdown")
-            return
-        if self._pid != os.getpid():
-            self._after_fork_in_child(hooks_ran=False)
-        if self._sync:
-            self._process_now(item)
-            return
-        if self._thread is None:
-            self._start()
-        buffer = self._buffer
-        max_batch = self.config.max_batch
-        # Batches the worker built ahead count against max_queue with the buffered calls.
-        taken = self._taken()
-        room = self.config.max_queue - taken
-        if len(buffer) >= room:
-            self._counters.drop("queue_full", log=False)
-            self._wake.set()
-            return
-        buffer.append(item)
-        if len(buffer) >= max_batch:
-            # The worker may take a batch between the read above and this write, and lower
-            # the threshold itself meanwhile: a stale room written over it would let the
-            # buffer grow a batch past max_queue. So write, then read again; once nothing
-            # was taken in between, every later take is followed by the worker's _rearm.
-            while True:
-                self._wake_at = max(1, room)
-                now_taken = self._taken()
-                if now_taken == taken:
-                    break
-                taken = now_taken
-                room = self.config.max_queue - taken
-            self._wake.set()
-
-    def _taken(self) -> int:
-        """Calls the worker took from the buffer and has not sent yet.
-
-        Being built, or built ahead and staged: they count against ``max_queue`` with
-        the buffer.
-        """
-        return self._in_progress + self._delivery.staged
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._closing:
-                self._thread = start_thread(self)
-                self._wake_at = self.config.max_batch
-        running = sum(1 for client in list(_clients) if client._thread is not None)
-        if running > _MANY_CLIENTS:
-            log_once(
-                "many_clients",
-                "uptake: %d clients with a worker thread each in this process; create one"
-                " Client per process (or use the module functions), not one per request",
-                running,
-            )
-
-    def _process_now(self, item: tuple[Any, ...] | Event) -> None:
-        with self._sync_lock:
-            deadline = time.monotonic() + self.config.exit_timeout
-            try:
-                built = build_events([item], self.config.app, self._counters)
-                if built.events:
-                    self._delivery.deliver(built, deadline)
-                    self._delivery.maintain(deadline, force=False)
-            except Exception as exc:  # never raise into the host app
-                log_once("sync_error", "uptake: unexpected error delivering an event: %r", exc)
+            processor.slow(item)
 
     # -- identity -------------------------------------------------------------------
     def identify(
@@ -349,7 +250,7 @@ class Client:
         against the schema in the background and rejected (counted) if invalid.
         """
         if type(event) is not Event:
-            self._counters.reject(
+            self._processor.counters.reject(
                 "invalid_event", f"record() needs an Event, not {event!r:.60}", log=False
             )
             return
@@ -364,84 +265,18 @@ class Client:
         Returns True if so; False on timeout (the events stay queued and are sent later).
         Tries the daemon right away even while reconnects are backing off.
         """
-        if self._disabled or self._closed:
-            return True
-        if self._pid != os.getpid():
-            self._after_fork_in_child(hooks_ran=False)
-        if self._sync:
-            return True
-        if self._thread is None:
-            self._start()
-        if threading.current_thread() is self._thread:
-            # Called from the worker itself (a sink, a logging handler): waiting for the
-            # worker would only time out.
-            return False
-        return self._request(timeout, closing=False)
-
-    def _request(self, timeout: float, closing: bool) -> bool:
-        with self._cond:
-            self._flush_requested += 1
-            target = self._flush_requested
-            self._deadline = time.monotonic() + max(timeout, 0.0)
-            self._force = True
-            if closing:
-                self._closing = True
-        self._wake.set()
-        with self._cond:
-            return self._cond.wait_for(lambda: self._flush_done >= target, max(timeout, 0.0))
+        return self._processor.flush(timeout)
 
     def shutdown(self, timeout: float = 2.0) -> bool:
         """Flush within ``timeout`` s (the rest goes to the spool), then stop the worker.
 
         Later calls on this client are ignored. Returns True if nothing was left behind.
         """
-        if self._closed:
-            return True
-        if self._pid != os.getpid():
-            self._after_fork_in_child(hooks_ran=False)
-        if self._thread is not None and threading.current_thread() is self._thread:
-            return False
-        self._wake_at = -1
-        thread = self._thread
-        if thread is None:
-            if self._buffer or self._delivery.has_backlog():
-                thread = start_thread(self)
-            else:
-                self._closed = True
-                self._delivery.close()
-                return True
-        with self._lock:
-            self._thread = thread
-        lost_before = self._counters.dropped.get("exit", 0)
-        self._request(timeout, closing=True)
-        thread.join(max(timeout, 0.0) + _EXIT_GRACE)
-        self._closed = True
-        left = len(self._buffer) + self._taken()
-        if left:
-            self._counters.drop("exit", left)
-        lost = self._counters.dropped.get("exit", 0) > lost_before
-        return not (thread.is_alive() or lost)
+        return self._processor.shutdown(timeout)
 
     def stats(self) -> Stats:
         """Counters of this client in this process (see ``uptake.Stats``)."""
-        if self._pid != os.getpid():
-            self._after_fork_in_child(hooks_ran=False)
-        return self._counters.snapshot(queued=len(self._buffer) + self._taken())
-
-    # -- fork ------------------------------------------------------------------------
-    def _after_fork_in_child(self, hooks_ran: bool = True) -> None:
-        """Start over in a forked child: the parent's buffer, thread and files stay its own.
-
-        From the fork hook the buffer holds only the parent's events: they are left to
-        the parent. When the pid check finds a fork whose hooks did not run, the buffer
-        also holds this child's own calls since the fork, which cannot be told apart:
-        it is kept (a parent's unsent pre-fork events may then be stored twice).
-        """
-        inherited = self._buffer
-        self._delivery.forget_after_fork()
-        self._init_process_state()
-        if not hooks_ran and not (self._disabled or self._closed):
-            self._buffer.extend(inherited)
+        return self._processor.stats()
 
 
 _hooks_registered = False
@@ -464,7 +299,7 @@ def _after_fork_in_child() -> None:
     _hooks_lock = threading.Lock()
     for client in list(_clients):
         try:
-            client._after_fork_in_child(hooks_ran=True)
+            client.processor.after_fork(hooks_ran=True)
         except Exception as exc:  # a fork hook must never break the child
             log_once("fork_error", "uptake: resetting after fork failed: %r", exc)
     # multiprocessing children end with os._exit() and skip atexit, but run its finalizers.
@@ -490,7 +325,7 @@ def _register_mp_finalizer(_token: object) -> None:
 
 def _shutdown_all() -> None:
     """At exit: shut every client of this process down within one shared deadline."""
-    clients = [client for client in list(_clients) if not client._closed]
+    clients = [client for client in list(_clients) if not client.processor.closed]
     if not clients:
         return
     deadline = time.monotonic() + max(client.config.exit_timeout for client in clients)

@@ -1,13 +1,4 @@
-"""Where buffered calls go: the background thread, and the two ways of delivering events.
-
-One worker thread per client and process wakes every ``flush_interval``, when the buffer
-crosses ``max_batch``, or on ``flush()``/``shutdown()``. Each cycle it pops the buffer in
-chunks of ``max_batch``, builds and validates events (``_build``), and hands them to a
-delivery; while the daemon lags, it builds ahead and stages the encoded batches (see
-``drain``), which count against ``max_queue`` with the buffered calls:
-
-* ``SinkDelivery`` gives the ``Event`` structs to an in-memory sink (tests, benchmarks);
-* ``DaemonDelivery`` sends ``Batch`` frames to the daemon and waits for the ``Ack``s.
+"""Delivering to the daemon: pipelined ``Batch`` frames, the spool fallback and its replay.
 
 ``DaemonDelivery`` keeps order and loses nothing it was given: a batch that cannot be
 sent (daemon down, stalled past the timeout, connection closed mid-batch) goes to the
@@ -20,38 +11,42 @@ once right away. If the daemon answers a batch with ``Error`` (an event it refus
 batches in flight are resent one at a time and a refused batch is split in halves until
 the refused event is isolated and rejected; the others are stored.
 
-Nothing here ever raises into the host app: the thread logs an unexpected exception once
-and carries on.
+Batches are pipelined over one ``uptake.client.Connection``: up to ``_WINDOW`` ``Batch``
+frames may await their ``Ack`` at once, so encoding the next batch overlaps the daemon's
+commit of the previous one. Acks are matched by ``seq``. Every socket operation has a
+timeout, so a daemon that stalls costs the worker at most that long and never the host app.
+
+Reconnects are paced by ``Backoff``: exponential from 50 ms to 30 s with "equal jitter"
+(half the delay fixed, half random) so many clients of a restarted daemon do not all
+reconnect in the same millisecond.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import threading
+import os
+import random
+import struct
 import time
 import zlib
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Final
 
-from uptake._build import Built, EncodedEvents, build_events, pack_array
+import msgspec
+
+from uptake._build import Built, EncodedEvents, pack_array
 from uptake._config import Config
-from uptake._model import Event
 from uptake._spool import Spool
 from uptake._stats import Counters, log_once
-from uptake._transport import (
-    Backoff,
+from uptake.client import (
+    TCP_PREFIX,
+    BatchRefusedError,
     Connection,
     DaemonError,
-    RefusedError,
     connect,
-    encode_batch_payload,
 )
 
-if TYPE_CHECKING:
-    from uptake._client import Client
-
-__all__ = ["DaemonDelivery", "Delivery", "EventSink", "SinkDelivery", "make_delivery", "run"]
+__all__ = ["Backoff", "DaemonDelivery", "encode_batch_payload", "spool_namespace"]
 
 _CONNECT_TIMEOUT: Final = 2.0
 #: Batches sent and not yet acknowledged. The daemon acknowledges after each commit and
@@ -65,92 +60,52 @@ _WINDOW: Final = 32
 #: the window stays a few MiB however large the events are.
 _WINDOW_BYTES: Final = 8 * 1024 * 1024
 _ORPHAN_SCAN_INTERVAL: Final = 30.0
-_MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
-WORKER_NAME: Final = "uptake-worker"
 
 
-class EventSink(Protocol):
-    """Receives validated events instead of the daemon (see ``uptake.testing``)."""
+class _RawBatch(msgspec.Struct, tag="batch", tag_field="type"):
+    """Encodes exactly like ``protocol.Batch`` but splices the pre-encoded event array."""
 
-    def write(self, events: list[Event]) -> None:
-        """Take one batch of events; called from the worker (or caller, in sync mode)."""
-
-
-class Delivery(Protocol):
-    """What the worker hands built batches to."""
-
-    #: Events built and staged, not yet sent nor kept (they count as queued).
-    staged: int
-
-    def deliver(self, built: Built, deadline: float) -> None:
-        """Send or keep one batch; never raises for delivery problems."""
-
-    def stage(self, built: Built) -> None:
-        """Take one batch to send later, in order (or deliver it right away)."""
-
-    def send_staged(self, deadline: float) -> bool:
-        """Send or keep the oldest staged batch; False if none was staged."""
-
-    def maintain(self, deadline: float, force: bool) -> None:
-        """Replay backlog if possible and wait for outstanding acknowledgements."""
-
-    def idle_timeout(self, flush_interval: float) -> float:
-        """How long the worker may sleep before ``maintain`` has work again."""
-
-    def has_backlog(self) -> bool:
-        """True when earlier batches wait to be replayed."""
-
-    def volatile_backlog(self) -> int:
-        """Events kept only in memory for a retry (spool disabled): lost if the process ends."""
-
-    def close(self) -> None:
-        """Release sockets and files (the spool stays on disk)."""
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's sockets and files without using them."""
+    seq: int
+    events: msgspec.Raw
 
 
-class SinkDelivery:
-    """Deliver to an ``EventSink``; counts every event as sent."""
+_encoder: Final = msgspec.msgpack.Encoder()
+_LENGTH: Final = struct.Struct(">I")
 
-    def __init__(self, sink: EventSink, counters: Counters) -> None:
-        self._sink = sink
-        self._counters = counters
-        self.staged = 0
 
-    def deliver(self, built: Built, deadline: float) -> None:
-        """Hand the events to the sink."""
-        self._sink.write(built.events)
-        self._counters.add(sent=len(built))
+def encode_batch_payload(seq: int, events: bytes) -> bytearray:
+    """Return a complete ``Batch`` frame; ``events`` is the msgpack array of the events."""
+    frame = bytearray()
+    _encoder.encode_into(_RawBatch(seq, msgspec.Raw(events)), frame, _LENGTH.size)
+    _LENGTH.pack_into(frame, 0, len(frame) - _LENGTH.size)
+    return frame
 
-    def stage(self, built: Built) -> None:
-        """Hand the events to the sink right away (nothing to wait for)."""
-        self.deliver(built, math.inf)
 
-    def send_staged(self, deadline: float) -> bool:
-        """Nothing is ever staged."""
-        return False
+class Backoff:
+    """Delays between reconnect attempts: exponential, capped, with equal jitter."""
 
-    def maintain(self, deadline: float, force: bool) -> None:
-        """Nothing to replay."""
+    def __init__(self, base: float = 0.05, cap: float = 30.0) -> None:
+        self._base = base
+        self._cap = cap
+        self._failures = 0
+        self.next_attempt = 0.0  # time.monotonic() before which we do not try again
 
-    def idle_timeout(self, flush_interval: float) -> float:
-        """Sleep a whole interval."""
-        return flush_interval
+    def failed(self) -> float:
+        """Record a failed attempt; return the delay until the next one."""
+        ceiling = min(self._cap, self._base * 2.0**self._failures)
+        self._failures = min(self._failures + 1, 30)
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        self.next_attempt = time.monotonic() + delay
+        return delay
 
-    def has_backlog(self) -> bool:
-        """Never any."""
-        return False
+    def succeeded(self) -> None:
+        """Reset after a successful handshake."""
+        self._failures = 0
+        self.next_attempt = 0.0
 
-    def volatile_backlog(self) -> int:
-        """Never any."""
-        return 0
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def forget_after_fork(self) -> None:
-        """The sink object is shared with the parent; nothing to drop."""
+    def ready(self) -> bool:
+        """True when an attempt is allowed now."""
+        return time.monotonic() >= self.next_attempt
 
 
 class _Pending(EncodedEvents):
@@ -177,7 +132,7 @@ class DaemonDelivery:
         self._address = config.socket_address()
         self._ack_timeout = config.ack_timeout
         self._token = config.token
-        self._token_file = config.token_path() if self._address.startswith("tcp://") else None
+        self._token_file = config.token_path() if self._address.startswith(TCP_PREFIX) else None
         self._counters = counters
         self._connection: Connection | None = None
         self._seq = 0
@@ -196,13 +151,7 @@ class DaemonDelivery:
         self._outbox: deque[_Pending] = deque()
         self.staged = 0
 
-    # -- the worker's interface ---------------------------------------------------
-    def deliver(self, built: Built, deadline: float) -> None:
-        """Send one batch behind any backlog and staged batches, or keep it for later."""
-        self.stage(built)
-        while self.send_staged(deadline):
-            pass
-
+    # -- the processor's interface (uptake._delivery.Delivery) --------------------
     def stage(self, built: Built) -> None:
         """Queue one batch (its encoded events only) to be sent by ``send_staged``."""
         self._outbox.append(_Pending(built.payload, len(built), replay=False))
@@ -295,7 +244,7 @@ class DaemonDelivery:
             if timeout <= 0:
                 return False
             try:
-                self._connection = connect(self._address, timeout, self._token, self._token_file)
+                self._connection = self._connect(timeout)
             except DaemonError as exc:
                 self._failed(exc)
                 return False
@@ -307,6 +256,15 @@ class DaemonDelivery:
         except DaemonError:
             return False
         return True
+
+    def _connect(self, timeout: float) -> Connection:
+        return connect(
+            self._address,
+            timeout,
+            token=self._token,
+            token_file=self._token_file,
+            client_name=f"uptake-python pid={os.getpid()}",
+        )
 
     def _failed(self, exc: Exception) -> None:
         if self._connection is not None:
@@ -373,10 +331,7 @@ class DaemonDelivery:
         while self._memory:
             raw = self._memory.popleft()
             self._memory_events -= len(raw)
-            try:
-                self._send(_Pending.from_raw(raw, replay=False), deadline)
-            except DaemonError:
-                raise
+            self._send(_Pending.from_raw(raw, replay=False), deadline)
         if self._spool is None:
             return
         scan = time.monotonic() >= self._next_orphan_scan
@@ -413,7 +368,7 @@ class DaemonDelivery:
             )
             while self._window_full():
                 self._collect(deadline)
-        except RefusedError as exc:
+        except BatchRefusedError as exc:
             self._resolve_refusal(exc, deadline)
         except DaemonError as exc:
             self._failed(exc)
@@ -430,7 +385,7 @@ class DaemonDelivery:
         try:
             while self._in_flight:
                 self._collect(deadline)
-        except RefusedError as exc:
+        except BatchRefusedError as exc:
             self._resolve_refusal(exc, deadline)
         except DaemonError as exc:
             self._failed(exc)
@@ -443,13 +398,13 @@ class DaemonDelivery:
         if pending is not None:
             self._counters.add(sent=ack.accepted + ack.duplicates, duplicates=ack.duplicates)
 
-    def _resolve_refusal(self, refusal: RefusedError, deadline: float) -> None:
+    def _resolve_refusal(self, refusal: BatchRefusedError, deadline: float) -> None:
         """Resend the batches in flight one at a time, bisecting refused ones."""
         log_once(
             "refused",
             "uptake: the daemon refused an event (%s: %s); isolating it",
-            refusal.frame.code,
-            refusal.frame.message,
+            refusal.code,
+            refusal.reason,
         )
         work = list(self._in_flight.values())
         self._in_flight.clear()
@@ -461,15 +416,13 @@ class DaemonDelivery:
             try:
                 if self._connection is None:
                     timeout = min(_CONNECT_TIMEOUT, deadline - time.monotonic())
-                    self._connection = connect(
-                        self._address, max(timeout, 0.001), self._token, self._token_file
-                    )
+                    self._connection = self._connect(max(timeout, 0.001))
                 self._seq += 1
                 self._in_flight[self._seq] = pending
                 frame = encode_batch_payload(self._seq, pending.payload)
                 self._connection.send(frame, self._remaining(deadline))
                 self._collect(deadline)
-            except RefusedError:
+            except BatchRefusedError:
                 self._in_flight.clear()
                 self._connection.close()  # type: ignore[union-attr]
                 self._connection = None
@@ -497,134 +450,3 @@ def spool_namespace(address: str) -> str:
     events must only ever be replayed to the daemon they were meant for.
     """
     return f"daemon-{zlib.crc32(address.encode()):08x}"
-
-
-def make_delivery(config: Config, counters: Counters, sink: EventSink | None) -> Delivery:
-    """The delivery a client with this configuration uses."""
-    if sink is not None:
-        return SinkDelivery(sink, counters)
-    return DaemonDelivery(config, counters)
-
-
-def drain(client: Client, delivery: Delivery, deadline: float) -> None:
-    """Build and deliver everything in the client's buffer, ``max_batch`` at a time.
-
-    Builds ahead: each round encodes the calls buffered when it starts (whole batches,
-    or what there is when nothing is staged), stages the batches, then sends one
-    (waiting for an ``Ack`` when the window is full). So while the daemon is the
-    bottleneck, the backlog waits as encoded bytes rather than as buffered call tuples,
-    which every full garbage collection of the host would walk.
-    Staged events count against ``max_queue`` with the buffered calls (``_rearm``).
-    """
-    buffer = client._buffer
-    config = client.config
-    max_batch = config.max_batch
-    source = config.app
-    counters = client._counters
-    while True:
-        todo = len(buffer)
-        # Whole batches only while others wait to be sent: a batch is cut short only
-        # when there is nothing else to send (the daemon's cost is partly per batch).
-        while delivery.staged < config.max_queue and (
-            todo >= max_batch or (todo > 0 and not delivery.staged)
-        ):
-            count = min(todo, max_batch)
-            todo -= count
-            # Counted and the threshold lowered before the buffer shrinks: the calls
-            # taken stay within max_queue while they are built.
-            client._in_progress = count
-            _rearm(client, delivery.staged + count)
-            chunk: list[Any] = [buffer.popleft() for _ in range(count)]
-            built = build_events(chunk, source, counters)
-            for piece in _split_by_bytes(built):
-                delivery.stage(piece)
-            client._in_progress = 0
-            _rearm(client, delivery.staged)
-        if not delivery.send_staged(deadline):
-            return
-        _rearm(client, delivery.staged)
-
-
-def _rearm(client: Client, staged: int) -> None:
-    """Set the hot path's threshold when the worker takes calls or sends batches.
-
-    ``max_batch`` when the buffer is short (crossing it wakes the worker), else the room
-    ``max_queue`` leaves beside the ``staged`` events (being built or waiting to be
-    sent; the slow path drops beyond it).
-    """
-    wake_at = client._wake_at
-    if wake_at <= 0:
-        return  # not started, sync, disabled or shut down: not the worker's to change
-    max_batch = client.config.max_batch
-    room = max(1, client.config.max_queue - staged)
-    if len(client._buffer) < max_batch:
-        client._wake_at = min(max_batch, room)
-    elif wake_at > max_batch:
-        client._wake_at = room
-    else:
-        # Host calls take the slow path now, but the worker is about to shorten the
-        # buffer: a threshold above the room would then let them append past max_queue.
-        client._wake_at = min(wake_at, room)
-
-
-def _split_by_bytes(built: Built) -> list[Built]:
-    if len(built.payload) <= _MAX_BATCH_BYTES:
-        return [built] if built.events else []
-    pieces: list[Built] = []
-    start = size = 0
-    raw = built.raw
-    for index, encoded in enumerate(raw):
-        if size + len(encoded) > _MAX_BATCH_BYTES and index > start:
-            pieces.append(Built.from_raw(built.events[start:index], raw[start:index]))
-            start, size = index, 0
-        size += len(encoded)
-    if start < len(raw):
-        pieces.append(Built.from_raw(built.events[start:], raw[start:]))
-    return pieces
-
-
-def run(client: Client) -> None:
-    """The worker thread's body: runs until the client is shut down (or the process ends).
-
-    A ``flush()`` is complete when every earlier call was acknowledged or written to the
-    spool. With ``spool=False`` events kept in memory for a retry do not count: the flush
-    (and the exit) keeps retrying, paced by the backoff, until they are sent or its
-    deadline passes.
-    """
-    delivery = client._delivery
-    wake = client._wake
-    me = threading.current_thread()
-    while True:
-        wake.wait(delivery.idle_timeout(client.config.flush_interval))
-        wake.clear()
-        if client._thread is not me and client._thread is not None:
-            return  # replaced (the client was reset for a new process): leave it alone
-        with client._cond:
-            target = client._flush_requested
-            closing = client._closing
-            force = client._force
-            client._force = False
-            pending = target > client._flush_done or closing
-            deadline = client._deadline if pending else math.inf
-        try:
-            drain(client, delivery, deadline)
-            delivery.maintain(deadline, force)
-            client._counters.log_new_drops()
-        except Exception as exc:  # never let the thread die: the host app keeps tracking
-            log_once("worker_error", "uptake: unexpected error in the worker thread: %r", exc)
-            client._in_progress = 0
-        if pending and delivery.volatile_backlog() and time.monotonic() < deadline:
-            continue  # not done yet: retry when the backoff allows
-        with client._cond:
-            client._flush_done = max(client._flush_done, target)
-            client._cond.notify_all()
-        if closing and not client._buffer:
-            delivery.close()
-            return
-
-
-def start_thread(client: Client) -> threading.Thread:
-    """Start the worker thread (a daemon thread: it never keeps the process alive)."""
-    thread = threading.Thread(target=run, args=(client,), name=WORKER_NAME, daemon=True)
-    thread.start()
-    return thread
