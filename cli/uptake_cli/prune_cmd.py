@@ -60,8 +60,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _refuse_while_daemon_runs(socket: Path, db: Path) -> None:
     """Fail when a daemon serves ``db``: on ``socket``, or on any socket (its db pidfile)."""
-    from uptake_aggregator.client import DaemonClient
-    from uptake_aggregator.errors import DaemonError
+    from uptake.client import DaemonClient, DaemonError
     from uptake_aggregator.lifecycle import database_daemon, running_pid
 
     holder = database_daemon(db)

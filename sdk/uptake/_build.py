@@ -9,10 +9,10 @@ everything that costs more happens here, once per batch:
   ``id`` gets a fresh one.
 
 Each item becomes an ``Event`` with a time-ordered id (all ids of a batch are made in
-one go, see ``new_event_ids``), is checked against the DESIGN §2 limits, and the batch's
-valid events are encoded by one msgspec call into the msgpack array a ``Batch`` frame
-carries. Invalid items are rejected and counted by reason, never raised: the host app
-called ``track()`` long ago.
+one go, see ``new_event_ids``), is checked against the limits (docs/protocol.md §9),
+and the batch's valid events are encoded by one msgspec call into the msgpack array a
+``Batch`` frame carries. Invalid items are rejected and counted by reason, never
+raised: the host app called ``track()`` long ago.
 
 The 8 KiB limit on an encoded event is enforced without encoding each event on its own:
 an upper bound of its size is derived from what was validated anyway (every name, user,

@@ -1,4 +1,4 @@
-"""The event model shared by the SDK, the daemon and the CLI (DESIGN §2)."""
+"""The event model shared by the SDK, the daemon and the CLI (docs/protocol.md §4, §9)."""
 
 from __future__ import annotations
 

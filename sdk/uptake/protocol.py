@@ -140,7 +140,7 @@ class ReportFilters(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tr
 
 
 class Query(msgspec.Struct, tag="query", tag_field="type"):
-    """Ask for a report: ``usage`` (DESIGN §6) or ``status`` (daemon health)."""
+    """Ask for a report: ``usage`` (docs/metrics.md) or ``status`` (daemon health)."""
 
     report: Literal["usage", "status"]
     filters: ReportFilters = msgspec.field(default_factory=ReportFilters)

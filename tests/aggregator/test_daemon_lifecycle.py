@@ -22,9 +22,8 @@ from tests.aggregator.daemon_harness import (
     running_daemon,
     stored_ids,
 )
+from uptake.client import DaemonClient, DaemonError
 from uptake.protocol import Ack, Batch, ErrorFrame, Event, Welcome
-from uptake_aggregator.client import DaemonClient
-from uptake_aggregator.errors import DaemonError
 from uptake_aggregator.lifecycle import running_pid
 
 
