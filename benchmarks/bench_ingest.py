@@ -219,7 +219,7 @@ def run_protocol_client(socket_path: str, quota: int, seed: int, ready: str, go:
     for frame in batches:
         sock.sendall(frame)
         in_flight += 1
-        while in_flight >= 32:  # the same window as the SDK (uptake._daemon_delivery._WINDOW)
+        while in_flight >= 32:  # the same window as the SDK's worker (32 batches)
             in_flight -= len(frames.feed(sock.recv(65536)))
     while in_flight:
         in_flight -= len(frames.feed(sock.recv(65536)))
@@ -479,7 +479,7 @@ def main() -> int:
             children_before.ru_utime + children_before.ru_stime
         )
         rss, peak = _rss_kib(daemon.pid)
-        from uptake_aggregator.client import DaemonClient
+        from uptake.client import DaemonClient
 
         with DaemonClient(socket_path) as status_client:
             status = status_client.status()

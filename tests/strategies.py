@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from uptake._ids import new_event_id
-from uptake._model import EVENT_KINDS, MAX_NAME_LENGTH, MAX_PROPS, Event
+from uptake.protocol import EVENT_KINDS, MAX_NAME_LENGTH, MAX_PROPS, Event, new_event_id
 
 __all__ = ["events", "names", "prop_values", "props"]
 

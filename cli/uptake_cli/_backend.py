@@ -24,8 +24,8 @@ from uptake_cli._present import Report
 # The SDK package, the daemon client and anyio are imported where they are used: every
 # `usage` command imports this module, and most never need them (start-up time).
 if TYPE_CHECKING:
+    from uptake.client import DaemonClient
     from uptake.protocol import Event, ReportFilters
-    from uptake_aggregator.client import DaemonClient
 
 __all__ = ["EventWriter", "Target", "build_local", "query_daemon", "resolve"]
 
@@ -64,7 +64,7 @@ def _connect(socket: Path | None, timeout: float) -> DaemonClient | None:
     """A connected client, or None when no daemon answers (never an error then)."""
     if not _daemon_may_answer(socket):
         return None
-    from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
+    from uptake.client import DaemonClient, DaemonUnavailableError
 
     client = DaemonClient(socket, timeout=timeout, client_name=_CLIENT)
     try:

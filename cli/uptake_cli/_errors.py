@@ -1,8 +1,9 @@
 """Turn the errors a `usage` command can meet into one clear line on stderr and an exit code.
 
 Exit codes: 2 for bad input on the command line (bad dates, an unknown account, a bad
-argument), 1 for everything else that stops a command (no database yet, daemon failure,
-unreadable file). Never a traceback: those are for bugs, not for users.
+argument; a ``QueryError`` of the aggregator or of ``uptake.client``), 1 for everything
+else that stops a command (no database yet, daemon failure, unreadable file). Never a
+traceback: those are for bugs, not for users.
 """
 
 from __future__ import annotations
@@ -85,8 +86,15 @@ def cli_errors() -> Iterator[None]:
         where = f" {exc.filename}" if exc.filename else ""
         _exit(f"{exc.strerror or exc}{':' if where else ''}{where}", EXIT_FAILURE)
     except Exception as exc:
-        # Imported only here: `uptake.protocol` loads the whole SDK package (~30 ms),
-        # which commands that never talk to a daemon should not pay for at start-up.
+        # The daemon client's errors: not imported for the check (start-up time of the
+        # commands that never talk to a daemon); if the client is not loaded, none came
+        # from it.
+        client = sys.modules.get("uptake.client")
+        if client is not None and isinstance(exc, client.DaemonError):
+            code = EXIT_USAGE if isinstance(exc, client.QueryError) else EXIT_FAILURE
+            _exit(str(exc), code)
+        # Imported only here: `uptake.protocol` loads msgspec and the SDK's model, which
+        # commands that never talk to a daemon should not pay for at start-up.
         from uptake.protocol import ErrorCode, ProtocolError
 
         if not isinstance(exc, ProtocolError):

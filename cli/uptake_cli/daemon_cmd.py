@@ -32,7 +32,7 @@ TcpOption = Annotated[
     typer.Option(
         "--tcp",
         metavar="PORT",
-        help="Also listen on 127.0.0.1:PORT (for platforms without Unix sockets); "
+        help="Also listen on tcp://127.0.0.1:PORT (for platforms without Unix sockets); "
         "clients send the token from the token file.",
         show_default=False,
     ),
@@ -128,8 +128,8 @@ def status(
 
     Exits 1 when no daemon answers.
     """
+    from uptake.client import DaemonClient, DaemonUnavailableError
     from uptake.paths import default_socket_path
-    from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
     from uptake_aggregator.daemon import lifecycle
 
     with cli_errors():
@@ -154,7 +154,7 @@ def status(
 
 def _format_status(body: dict[str, Any]) -> str:
     megabytes = body["db_bytes"] / 1_000_000
-    tcp = "off" if body["tcp_port"] is None else f"127.0.0.1:{body['tcp_port']}"
+    tcp = "off" if body["tcp_port"] is None else f"tcp://127.0.0.1:{body['tcp_port']}"
     lines = [
         f"uptake daemon {body['version']} running (pid {body['pid']}), "
         f"up {_duration(body['uptime_s'])}",

@@ -7,7 +7,7 @@ and ``ts`` required).
   (``2026-11-23T09:30:00Z``, ``2026-11-23T10:30:00+01:00``; no offset means UTC).
 * ``id``: optional, 32 hex digits (16 bytes; the dashes of the UUID text form are allowed).
   Without one the id is derived from the line's canonical content (its fields with ``ts``
-  in microseconds, sorted keys, compact JSON) with ``uptake._ids.content_event_id``, so
+  in microseconds, sorted keys, compact JSON) with ``uptake.protocol.content_event_id``, so
   importing the same file twice stores nothing twice, whatever the key order or ts format.
 * ``props``: an object of string, number or boolean values.
 

@@ -60,9 +60,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _refuse_while_daemon_runs(socket: Path, db: Path) -> None:
     """Fail when a daemon serves ``db``: on ``socket``, or on any socket (its db pidfile)."""
-    from uptake_aggregator.client import DaemonClient
+    from uptake.client import DaemonClient, DaemonError
     from uptake_aggregator.daemon.lifecycle import database_daemon, running_pid
-    from uptake_aggregator.errors import DaemonError
 
     holder = database_daemon(db)
     if holder is not None:

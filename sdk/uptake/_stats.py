@@ -2,7 +2,7 @@
 
 Every event ends in exactly one of: sent (acknowledged by the daemon, or handed to a
 test sink), rejected (invalid input, by reason), dropped (could not be kept, by reason),
-or still queued / spooled. Other SDKs often drop silently; uptake counts each
+or still queued / spooled. Nothing is dropped silently: uptake counts each
 reason and logs its first occurrence through ``logging.getLogger("uptake")``.
 
 Rejection reasons: ``feature_name`` (not a non-empty str of at most 200 characters),

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from uptake_aggregator.client import daemon_is_running
+from uptake.client import daemon_is_running
 
 __all__ = ["SINCE", "UNTIL", "event_lines", "running_daemon", "write_lines"]
 

@@ -8,8 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from uptake.client import DaemonRefusedError, DaemonTimeoutError, DaemonUnavailableError
+from uptake.client import QueryError as RefusedQueryError
 from uptake.protocol import ErrorCode, ProtocolError
-from uptake_aggregator.client import DaemonRefusedError, DaemonUnavailableError
 from uptake_aggregator.errors import QueryError, StorageError
 from uptake_cli._errors import CliError, cli_errors, parse_day
 
@@ -35,6 +36,8 @@ def _run(error: BaseException) -> tuple[int, str]:
         (StorageError("no database at /x"), 1),
         (DaemonUnavailableError("no daemon"), 1),
         (DaemonRefusedError("internal", "disk full"), 1),
+        (DaemonTimeoutError("no answer within 5 s"), 1),
+        (RefusedQueryError("bad date '2026-13-45'"), 2),
         (ProtocolError(ErrorCode.BAD_QUERY, "bad filter"), 2),
         (ProtocolError(ErrorCode.INTERNAL, "oops"), 1),
         (FileNotFoundError(2, "No such file or directory", "/x/events.jsonl"), 1),

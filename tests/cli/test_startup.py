@@ -42,8 +42,7 @@ _NOT_AT_IMPORT = [
     "rich",
     "anyio",
     "msgspec",
-    "uptake",  # the SDK package: its __init__ loads the whole client (~30 ms)
-    "uptake_aggregator.client",
+    "uptake",  # the SDK package: the daemon client, the protocol, msgspec
     "uptake_aggregator.daemon.lifecycle",
     "uptake_aggregator.metrics",
     "uptake_aggregator.daemon.server",

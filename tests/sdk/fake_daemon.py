@@ -26,12 +26,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from uptake._model import Event
 from uptake.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Batch,
     ErrorFrame,
+    Event,
     FrameBuffer,
     Hello,
     ProtocolError,

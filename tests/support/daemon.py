@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from uptake.client import DaemonClient, DaemonError
 from uptake.paths import pidfile_path
 from uptake.protocol import (
     PROTOCOL_VERSION,
@@ -23,8 +24,6 @@ from uptake.protocol import (
     encode_frame,
     new_event_ids,
 )
-from uptake_aggregator.client import DaemonClient
-from uptake_aggregator.errors import DaemonError
 from uptake_aggregator.store.sqlite.storage import connect_readonly
 
 __all__ = [

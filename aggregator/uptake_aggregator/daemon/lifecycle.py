@@ -260,7 +260,8 @@ def start_detached(
     answers on ``socket_path``; raises ``DaemonError`` with the end of the log if it exits
     or does not answer within ``wait`` seconds.
     """
-    from uptake_aggregator.client import DaemonClient  # the client imports nothing heavy
+    from uptake.client import DaemonClient  # nothing heavy
+    from uptake.client import DaemonError as ClientError
 
     _create_private(log_file)
     command = [sys.executable, "-m", "uptake_aggregator", "--foreground", "--quiet", *argv]
@@ -280,7 +281,7 @@ def start_detached(
             raise DaemonError(
                 f"the daemon exited at start (code {code}); end of {log_file}:\n" + _tail(log_file)
             )
-        with contextlib.suppress(DaemonError), DaemonClient(socket_path, timeout=1.0) as client:
+        with contextlib.suppress(ClientError), DaemonClient(socket_path, timeout=1.0) as client:
             client.ping()
             return process.pid
         if time.monotonic() > deadline:

@@ -220,7 +220,7 @@ def _reap(pid: int, timeout: float = 10.0) -> None:
 
 
 def _events_stored(socket: Path) -> int:
-    from uptake_aggregator.client import DaemonClient
+    from uptake.client import DaemonClient
 
     with DaemonClient(socket, timeout=5.0) as client:
         status = client.status()

@@ -10,9 +10,8 @@ import stat
 import pytest
 
 from tests.support.daemon import DaemonProcess, RawConnection, make_events, stored_ids
+from uptake.client import DaemonClient, DaemonUnavailableError, QueryError
 from uptake.protocol import Ack, Batch, ErrorFrame, Query, ReportFilters, Result, Welcome
-from uptake_aggregator.client import DaemonClient, DaemonUnavailableError
-from uptake_aggregator.errors import QueryError
 
 
 def test_batch_is_acked_and_stored(daemon: DaemonProcess) -> None:

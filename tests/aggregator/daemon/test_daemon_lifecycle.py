@@ -22,10 +22,9 @@ from tests.support.daemon import (
     running_daemon,
     stored_ids,
 )
+from uptake.client import DaemonClient, DaemonError
 from uptake.protocol import Ack, Batch, ErrorFrame, Event, Welcome
-from uptake_aggregator.client import DaemonClient
 from uptake_aggregator.daemon.lifecycle import running_pid
-from uptake_aggregator.errors import DaemonError
 
 
 def test_sigterm_drains_received_batches(fresh_daemon: DaemonProcess) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import DaemonProcess, RawConnection, make_events, stored_ids
+from uptake.client import DaemonClient, DaemonRefusedError
 from uptake.protocol import ErrorFrame, Welcome
-from uptake_aggregator.client import DaemonClient, DaemonRefusedError
 from uptake_aggregator.store.sqlite.storage import connect_readonly
 
 
@@ -38,7 +38,7 @@ def tcp_daemon() -> Iterator[tuple[DaemonProcess, int]]:
 def test_right_token_ingests(tcp_daemon: tuple[DaemonProcess, int]) -> None:
     daemon, port = tcp_daemon
     events = make_events(100)
-    with DaemonClient(("127.0.0.1", port), token_file=daemon.token_file) as client:
+    with DaemonClient(f"tcp://127.0.0.1:{port}", token_file=daemon.token_file) as client:
         ack = client.send(events)
         assert client.status()["tcp_port"] == port
     assert ack.accepted == 100
@@ -64,7 +64,7 @@ def test_missing_or_wrong_token_is_refused(
         assert raw.receive_all() == []  # then the connection is closed
     with (
         pytest.raises(DaemonRefusedError) as refused,
-        DaemonClient(("127.0.0.1", port), token=token or "x") as client,
+        DaemonClient(f"tcp://127.0.0.1:{port}", token=token or "x") as client,
     ):
         client.send(make_events(1))
     assert refused.value.code == "unauthorized"
