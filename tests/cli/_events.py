@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tests.support.daemon import daemon_command
 from uptake.client import daemon_is_running
 
 __all__ = ["SINCE", "UNTIL", "event_lines", "running_daemon", "write_lines"]
@@ -68,19 +68,7 @@ def write_lines(path: Path, lines: list[Any]) -> Path:
 def running_daemon(socket: Path, db: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run the real daemon in the foreground on ``socket`` / ``db``; stop it afterwards."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uptake_aggregator",
-            "--foreground",
-            "--quiet",
-            "--socket",
-            str(socket),
-            "--db",
-            str(db),
-            "--log-file",
-            str(log),
-        ],
+        daemon_command(socket, db, log),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -29,11 +29,30 @@ from uptake_aggregator.store.sqlite.storage import connect_readonly
 __all__ = [
     "DaemonProcess",
     "RawConnection",
+    "daemon_command",
     "make_events",
     "stored_ids",
 ]
 
 _T0 = time.time_ns() // 1000 - 3_600_000_000  # an hour ago: well inside "not in the future"
+
+
+def daemon_command(socket: Path, db: Path, log: Path, *extra: str) -> list[str]:
+    """The command line of a real daemon in the foreground: every test starts it this way."""
+    return [
+        sys.executable,
+        "-m",
+        "uptake_aggregator",
+        "--foreground",
+        "--quiet",
+        "--socket",
+        str(socket),
+        "--db",
+        str(db),
+        "--log-file",
+        str(log),
+        *extra,
+    ]
 
 
 class DaemonProcess:
@@ -53,22 +72,9 @@ class DaemonProcess:
         return pidfile_path(self.socket)
 
     def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "uptake_aggregator",
-            "--foreground",
-            "--quiet",
-            "--socket",
-            str(self.socket),
-            "--db",
-            str(self.db),
-            "--log-file",
-            str(self.log),
-            "--token-file",
-            str(self.token_file),
-            *self.extra,
-        ]
+        return daemon_command(
+            self.socket, self.db, self.log, "--token-file", str(self.token_file), *self.extra
+        )
 
     def start(self, wait: float = 20.0) -> DaemonProcess:
         """Start and wait until the daemon answers a status query."""
