@@ -30,6 +30,7 @@ __all__ = [
     "evaluate_goals",
     "goal_ratio",
     "goal_status",
+    "is_alert_change",
     "worst_status",
 ]
 
@@ -131,3 +132,20 @@ def worst_status(statuses: Iterable[str]) -> GoalStatus:
             if known == status and STATUSES.index(known) > STATUSES.index(worst):
                 worst = known
     return worst
+
+
+def is_alert_change(before: str | None, after: str) -> bool:
+    """Whether a subject going from ``before`` (None: never recorded) to ``after`` is an alert.
+
+    Any change of status is one, recoveries included, except the first reading of a
+    subject when it is ``met`` or ``unknown``: a goal that starts out fine (or cannot be
+    told yet) is not news. So a new goal that is already critical alerts at once.
+
+    >>> [is_alert_change(None, "met"), is_alert_change(None, "critical")]
+    [False, True]
+    >>> is_alert_change("critical", "met")
+    True
+    """
+    if before is None:
+        return after not in ("met", "unknown")
+    return before != after
