@@ -177,6 +177,12 @@ def _format_status(body: dict[str, Any]) -> str:
         f"  clients         {body['clients_connected']}",
         f"  queued events   {body['queued_events']:,}",
     ]
+    goals = body.get("goals")
+    if isinstance(goals, dict):
+        lines.append(
+            f"  goals           every {goals['every_s']:g} s: {goals['evaluations']:,} "
+            f"evaluations, {goals['changes']:,} status changes (usage alerts)"
+        )
     return "\n".join(lines)
 
 
