@@ -202,7 +202,10 @@ class Notifier:
                     answer.read()
                 return True
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or exc
+                if isinstance(exc, urllib.error.HTTPError):
+                    reason: object = f"HTTP {exc.code} {exc.reason}"
+                else:
+                    reason = getattr(exc, "reason", None) or exc
                 _log.warning(
                     "alert webhook %s failed (attempt %d of %d): %s",
                     alerts.webhook,
