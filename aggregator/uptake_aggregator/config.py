@@ -101,7 +101,10 @@ class Goal:
     def key(self) -> str:
         """A stable name for the goal, e.g. ``account.utilization >= 0.7`` (the alert log's)."""
         sign = ">=" if self.direction == "at_least" else "<="
-        return f"{self.scope}.{self.metric} {sign} {self.target:g}"
+        # Exact text of the target (never rounded: two targets must not share a key).
+        whole = self.target.is_integer() and abs(self.target) < 1e15
+        target = str(int(self.target)) if whole else repr(self.target)
+        return f"{self.scope}.{self.metric} {sign} {target}"
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,9 @@ def check(  # noqa: PLR0917 - typer maps each parameter to an option
         code = {"critical": EXIT_CRITICAL, "warning": EXIT_WARNING}.get(worst, 0)
         if old is not None:
             for result in compare(old, usage, rules):
-                subject = "" if result.subject == "product" else f" [{result.subject}]"
+                # Name the subject when the rule covers several (accounts.METRIC).
+                several = result.rule.name is None and result.rule.part != "product"
+                subject = f" [{result.subject}]" if several else ""
                 if result.change is None:
                     typer.echo(f"skipped   {result.rule.text}{subject}: {result.note}")
                     continue

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from uptake_aggregator.config import (
     METRICS,
@@ -14,6 +17,7 @@ from uptake_aggregator.config import (
     find_config,
     load_config,
     parse_config,
+    parse_duration,
 )
 from uptake_aggregator.errors import AggregatorError
 
@@ -57,6 +61,7 @@ def test_a_valid_file_is_typed() -> None:
         Goal("users", "feature", 10.0, "at_most"),
     )
     assert config.goals[2].key == "feature.users <= 10"
+    assert Goal("mau", "product", 1234567.5).key == "product.mau >= 1234567.5"
     assert config.alerts == Alerts(
         every_s=1.0,
         command=("notify-ops", "--urgent"),
@@ -151,3 +156,30 @@ def test_where_the_file_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("UPTAKE_CONFIG", str(tmp_path / "gone.toml"))
     with pytest.raises(ConfigError, match="UPTAKE_CONFIG: no config file"):
         find_config(None)
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_a_config_or_one_config_error(text: str) -> None:
+    try:
+        parse_config(text, Path("uptake.toml"))
+    except ConfigError as exc:
+        assert str(exc).startswith("uptake.toml")
+
+
+@given(
+    st.sampled_from(METRICS["account"]),
+    st.floats(min_value=0, max_value=1e12, allow_nan=False),
+    st.lists(st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), min_size=1, max_size=4),
+)
+def test_a_written_goal_reads_back(metric: str, target: float, only: list[str]) -> None:
+    text = (
+        f'[[goal]]\nmetric = "{metric}"\nscope = "account"\ntarget = {target!r}\n'
+        f'direction = "at_most"\nonly = {json.dumps(only)}\n'
+    )
+    assert parse_config(text).goals == (Goal(metric, "account", target, "at_most", tuple(only)),)
+
+
+@given(st.integers(0, 10**6), st.sampled_from(["ms", "s", "m", "h", "d"]))
+def test_durations(amount: int, unit: str) -> None:
+    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    assert parse_duration(f"{amount}{unit}") == amount * factor

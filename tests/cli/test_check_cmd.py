@@ -157,7 +157,7 @@ def test_the_baseline_gate(runner: CliRunner, tmp_path: Path, baseline: dict[str
     assert tight.exit_code == 3, tight.output
     assert tight.stdout.splitlines() == [
         "regressed product.stickiness<-10%: 0.7857 -> 0.5238 (change -33.33%)",
-        "regressed accounts[acme].utilization<-0.1 [acme]: 0.9 -> 0.75 (change -0.15)",
+        "regressed accounts[acme].utilization<-0.1: 0.9 -> 0.75 (change -0.15)",
     ]
 
 
