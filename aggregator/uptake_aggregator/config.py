@@ -102,8 +102,8 @@ class Goal:
         """A stable name for the goal, e.g. ``account.utilization >= 0.7`` (the alert log's)."""
         sign = ">=" if self.direction == "at_least" else "<="
         # Exact text of the target (never rounded: two targets must not share a key).
-        whole = self.target.is_integer() and abs(self.target) < 1e15
-        target = str(int(self.target)) if whole else repr(self.target)
+        value = float(self.target)
+        target = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
         return f"{self.scope}.{self.metric} {sign} {target}"
 
 
