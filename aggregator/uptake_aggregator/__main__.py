@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--token-file", type=Path, help="where the TCP token is written (env UPTAKE_TOKEN_FILE)"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="uptake.toml whose goals are evaluated every [alerts] every (env UPTAKE_CONFIG)",
     )
     parser.add_argument(
         "--foreground", action="store_true", help="run in this process (systemd, supervisors)"
@@ -89,7 +95,14 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
             idle_timeout=args.idle_timeout,
         ),
         max_queued_events=args.max_queued_events,
+        config_path=_config_path(args.config),
     )
+
+
+def _config_path(option: Path | None) -> Path | None:
+    # Only an explicit file: the daemon never picks up a config nobody named.
+    text = option or os.environ.get("UPTAKE_CONFIG") or None
+    return Path(text).absolute() if text is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:

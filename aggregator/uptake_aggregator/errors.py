@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AggregatorError", "DaemonError", "QueryError", "StorageError"]
+__all__ = ["AggregatorError", "ConfigError", "DaemonError", "QueryError", "StorageError"]
 
 
 class AggregatorError(Exception):
@@ -19,3 +19,7 @@ class DaemonError(AggregatorError):
 
 class QueryError(AggregatorError):
     """A report request is invalid: bad dates, unknown account, unknown report."""
+
+
+class ConfigError(AggregatorError):
+    """``uptake.toml`` is missing, unreadable or invalid; the message names the line and key."""

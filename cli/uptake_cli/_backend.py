@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from uptake.client import DaemonClient
     from uptake.protocol import Event, ReportFilters
 
-__all__ = ["EventWriter", "Target", "build_local", "query_daemon", "resolve"]
+__all__ = ["EventWriter", "Target", "build_local", "query_daemon", "resolve", "served_database"]
 
 _CLIENT: Final = "usage-cli"
 # A report over months of a big database can take a while; an Ack follows a commit.
@@ -85,6 +85,20 @@ def query_daemon(socket: Path | None, filters: ReportFilters) -> Report | None:
         return None
     with client:
         return client.query("usage", filters)
+
+
+def served_database(target: Target) -> Path:
+    """The database a command should write to: the answering daemon's, else ``target.db``.
+
+    Through a daemon the report comes from the database it serves, which ``--db`` (or its
+    default) may not name; asking the daemon keeps the two in step.
+    """
+    client = _connect(target.socket, _SEND_TIMEOUT_S)
+    if client is None:
+        return target.db
+    with client:
+        db = client.status().get("db")
+    return Path(db) if isinstance(db, str) else target.db
 
 
 def build_local(db: Path, filters: ReportFilters) -> Report:

@@ -1,9 +1,9 @@
 """Turn the errors a `usage` command can meet into one clear line on stderr and an exit code.
 
-Exit codes: 2 for bad input on the command line (bad dates, an unknown account, a bad
-argument; a ``QueryError`` of the aggregator or of ``uptake.client``), 1 for everything
-else that stops a command (no database yet, daemon failure, unreadable file). Never a
-traceback: those are for bugs, not for users.
+Exit codes: 2 for bad input (bad dates, an unknown account, a bad argument, a bad config
+file: a ``QueryError`` or ``ConfigError`` of the aggregator, a ``QueryError`` of
+``uptake.client``), 1 for everything else that stops a command (no database yet, daemon
+failure, unreadable file). Never a traceback: those are for bugs, not for users.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Final, NoReturn
 
-from uptake_aggregator.errors import AggregatorError, QueryError
+from uptake_aggregator.errors import AggregatorError, ConfigError, QueryError
 
 __all__ = [
     "EXIT_FAILURE",
@@ -78,7 +78,7 @@ def cli_errors() -> Iterator[None]:
         yield
     except CliError as exc:
         _exit(exc.message, exc.exit_code)
-    except QueryError as exc:
+    except (QueryError, ConfigError) as exc:
         _exit(str(exc), EXIT_USAGE)
     except AggregatorError as exc:
         _exit(str(exc), EXIT_FAILURE)

@@ -5,7 +5,7 @@ small database. So the console script first tries this parser, which accepts onl
 plain shape of that command::
 
     usage report --format json [--since D] [--until D] [--account A] [--user U]
-                 [--feature F] [--db PATH] [--socket PATH]
+                 [--feature F] [--db PATH] [--socket PATH] [--config FILE]
 
 (options in any order, as ``--option value`` or ``--option=value``, ``-f json``). Anything
 else (another command or format, ``--help``, an unknown or repeated option, a missing
@@ -36,6 +36,7 @@ _OPTIONS: Final = {
     "-f": "format",
     "--db": "db",
     "--socket": "socket",
+    "--config": "config",
 }
 #: The environment variables typer reads for options not given (empty counts as unset).
 _ENVIRONMENT: Final = {"db": "UPTAKE_DB", "socket": "UPTAKE_SOCKET"}
@@ -77,7 +78,13 @@ def run(argv: list[str]) -> int | None:
     if options is None:
         return None
     from uptake_cli._errors import cli_errors
-    from uptake_cli._reporting import fetch_report, render_json, report_filters
+    from uptake_cli._reporting import (
+        add_goals,
+        fetch_report,
+        read_config,
+        render_json,
+        report_filters,
+    )
 
     paths: dict[str, Path | None] = {}
     for name, variable in _ENVIRONMENT.items():
@@ -92,7 +99,10 @@ def run(argv: list[str]) -> int | None:
                 options.get("user"),
                 options.get("feature"),
             )
-            text = render_json(fetch_report(filters, paths["db"], paths["socket"]))
+            explicit = options.get("config")
+            config = read_config(Path(explicit) if explicit is not None else None)
+            usage = fetch_report(filters, paths["db"], paths["socket"])
+            text = render_json(add_goals(usage, config))
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 1
     sys.stdout.write(text)

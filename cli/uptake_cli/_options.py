@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["DbOption", "SocketOption"]
+__all__ = ["ConfigOption", "DbOption", "SocketOption"]
 
 # typer needs Optional[...] at runtime on Python 3.10 (no PEP 604 evaluation of strings).
 DbOption = Annotated[
@@ -18,5 +18,15 @@ SocketOption = Annotated[
     Optional[Path],
     typer.Option(
         "--socket", envvar="UPTAKE_SOCKET", help="Daemon Unix socket path.", show_default=False
+    ),
+]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        help="Config file with goals and alerts (env UPTAKE_CONFIG; default: uptake.toml "
+        "in the user config dir, when it exists).",
+        show_default=False,
+        dir_okay=False,
     ),
 ]

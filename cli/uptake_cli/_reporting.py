@@ -16,8 +16,28 @@ from uptake_cli._present import Report
 
 if TYPE_CHECKING:
     from uptake.protocol import ReportFilters
+    from uptake_aggregator.config import Config
 
-__all__ = ["fetch_report", "render_json", "report_filters"]
+__all__ = ["add_goals", "fetch_report", "read_config", "render_json", "report_filters"]
+
+
+def read_config(explicit: Path | None) -> Config:
+    """The validated config: ``--config``, ``$UPTAKE_CONFIG`` or the default file if present.
+
+    A bad file raises ``ConfigError`` (exit 2); no file at the default place is the
+    empty config.
+    """
+    from uptake_aggregator.config import find_config, load_config
+
+    return load_config(find_config(explicit))
+
+
+def add_goals(report: Report, config: Config) -> Report:
+    """Set the report's ``goals`` rows from the config's goals (docs/metrics.md)."""
+    from uptake_aggregator.metrics.goals import evaluate_goals
+
+    report["goals"] = evaluate_goals(report, config.goals)
+    return report
 
 
 def render_json(report: Report) -> str:

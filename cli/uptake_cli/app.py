@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from uptake_cli import (
+    alerts_cmd,
+    check_cmd,
     daemon_cmd,
     demo_cmd,
     export_cmd,
@@ -34,6 +36,8 @@ def version() -> None:
 
 
 report_cmd.register(app)
+check_cmd.register(app)
+alerts_cmd.register(app)
 seats_cmd.register(app)
 import_cmd.register(app)
 export_cmd.register(app)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from uptake_cli._errors import cli_errors, fail
-from uptake_cli._options import DbOption, SocketOption
+from uptake_cli._options import ConfigOption, DbOption, SocketOption
 
 __all__ = ["daemon_app", "register", "start", "status", "stop"]
 
@@ -63,34 +63,46 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
             "--log-file", help="Log file (default: the uptake log dir).", show_default=False
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Start the daemon (detached unless --foreground).
 
-    Example: usage daemon start --db ~/uptake.db
+    With goals in the config file, the daemon evaluates them every [alerts] every and
+    delivers each status change to [alerts] command / webhook (see `usage alerts`).
+
+    Example: usage daemon start --db ~/uptake.db --config ~/uptake.toml
     """
     from uptake.paths import default_db_path, default_socket_path
     from uptake_aggregator.daemon import lifecycle
     from uptake_aggregator.daemon.server import DaemonConfig
 
     with cli_errors():
-        config = DaemonConfig(
+        from uptake_aggregator.config import find_config, load_config
+
+        # Validated here, so a bad file is exit 2 with its line, before anything starts.
+        config_path = find_config(config)
+        load_config(config_path)
+        daemon_config = DaemonConfig(
             socket_path=(socket or default_socket_path()).absolute(),
             db_path=(db or default_db_path()).absolute(),
             tcp_port=tcp,
             token_path=token_file.absolute() if token_file else None,
+            config_path=config_path.absolute() if config_path is not None else None,
         )
         log = (log_file or lifecycle.default_log_file()).absolute()
-        pid = lifecycle.running_pid(config.socket_path)
+        pid = lifecycle.running_pid(daemon_config.socket_path)
         if pid is not None:
-            typer.echo(f"uptake daemon already running (pid {pid}) on {config.socket_path}")
+            typer.echo(f"uptake daemon already running (pid {pid}) on {daemon_config.socket_path}")
             return
         if foreground:
             lifecycle.configure_logging(log, stderr=True)
-            lifecycle.run_foreground(config)
+            lifecycle.run_foreground(daemon_config)
             return
-        pid = lifecycle.start_detached(lifecycle.daemon_argv(config, log), config.socket_path, log)
-        typer.echo(f"uptake daemon started (pid {pid}) on {config.socket_path}")
-        typer.echo(f"database {config.db_path}; log {log}")
+        pid = lifecycle.start_detached(
+            lifecycle.daemon_argv(daemon_config, log), daemon_config.socket_path, log
+        )
+        typer.echo(f"uptake daemon started (pid {pid}) on {daemon_config.socket_path}")
+        typer.echo(f"database {daemon_config.db_path}; log {log}")
 
 
 @daemon_app.command()
@@ -165,6 +177,12 @@ def _format_status(body: dict[str, Any]) -> str:
         f"  clients         {body['clients_connected']}",
         f"  queued events   {body['queued_events']:,}",
     ]
+    goals = body.get("goals")
+    if isinstance(goals, dict):
+        lines.append(
+            f"  goals           every {goals['every_s']:g} s: {goals['evaluations']:,} "
+            f"evaluations, {goals['changes']:,} status changes (usage alerts)"
+        )
     return "\n".join(lines)
 
 

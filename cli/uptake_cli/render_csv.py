@@ -14,12 +14,18 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from uptake_aggregator.metrics.report_schema import AccountRow, DauPoint, FeatureRow, UserRow
+from uptake_aggregator.metrics.report_schema import (
+    AccountRow,
+    DauPoint,
+    FeatureRow,
+    GoalRow,
+    UserRow,
+)
 from uptake_cli._present import Report
 
 __all__ = ["CSV_COLUMNS", "CsvTable", "render_csv"]
 
-CsvTable = Literal["users", "accounts", "features", "dau"]
+CsvTable = Literal["users", "accounts", "features", "dau", "goals"]
 
 #: The columns of each exportable table, in report order (from ``metrics.report_schema``).
 CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -29,6 +35,7 @@ CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         ("accounts", AccountRow),
         ("features", FeatureRow),
         ("dau", DauPoint),
+        ("goals", GoalRow),
     )
 }
 
@@ -47,7 +54,7 @@ def _rows(report: Report, table: str) -> list[dict[str, Any]]:
     if table == "dau":
         rows: list[dict[str, Any]] = report["product"]["dau"]
         return rows
-    return list(report[table])
+    return list(report.get(table, []))
 
 
 def render_csv(report: Report, table: CsvTable) -> str:

@@ -23,6 +23,7 @@ from uptake_cli._present import (
     fmt_ratio,
     segment_counts,
 )
+from uptake_cli.render_goals import goals_html
 from uptake_cli.svg import esc
 
 __all__ = ["BAND_COLOURS", "render_html"]
@@ -379,6 +380,7 @@ def render_html(report: Report, generated: datetime | None = None, *, scope: str
         [
             f"<header><h1>Product usage</h1><p>{subtitle}</p></header>",
             _kpis(report),
+            goals_html(report),
             _trend(report),
             _features(report),
             _utilization(report),

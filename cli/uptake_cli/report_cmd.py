@@ -14,9 +14,9 @@ from typing import Annotated, Optional
 import typer
 
 from uptake_cli._errors import cli_errors
-from uptake_cli._options import DbOption, SocketOption
+from uptake_cli._options import ConfigOption, DbOption, SocketOption
 from uptake_cli._present import Report, describe_scope
-from uptake_cli._reporting import fetch_report, render_json, report_filters
+from uptake_cli._reporting import add_goals, fetch_report, read_config, render_json, report_filters
 
 # Renderers (rich, the HTML/SVG code) are imported by the code that uses them: every
 # other command imports this module too (start-up time).
@@ -40,14 +40,19 @@ class TableName(str, Enum):
     accounts = "accounts"
     features = "features"
     dau = "dau"
+    goals = "goals"
 
 
 def _write_tables(report: Report, output: Path | None, scope: str) -> None:
-    from rich.console import Console
+    from rich.console import Console, Group
 
+    from uptake_cli.render_goals import goals_table
     from uptake_cli.render_table import report_tables
 
     tables = report_tables(report, scope=scope)
+    goals = goals_table(report)
+    if goals is not None:
+        tables = Group(tables, goals)
     if output is None:
         Console().print(tables)
         return
@@ -79,8 +84,9 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = None,
     db: DbOption = None,
     socket: SocketOption = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Report product usage: DAU/WAU/MAU, features, accounts and seats, users, retention.
+    """Report product usage: DAU/WAU/MAU, features, accounts and seats, users, retention, goals.
 
     Reads through the daemon when one answers on the socket, else opens the database read-only.
 
@@ -94,7 +100,8 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
     """
     with cli_errors():
         filters = report_filters(since, until, account, user, feature)
-        usage = fetch_report(filters, db, socket)
+        settings = read_config(config)  # validated before any report work
+        usage = add_goals(fetch_report(filters, db, socket), settings)
         scope = describe_scope(account, user, feature)
         if output_format is OutputFormat.table:
             _write_tables(usage, output, scope)

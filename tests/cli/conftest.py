@@ -56,6 +56,9 @@ def isolated_env(
     monkeypatch.setenv("UPTAKE_SOCKET", str(paths["socket"]))
     monkeypatch.setenv("UPTAKE_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("UPTAKE_LOG_DIR", str(tmp_path / "log"))
+    # No uptake.toml from the user's config dir (goals would change the reports).
+    monkeypatch.delenv("UPTAKE_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     return paths
 
 

@@ -44,6 +44,8 @@ def _run(code: str, args: list[str], env: dict[str, str]) -> tuple[int, str, str
         ["report", "--format", "json", "--since", UNTIL, "--until", SINCE],  # empty window
         ["report", "--format", "json", "--account", "nobody", "--until", UNTIL],  # unknown
         ["report", "--format", "json", "--db", "{missing}"],  # no database there
+        ["report", "--format", "json", "--until", UNTIL, "--config", "{goals}"],
+        ["report", "--format", "json", "--config", "{bad}"],  # a bad config file: exit 2
     ],
     ids=[
         "window",
@@ -54,12 +56,20 @@ def _run(code: str, args: list[str], env: dict[str, str]) -> tuple[int, str, str
         "empty",
         "unknown",
         "no-db",
+        "goals",
+        "bad-config",
     ],
 )
 def test_the_fast_path_prints_what_typer_prints(
     loaded_db: Path, tmp_path: Path, args: list[str]
 ) -> None:
-    args = [arg.replace("{missing}", str(tmp_path / "missing.db")) for arg in args]
+    goals = tmp_path / "goals.toml"
+    goals.write_text('[[goal]]\nmetric = "utilization"\nscope = "account"\ntarget = 0.8\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[goal]]\nmetric = "utilization"\n')
+    paths = {"{missing}": tmp_path / "missing.db", "{goals}": goals, "{bad}": bad}
+    for placeholder, path in paths.items():
+        args = [arg.replace(placeholder, str(path)) for arg in args]
     assert parse(args) is not None  # each of these takes the fast path
     env = dict(os.environ)
     fast = _run(_ENTRY, args, env)

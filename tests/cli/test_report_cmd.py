@@ -27,9 +27,11 @@ def test_json_is_exactly_the_section_6_report(runner: CliRunner, loaded_db: Path
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     msgspec.convert(printed, UsageReport)
-    assert printed == build_report(loaded_db, ReportFilters(since=SINCE, until=UNTIL))
+    # No config file: the goals list is there, empty.
+    expected = build_report(loaded_db, ReportFilters(since=SINCE, until=UNTIL))
+    assert printed == {**expected, "goals": []}
     assert list(printed) == [
-        "window", "product", "features", "accounts", "users", "retention", "releases"
+        "window", "product", "features", "accounts", "users", "retention", "releases", "goals"
     ]  # fmt: skip
     assert printed["window"] == {"since": SINCE, "until": UNTIL}
     assert printed["releases"] == [{"day": "2026-11-07", "version": "1.1.0"}]

@@ -247,6 +247,8 @@ def daemon_argv(config: DaemonConfig, log_file: Path, log_level: str = "INFO") -
     if limits.idle_timeout is not None:
         argv += ["--idle-timeout", str(limits.idle_timeout)]
     argv += ["--max-queued-events", str(config.max_queued_events)]
+    if config.config_path is not None:
+        argv += ["--config", str(config.config_path)]
     return argv
 
 

@@ -25,8 +25,9 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
@@ -55,6 +56,12 @@ from uptake_aggregator.daemon.writer import (
 )
 from uptake_aggregator.errors import AggregatorError, DaemonError, QueryError
 from uptake_aggregator.store import open_store
+
+if TYPE_CHECKING:
+    # Loaded only when a config has goals: the daemon without goals never imports them.
+    from uptake_aggregator.alerts import Notifier
+    from uptake_aggregator.config import Config
+    from uptake_aggregator.store.alerts import AlertLog
 
 __all__ = [
     "Daemon",
@@ -92,6 +99,8 @@ class DaemonConfig:
     #: ingest while a report runs).
     report_process: bool = True
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: ``uptake.toml`` with goals to evaluate every ``[alerts] every`` (None: no goals).
+    config_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,10 @@ class Daemon:
         self._tcp_port: int | None = None
         self._writer: BatchWriter | None = None
         self._query_limiter = anyio.CapacityLimiter(config.max_queries)
+        self._goal_evaluations = 0
+        self._goal_changes = 0
+        self._goal_every_s: float | None = None
+        self._goal_scope = anyio.CancelScope()
 
     @property
     def stopping(self) -> bool:
@@ -229,6 +242,8 @@ class Daemon:
         ``StorageError`` when the database cannot be opened.
         """
         config = self.config
+        # A bad config file stops the start before the socket is claimed or the db opened.
+        settings = _goal_settings(config.config_path)
         storage = await open_store(config.db_path).open_writer(synchronous=config.synchronous)
         token_path: Path | None = None
         try:
@@ -254,11 +269,14 @@ class Daemon:
             )
             async with anyio.create_task_group() as root:
                 root.start_soon(writer.run)
+                if settings is not None:
+                    root.start_soon(self._watch_goals, settings)
                 try:
                     await self._serve_connections(listeners, task_status)
                 finally:
                     _unlink_quietly(config.socket_path)
                     writer.close()
+                    self._goal_scope.cancel()  # the goal schedule; the writer drains
             _log.info(
                 "stopped: %d batches in %d commits since start",
                 writer.batches_committed,
@@ -348,6 +366,58 @@ class Daemon:
             if not self._connections:
                 self._no_connections.set()
 
+    async def _watch_goals(self, settings: Config) -> None:
+        """Evaluate the goals every ``[alerts] every``; deliver the status changes.
+
+        The report runs on the query path (a worker process, within ``max_queries``); the
+        alert log's short write in a worker thread; delivery on the notifier's threads.
+        So a slow command or a hung webhook never holds up ingest, reports or the next
+        evaluation.
+        """
+        from uptake_aggregator.alerts import Notifier
+
+        every = settings.alerts.every_s
+        self._goal_every_s = every
+        alert_log = open_store(self.config.db_path).alert_log()
+        notifier = Notifier(settings.alerts)
+        try:
+            with self._goal_scope:
+                await self._evaluate_goals_forever(settings, alert_log, notifier, every)
+        finally:
+            # Short: queued deliveries get a moment, a hung webhook does not hold the stop.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(partial(notifier.close, timeout=2.0))
+
+    async def _evaluate_goals_forever(
+        self, settings: Config, alert_log: AlertLog, notifier: Notifier, every: float
+    ) -> None:
+        from uptake_aggregator.alerts import evaluate_and_record
+        from uptake_aggregator.metrics import build_report
+
+        while True:
+            started = time.monotonic()
+            try:
+                report = await self._run_report(ReportFilters(), build_report)
+                messages = await anyio.to_thread.run_sync(
+                    evaluate_and_record, report, settings.goals, alert_log
+                )
+            except Exception:
+                _log.exception("goal evaluation failed; next try in %g s", every)
+            else:
+                self._goal_evaluations += 1
+                self._goal_changes += len(messages)
+                for message in messages:
+                    _log.info(
+                        "goal %s for %s: %s -> %s (value %s)",
+                        message["goal"],
+                        message["subject"],
+                        message["from"] or "none",
+                        message["to"],
+                        message["value"],
+                    )
+                notifier.send(messages)
+            await anyio.sleep(max(0.0, every - (time.monotonic() - started)))
+
     async def answer_query(self, query: Query) -> Result:
         """Answer a ``Query``; raise ``ProtocolError`` (bad_query / internal) otherwise."""
         if query.report == "status":
@@ -377,7 +447,14 @@ class Daemon:
             )
         except AggregatorError as exc:
             raise ProtocolError(ErrorCode.INTERNAL, str(exc)) from None
-        return status_body(snapshot, stored, size)
+        body = status_body(snapshot, stored, size)
+        if self._goal_every_s is not None:
+            body["goals"] = {
+                "every_s": self._goal_every_s,
+                "evaluations": self._goal_evaluations,
+                "changes": self._goal_changes,
+            }
+        return body
 
     async def _usage(self, query: Query) -> dict[str, Any]:
         try:
@@ -390,7 +467,7 @@ class Daemon:
                 ) from None
             raise ProtocolError(ErrorCode.INTERNAL, "metrics engine not installed") from None
         try:
-            body = await self._run_report(query, build_report)
+            body = await self._run_report(query.filters, build_report)
         except QueryError as exc:
             raise ProtocolError(ErrorCode.BAD_QUERY, str(exc)) from None
         except AggregatorError as exc:
@@ -401,7 +478,7 @@ class Daemon:
         return body
 
     async def _run_report(
-        self, query: Query, build_report: Callable[[Path, ReportFilters], dict[str, Any]]
+        self, filters: ReportFilters, build_report: Callable[[Path, ReportFilters], dict[str, Any]]
     ) -> dict[str, Any]:
         """The report, computed in a worker process; in a thread if none can start.
 
@@ -411,7 +488,7 @@ class Daemon:
         (kept for reuse by anyio, one per concurrent query) leaves ingest alone, and being
         single-threaded it may fork to use a second core (``build_report(parallel=True)``).
         """
-        args = (self.config.db_path, query.filters)
+        args = (self.config.db_path, filters)
         if self.config.report_process:
             try:
                 return await anyio.to_process.run_sync(
@@ -430,6 +507,22 @@ def report_in_worker(db_path: Path, filters: ReportFilters) -> dict[str, Any]:
     from uptake_aggregator.metrics import build_report
 
     return build_report(db_path, filters, parallel=True)
+
+
+def _goal_settings(path: Path | None) -> Config | None:
+    """The validated config at ``path`` when it has goals, else None (``ConfigError`` if bad)."""
+    if path is None:
+        return None
+    from uptake_aggregator.config import load_config
+
+    settings = load_config(path)
+    if not settings.goals:
+        _log.info("config %s has no [[goal]]: no goal evaluation", path)
+        return None
+    _log.info(
+        "evaluating %d goals from %s every %g s", len(settings.goals), path, settings.alerts.every_s
+    )
+    return settings
 
 
 def _describe_peer(stream: SocketStream, tcp: bool) -> str:

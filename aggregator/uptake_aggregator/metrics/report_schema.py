@@ -20,6 +20,7 @@ __all__ = [
     "AccountRow",
     "DauPoint",
     "FeatureRow",
+    "GoalRow",
     "Product",
     "ReleaseMarker",
     "Report",
@@ -118,6 +119,20 @@ class ReleaseMarker(_Row):
     version: str
 
 
+class GoalRow(_Row):
+    """One goal for one subject (the product, an account, a feature): value against target."""
+
+    metric: str
+    scope: Literal["product", "account", "feature"]
+    subject: str
+    value: float | None
+    target: float
+    status: Literal["met", "warning", "critical", "unknown"]
+    direction: Literal["at_least", "at_most"]
+    #: The goal's stable name, e.g. ``account.utilization >= 0.7``.
+    goal: str
+
+
 class Report(_Row):
     """The whole usage report."""
 
@@ -128,3 +143,5 @@ class Report(_Row):
     users: list[UserRow]
     retention: list[RetentionCohort]
     releases: list[ReleaseMarker]
+    #: The config's goals evaluated on this report (empty without goals).
+    goals: list[GoalRow] = msgspec.field(default_factory=list)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Literal, Protocol
 
 from uptake.protocol import Event
+from uptake_aggregator.store.alerts import AlertLog
 from uptake_aggregator.store.ingest import EventWriter
 from uptake_aggregator.store.reports import ReportSource
 
@@ -86,4 +87,8 @@ class Store(Protocol):
 
     def vacuum(self) -> int:
         """Give the space of deleted data back; return the bytes used after."""
+        ...
+
+    def alert_log(self) -> AlertLog:
+        """The history of goal status changes (``store.alerts``)."""
         ...

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from uptake.protocol import Event
+from uptake_aggregator.store.alerts import AlertLog
 from uptake_aggregator.store.base import PruneOutcome, Synchronous
 from uptake_aggregator.store.ingest import EventWriter
 from uptake_aggregator.store.sqlite.readonly import connect_readonly, db_bytes, events_stored
@@ -85,3 +86,9 @@ class SqliteStore:
         from uptake_aggregator.store.sqlite.prune import vacuum_db
 
         return vacuum_db(self.path)
+
+    def alert_log(self) -> AlertLog:
+        """The ``goal_changes`` table (``sqlite.alerts``), created on first write."""
+        from uptake_aggregator.store.sqlite.alerts import SqliteAlertLog
+
+        return SqliteAlertLog(self.path)
