@@ -9,7 +9,10 @@ gets the connection's scope and may be a coroutine function (to look a user up).
 HTTP requests and websocket connections bind the identity in the task serving them and
 put the previous context back when the app returns or raises; everything the app sends
 (streaming bodies included) and every task it creates meanwhile runs under that identity.
-Other scope types (``lifespan``) pass straight through.
+Other scope types pass straight through, ``lifespan`` too, except that when the app
+reports ``lifespan.shutdown.complete`` the events still buffered are flushed first
+(bounded by 2 s): uvicorn re-raises SIGTERM once it has shut down, which skips ``atexit``
+and with it the SDK's exit flush.
 
 Visits: when Starlette's ``SessionMiddleware`` runs outside this middleware (add it
 after this one), ``scope["session"]`` keeps a random visit id (key ``_uptake_visit``): its
@@ -24,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
 
+import uptake
 from uptake.integrations._web import (
     SESSION_COOKIES,
     VISIT_KEY,
@@ -45,6 +49,22 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 IdentifyScope = Callable[[Scope], "UserAccount | Awaitable[UserAccount | None] | None"]
 
 _CONNECTIONS: Final = frozenset({"http", "websocket"})
+_SHUTDOWN_FLUSH_S: Final = 2.0
+
+
+class _FlushAtShutdown:
+    """The lifespan ``send``: flushes uptake before passing on ``shutdown.complete``."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        if message.get("type") == "lifespan.shutdown.complete":
+            # Blocking, at most the bound above: the loop has nothing else to serve now.
+            uptake.flush(timeout=_SHUTDOWN_FLUSH_S)
+        await self._send(message)
 
 
 class UptakeMiddleware:
@@ -68,6 +88,9 @@ class UptakeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection under its identity (lifespan and others untouched)."""
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _FlushAtShutdown(send))
+            return
         if scope["type"] not in _CONNECTIONS:
             await self.app(scope, receive, send)
             return
