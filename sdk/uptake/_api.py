@@ -163,15 +163,17 @@ def restore_context(context: Identity) -> None:
     integrations put back what ``current_context()`` gave them. Malformed values are
     logged and replaced by "nobody" (the SDK never raises into the host).
     """
-    if (
-        type(context) is tuple
-        and len(context) == 3
-        and all(part is None or type(part) is str for part in context)
-    ):
-        set_identity(context)
-    else:
-        _log.warning("uptake: restore_context() needs (user, account, session); got %r", context)
-        set_identity((None, None, None))
+    if type(context) is tuple and len(context) == 3:
+        user, account, session_id = context
+        if (
+            (user is None or type(user) is str)
+            and (account is None or type(account) is str)
+            and (session_id is None or type(session_id) is str)
+        ):
+            set_identity(context)
+            return
+    _log.warning("uptake: restore_context() needs (user, account, session); got %r", context)
+    set_identity((None, None, None))
 
 
 def login(user: str | None = None, account: str | None = None, **props: Any) -> None:

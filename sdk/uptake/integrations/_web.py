@@ -204,7 +204,9 @@ class ContextBody:
         self._iterator: Iterator[Any] | None = None
         self._closed = False
 
-    def __iter__(self) -> ContextBody:
+    def __iter__(self) -> Iterator[Any]:
+        if type(self._body) in (list, tuple):
+            return iter(self._body)  # ready-made chunks: no code of the app runs
         return self
 
     def __next__(self) -> Any:
