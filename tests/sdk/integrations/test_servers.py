@@ -255,6 +255,7 @@ def test_celery_prefork_tasks_carry_their_producers_identity(
     env = _env(real_daemon, "served-celery", SERVED_CELERY_BROKER=str(broker))
     command = [sys.executable, "-m", "celery", "-A", "tests.sdk.integrations.served_celery"]
     command += ["worker", "--pool", "prefork", "--concurrency", "2", "--loglevel", "WARNING"]
+    command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     worker = subprocess.Popen(
         command,
         env=env,
