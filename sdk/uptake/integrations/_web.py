@@ -34,6 +34,7 @@ __all__ = [
     "VISIT_KEY",
     "ContextBody",
     "Identify",
+    "Identity",
     "RequestScope",
     "UserAccount",
     "checked_identity",
@@ -52,6 +53,9 @@ SESSION_COOKIES: Final = ("sessionid", "session")
 
 #: Where Flask and Starlette sessions keep the random id of the visit.
 VISIT_KEY: Final = "_uptake_visit"
+
+#: ``(user, account, session)``, as ``uptake.current_context()`` gives it.
+Identity = tuple["str | None", "str | None", "str | None"]
 
 #: What an ``identify`` callable returns: ``(user, account)`` or None (anonymous).
 UserAccount = tuple["str | None", "str | None"]
@@ -156,6 +160,11 @@ class RequestScope:
         self._previous: tuple[str | None, str | None, str | None] = _NOBODY
         self._identity: tuple[str | None, str | None, str | None] | None = None
         self._done = False
+
+    @property
+    def previous(self) -> Identity:
+        """The context found when the request began (put back by ``exit()``)."""
+        return self._previous
 
     def enter(self, identity: UserAccount | None, session_id: str | None) -> None:
         """Bind ``identity`` (None: nobody) and re-enter the visit ``session_id``."""

@@ -3,7 +3,9 @@
 Put it after ``AuthenticationMiddleware``. Each request runs under ``request.user``
 (anonymous users: nobody) in its own ``contextvars`` copy, so no identity survives the
 response; streaming responses produce their content in that copy and end the request
-when Django closes them. The visit's session id is a hash of the session cookie
+when Django closes them. Under ASGI with async views the middleware runs async: the
+identity is bound in the request's task, async streaming bodies rebind it around each
+chunk. The visit's session id is a hash of the session cookie
 (``settings.SESSION_COOKIE_NAME``; Django rotates it at login and logout).
 
 Settings (all optional):
@@ -21,11 +23,17 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import uptake
-from uptake.integrations._web import ContextBody, RequestScope, UserAccount, cookie_session_id
+from uptake.integrations._web import (
+    ContextBody,
+    Identity,
+    RequestScope,
+    UserAccount,
+    cookie_session_id,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -141,37 +149,76 @@ def _connect_signals() -> None:
     setting_changed.connect(_on_setting_changed, dispatch_uid="uptake.integrations.django.settings")
 
 
+def _session_id(request: HttpRequest, identity: UserAccount | None) -> str | None:
+    from django.conf import settings
+
+    name = settings.SESSION_COOKIE_NAME
+    cookie = request.COOKIES.get(name) if identity is not None else None
+    return cookie_session_id(f"{name}={cookie}", (name,)) if cookie else None
+
+
+async def _bound_chunks(
+    chunks: AsyncIterator[Any], identity: Identity, finish: Callable[[], None]
+) -> AsyncIterator[Any]:
+    """An async streaming body produced under the request's identity, then ``finish()``.
+
+    Django's ASGI handler iterates it after the middleware returned, in the same task:
+    the identity is bound around each step and the task's own context put back between.
+    """
+    try:
+        while True:
+            previous = uptake.current_context()
+            uptake.restore_context(identity)
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                uptake.restore_context(previous)
+            yield chunk
+    finally:
+        previous = uptake.current_context()
+        uptake.restore_context(identity)
+        try:
+            finish()
+        finally:
+            uptake.restore_context(previous)
+
+
 class UptakeMiddleware:
-    """Django middleware: the request's user and account, its visit, cleared after."""
+    """Django middleware: the request's user and account, its visit, cleared after.
+
+    Sync and async: under ASGI with an async middleware chain, ``request.user`` and the
+    ``UPTAKE_*`` callables run in a worker thread (they may query the database), the
+    identity is bound in the request's task and put back when the response is done.
+    """
 
     sync_capable = True
-    async_capable = False
+    async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
         _connect_signals()
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        """Serve one request inside its own context."""
+    def __call__(self, request: HttpRequest) -> Any:
+        """Serve one request inside its own context (a coroutine when async)."""
+        if self.is_async:
+            return self._serve_async(request)
         context = contextvars.copy_context()
         return context.run(self._serve, context, request)
 
     def _serve(self, context: contextvars.Context, request: HttpRequest) -> HttpResponseBase:
-        from django.conf import settings
-
         scope = RequestScope()
         setattr(request, _MARK, scope)
         identity = _identities_from_settings().of(request)
-        session_id = None
-        if identity is not None:
-            cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-            if cookie:
-                session_id = cookie_session_id(
-                    f"{settings.SESSION_COOKIE_NAME}={cookie}", (settings.SESSION_COOKIE_NAME,)
-                )
-        scope.enter(identity, session_id)
+        scope.enter(identity, _session_id(request, identity))
         try:
-            response = self.get_response(request)
+            response: HttpResponseBase = self.get_response(request)
         except BaseException:
             scope.exit()
             raise
@@ -179,6 +226,33 @@ class UptakeMiddleware:
             # Produced after this returns: in the request's context, ended by close().
             body = ContextBody(response.streaming_content, context, scope.exit)  # type: ignore[attr-defined]
             response.streaming_content = body  # type: ignore[attr-defined]
+        else:
+            scope.exit()
+        return response
+
+    async def _serve_async(self, request: HttpRequest) -> HttpResponseBase:
+        from asgiref.sync import sync_to_async
+
+        scope = RequestScope()
+        setattr(request, _MARK, scope)
+        identity = await sync_to_async(_identities_from_settings().of)(request)
+        session_id = _session_id(request, identity)
+        scope.enter(identity, session_id)
+        try:
+            response: HttpResponseBase = await self.get_response(request)
+        except BaseException:
+            scope.exit()
+            raise
+        if getattr(response, "streaming", False) and getattr(response, "is_async", False):
+            bound = uptake.current_context()
+            scope_exit = scope.exit
+            # The task's context goes back now; the chunks rebind the request's identity.
+            uptake.restore_context(scope.previous)
+            response.streaming_content = _bound_chunks(  # type: ignore[attr-defined]
+                response.streaming_content,  # type: ignore[attr-defined]
+                bound,
+                scope_exit,
+            )
         else:
             scope.exit()
         return response

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,26 @@ def _stream(request: Any) -> Any:
     return StreamingHttpResponse(chunks())
 
 
+async def _async_page(request: Any) -> Any:
+    from django.http import HttpResponse
+
+    await asyncio.sleep(0)  # let the other requests' tasks run in between
+    uptake.track("async_page")
+    return HttpResponse(uptake.current_context()[0] or "-")
+
+
+async def _async_stream(request: Any) -> Any:
+    from django.http import StreamingHttpResponse
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for index in range(2):
+            uptake.track("async_chunk", index=index)
+            await asyncio.sleep(0)
+            yield b"x"
+
+    return StreamingHttpResponse(chunks())
+
+
 def _log_in(request: Any) -> Any:
     from django.contrib.auth import authenticate, login
     from django.http import HttpResponse
@@ -71,6 +92,8 @@ def _urls() -> list[Any]:
         path("stream", _stream),
         path("login", _log_in),
         path("logout", _log_out),
+        path("async/page", _async_page),
+        path("async/stream", _async_stream),
     ]
 
 
@@ -165,3 +188,34 @@ def username_of(request: Any) -> str | None:
     """The tests' UPTAKE_USER: the username rather than the primary key."""
     user = request.user
     return user.get_username() if user.is_authenticated else None
+
+
+def test_the_async_middleware_chain_binds_each_task(
+    client: Any, users: dict[str, int], usage_events: UsageEvents
+) -> None:
+    from django.contrib.auth.models import User
+    from django.test import AsyncClient
+
+    async_clients = {}
+    for name in ("ann.acme", "bob.globex"):
+        async_client = AsyncClient()
+        async_client.force_login(User.objects.get(username=name))  # sync: before the loop
+        async_clients[str(users[name])] = async_client
+    usage_events.clear()
+
+    async def visit(user: str, async_client: Any) -> list[bytes]:
+        pages = [await async_client.get("/async/page") for _ in range(3)]
+        stream = await async_client.get("/async/stream")
+        body = b"".join([chunk async for chunk in stream.streaming_content])
+        return [page.content for page in pages] + [body]
+
+    async def main() -> list[list[bytes]]:
+        return await asyncio.gather(*(visit(u, c) for u, c in async_clients.items()))
+
+    answers = asyncio.run(main())
+    assert answers == [[user.encode()] * 3 + [b"xx"] for user in async_clients]
+    for user, account in zip(async_clients, ("acme", "globex"), strict=True):
+        usage_events.assert_tracked("async_page", user=user, account=account, count=3)
+        usage_events.assert_tracked("async_chunk", user=user, account=account, count=2)
+        usage_events.assert_tracked(kind="session_end", user=user, count=4)
+    assert uptake.current_context() == (None, None, None)
