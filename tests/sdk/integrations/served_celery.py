@@ -25,6 +25,7 @@ def make_app(folder: str) -> Celery:
         broker_transport_options={
             "data_folder_in": folder,
             "data_folder_out": folder,
+            "control_folder": str(Path(folder) / "control"),  # default: ./control
             "polling_interval": 0.05,
         },
         task_ignore_result=True,
@@ -35,7 +36,7 @@ def make_app(folder: str) -> Celery:
     return app
 
 
-app = make_app(os.environ.get("SERVED_CELERY_BROKER", str(Path.cwd())))
+app = make_app(os.environ.get("SERVED_CELERY_BROKER", "/nonexistent-broker"))
 
 
 @app.task(name="served.export")
