@@ -253,9 +253,15 @@ def test_celery_prefork_tasks_carry_their_producers_identity(
     broker = workdir / "broker"
     broker.mkdir()
     env = _env(real_daemon, "served-celery", SERVED_CELERY_BROKER=str(broker))
+    # No periodic sends while the test runs: what a pool process tracked reaches the
+    # daemon only through the flush when it exits (recycled or at shutdown).
+    env["UPTAKE_FLUSH_INTERVAL"] = "120"
     command = [sys.executable, "-m", "celery", "-A", "tests.sdk.integrations.served_celery"]
     command += ["worker", "--pool", "prefork", "--concurrency", "2", "--loglevel", "WARNING"]
     command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+    # Pool processes are recycled mid-run (they exit with os._exit, skipping atexit): what
+    # they tracked must still arrive, once (the events peers lose in Celery workers).
+    command += ["--max-tasks-per-child", "7", "--prefetch-multiplier", "1"]
     worker = subprocess.Popen(
         command,
         env=env,
@@ -272,8 +278,12 @@ def test_celery_prefork_tasks_carry_their_producers_identity(
                 producer.send_task("served.export", args=[user or "-"])
         uptake.restore_context((None, None, None))
         expected = 4 * (len(USERS) + 1)
+        # Two recycled children's tasks (7 each) arrive while the worker runs...
         deadline = time.monotonic() + 60
-        while len(_celery_exports(real_daemon)) < expected and time.monotonic() < deadline:
+        while len(_celery_exports(real_daemon)) < 14 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # ... and the rest once every message is taken (the shutdown finishes them).
+        while any(broker.glob("*.msg")) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         uptake.restore_context((None, None, None))
@@ -289,7 +299,9 @@ def test_celery_prefork_tasks_carry_their_producers_identity(
     for user, account, props in exports:
         assert user == (None if props["expected"] == "-" else props["expected"])
         assert account == (None if user is None else f"acct-{user}")
-    assert worker.pid not in {props["pid"] for _, _, props in exports}, "run in forked children"
+    pids = {props["pid"] for _, _, props in exports}
+    assert worker.pid not in pids, "run in forked children"
+    assert len(pids) >= 3, "children were recycled"
     booted = [e for e in _events(real_daemon, "served-celery") if e["name"] == "worker_booted"]
     assert len(booted) == 1, "the main process's event, never re-sent by a forked child"
 
