@@ -3,7 +3,7 @@
 ``celery.contrib.testing.worker.start_worker`` runs a real consumer on the in-memory
 broker, so every task goes through publishing, the message headers and the worker's
 signals. The prefork pool under a real ``celery worker`` process is in
-``tests/e2e/test_servers.py``.
+``tests/sdk/integrations/test_servers.py``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ uvicorn the ASGI app; a real prefork ``celery worker`` runs tasks. Many concurre
 requests from several users must store every event once, with the right user and
 account, nothing leaking to the next request (anonymous requests stay anonymous), and
 errors in views tracked and cleared. Servers start once per test; each writes its events
-under its own ``source`` in one daemon started for the module.
+under its own ``source`` in one daemon started for the module. Periodic sends are off,
+so every event arrives through a server's exit path: without the ASGI lifespan flush or
+the Celery pool-exit flush, none would.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def _env(daemon: DaemonProcess, source: str, **extra: str) -> dict[str, str]:
         "UPTAKE_SOCKET": str(daemon.socket),
         "UPTAKE_TOKEN_FILE": str(daemon.token_file),
         "UPTAKE_APP": source,
-        "UPTAKE_FLUSH_INTERVAL": "0.1",
+        # No periodic sends: every event reaches the daemon through the servers' exit
+        # paths (gunicorn workers' atexit, the ASGI lifespan shutdown, Celery pool exits).
+        "UPTAKE_FLUSH_INTERVAL": "120",
         "UPTAKE_SPOOL_DIR": str(daemon.workdir / f"spool-{source}"),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         **extra,
@@ -252,10 +256,9 @@ def test_celery_prefork_tasks_carry_their_producers_identity(
 
     broker = workdir / "broker"
     broker.mkdir()
+    # What a pool process tracked reaches the daemon only through the flush when it exits
+    # (recycled or at shutdown): periodic sends are off (_env).
     env = _env(real_daemon, "served-celery", SERVED_CELERY_BROKER=str(broker))
-    # No periodic sends while the test runs: what a pool process tracked reaches the
-    # daemon only through the flush when it exits (recycled or at shutdown).
-    env["UPTAKE_FLUSH_INTERVAL"] = "120"
     command = [sys.executable, "-m", "celery", "-A", "tests.sdk.integrations.served_celery"]
     command += ["worker", "--pool", "prefork", "--concurrency", "2", "--loglevel", "WARNING"]
     command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
