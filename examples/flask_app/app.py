@@ -1,10 +1,10 @@
 """A small Flask app instrumented with uptake: logins, sessions and feature use.
 
-The uptake lines are marked ``# uptake``. Each visit (login to logout) is one uptake
-session: the visit id lives in Flask's signed session cookie and every request of the
-visit re-enters it, so all its events carry the same session id and the daemon sees one
-session from the login to the last request (``session_start``/``session_end`` pairs with
-one id merge into a single session spanning all of them).
+The uptake lines are marked ``# uptake``. The ``Uptake`` extension binds each request to
+the logged-in user (``identify``) and makes each visit (login to logout) one uptake
+session: it keeps a visit id in Flask's signed session cookie, every request of the visit
+re-enters it, so all its events carry the same session id and the daemon sees one session
+from the first request to the last, whichever worker served each.
 
 Run it against a local daemon::
 
@@ -18,17 +18,24 @@ Run it against a local daemon::
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Any
 
-from flask import Flask, g, jsonify, request, session
+from flask import Flask, Request, jsonify, request, session
 
 import uptake
+from uptake.integrations.flask import Uptake
 
 __all__ = ["create_app"]
 
 REPORTS = ("weekly-revenue", "churned-accounts", "seat-usage")
 EXPORT_FORMATS = ("csv", "xlsx", "pdf")
+
+
+def logged_in_user(request: Request) -> tuple[str, str] | None:
+    """Who the request is from, for uptake: ``(user, account)``, None when logged out."""
+    if "user" not in session:
+        return None
+    return (session["user"], session["account"])
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -37,31 +44,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY", "dev-only-not-secret")
     app.config.update(config or {})
 
-    @app.before_request
-    def enter_visit() -> None:
-        g.visit = session.get("visit")
-        if g.visit:
-            uptake.identify(user=session["user"], account=session["account"])  # uptake
-            uptake.start_session(g.visit)  # uptake: this request is part of the visit
-
-    @app.teardown_request
-    def leave_visit(error: BaseException | None) -> None:
-        if g.get("visit"):
-            uptake.end_session(g.visit)  # uptake
+    Uptake(app, identify=logged_in_user)  # uptake
 
     @app.post("/login")
     def login() -> Any:
         user, account = request.form.get("user"), request.form.get("account")
         if not user or not account:
             return jsonify(error="user and account are required"), 400
-        session.update(user=user, account=account, visit=secrets.token_hex(8))
-        enter_visit()
-        uptake.login(method="password")  # uptake
+        session.update(user=user, account=account)
+        uptake.login(user=user, account=account, method="password")  # uptake
         return jsonify(user=user, account=account)
 
     @app.post("/logout")
     def logout() -> Any:
-        session.clear()  # the visit's session ends with this request
+        uptake.logout()  # uptake
+        session.clear()  # the visit ends with this request
         return jsonify(bye=True)
 
     @app.get("/reports")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from uptake._api import (
         configure,
+        current_context,
         default_client,
         end_session,
         flush,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         logout,
         mark_release,
         record,
+        restore_context,
         session,
         set_seats,
         shutdown,
@@ -48,6 +50,7 @@ __all__ = [
     "Event",
     "Stats",
     "configure",
+    "current_context",
     "default_client",
     "end_session",
     "flush",
@@ -56,6 +59,7 @@ __all__ = [
     "logout",
     "mark_release",
     "record",
+    "restore_context",
     "session",
     "set_seats",
     "shutdown",

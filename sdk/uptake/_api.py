@@ -8,12 +8,13 @@ client's processor (kept in ``_processor`` beside ``_default``) rather than call
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from typing import Any, Final
 
-from uptake._context import current_identity
+from uptake._context import Identity, current_identity, set_identity
 from uptake._delivery import EventSink
 from uptake._model import Event
 from uptake._processor import BatchProcessor
@@ -22,6 +23,7 @@ from uptake._tracker import Client, SessionScope
 
 __all__ = [
     "configure",
+    "current_context",
     "default_client",
     "end_session",
     "flush",
@@ -30,6 +32,7 @@ __all__ = [
     "logout",
     "mark_release",
     "record",
+    "restore_context",
     "session",
     "set_seats",
     "shutdown",
@@ -38,6 +41,7 @@ __all__ = [
     "track",
 ]
 
+_log: Final = logging.getLogger("uptake")
 _time_ns: Final = time.time_ns
 _default: Client | None = None
 #: The default client's processor, for the inlined hot path of ``track()``.
@@ -140,6 +144,36 @@ def identify(
     >>> identify(user="u1", account="acme")
     """
     default_client().identify(user, account, session=session, **traits)
+
+
+def current_context() -> Identity:
+    """The ``(user, account, session)`` bound to the current thread / task / request.
+
+    With ``restore_context()``, for code that carries an identity across a boundary the
+    context variable does not cross (a task queue's message headers, a framework hook that
+    must put back what it found). Records nothing.
+    """
+    return current_identity()
+
+
+def restore_context(context: Identity) -> None:
+    """Bind exactly ``(user, account, session)`` to the current context; records nothing.
+
+    Unlike ``identify()`` it neither keeps nor drops a session by comparing users: the
+    integrations put back what ``current_context()`` gave them. Malformed values are
+    logged and replaced by "nobody" (the SDK never raises into the host).
+    """
+    if type(context) is tuple and len(context) == 3:
+        user, account, session_id = context
+        if (
+            (user is None or type(user) is str)
+            and (account is None or type(account) is str)
+            and (session_id is None or type(session_id) is str)
+        ):
+            set_identity(context)
+            return
+    _log.warning("uptake: restore_context() needs (user, account, session); got %r", context)
+    set_identity((None, None, None))
 
 
 def login(user: str | None = None, account: str | None = None, **props: Any) -> None:

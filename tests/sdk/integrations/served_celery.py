@@ -1,0 +1,49 @@
+"""The Celery app a real prefork worker runs in the end-to-end tests.
+
+The broker is the filesystem transport in ``SERVED_CELERY_BROKER`` (a tmp dir), so the
+worker and the test (the producer) need no broker server. The worker's main process
+tracks once at import, so a live uptake client exists before the pool forks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery import Celery
+
+import uptake
+from uptake.integrations.celery import install
+
+__all__ = ["make_app"]
+
+
+def make_app(folder: str) -> Celery:
+    """A Celery app on the filesystem broker in ``folder``, with uptake installed."""
+    app = Celery("served", broker="filesystem://")
+    app.conf.update(
+        broker_transport_options={
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": str(Path(folder) / "control"),  # default: ./control
+            "polling_interval": 0.05,
+        },
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+    install(app)
+    return app
+
+
+app = make_app(os.environ.get("SERVED_CELERY_BROKER", "/nonexistent-broker"))
+
+
+@app.task(name="served.export")
+def export(expected: str) -> None:
+    """Track a feature for whoever enqueued the task (``expected`` says who that was)."""
+    uptake.track("celery_export", expected=expected, pid=os.getpid())
+
+
+if "SERVED_CELERY_BROKER" in os.environ:
+    uptake.track("worker_booted", pid=os.getpid())
