@@ -5,7 +5,7 @@ small database. So the console script first tries this parser, which accepts onl
 plain shape of that command::
 
     usage report --format json [--since D] [--until D] [--account A] [--user U]
-                 [--feature F] [--db PATH] [--socket PATH]
+                 [--feature F] [--core NAMES] [--db PATH] [--socket PATH]
 
 (options in any order, as ``--option value`` or ``--option=value``, ``-f json``). Anything
 else (another command or format, ``--help``, an unknown or repeated option, a missing
@@ -32,6 +32,7 @@ _OPTIONS: Final = {
     "--account": "account",
     "--user": "user",
     "--feature": "feature",
+    "--core": "core",
     "--format": "format",
     "-f": "format",
     "--db": "db",
@@ -91,6 +92,7 @@ def run(argv: list[str]) -> int | None:
                 options.get("account"),
                 options.get("user"),
                 options.get("feature"),
+                options.get("core"),
             )
             text = render_json(fetch_report(filters, paths["db"], paths["socket"]))
     except SystemExit as stop:

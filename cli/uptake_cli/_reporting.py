@@ -53,11 +53,17 @@ def report_filters(
     account: str | None,
     user: str | None,
     feature: str | None,
+    core: str | None = None,
 ) -> ReportFilters:
     """The report's filters from the command line's text; bad dates stop the command.
 
+    ``core``: ``--core NAME,...``, the core features for ``activation`` (comma-separated;
+    blanks around names ignored; "" means none).
+
     >>> report_filters("2026-01-01", None, "acme", None, None).account
     'acme'
+    >>> report_filters(None, None, None, None, None, "share_link, export_csv").core
+    ['share_link', 'export_csv']
     """
     from uptake.protocol import ReportFilters
 
@@ -75,4 +81,5 @@ def report_filters(
         account=account,
         user=user,
         feature=feature,
+        core=None if core is None else [name.strip() for name in core.split(",") if name.strip()],
     )

@@ -40,6 +40,10 @@ class TableName(str, Enum):
     accounts = "accounts"
     features = "features"
     dau = "dau"
+    lifecycle = "lifecycle"
+    releases = "releases"
+    power_users = "power_users"
+    activation = "activation"
 
 
 def _write_tables(report: Report, output: Path | None, scope: str) -> None:
@@ -67,6 +71,13 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
     account: Annotated[Optional[str], typer.Option(help="Only this account.")] = None,
     user: Annotated[Optional[str], typer.Option(help="Only this user.")] = None,
     feature: Annotated[Optional[str], typer.Option(help="Only this feature.")] = None,
+    core: Annotated[
+        Optional[str],
+        typer.Option(
+            help="The product's core features, NAME,... (comma-separated): the activation "
+            "figures (time to first value) of new users. Default: the config file's."
+        ),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
@@ -91,9 +102,11 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
         usage report --format html -o usage.html
 
         usage report --format csv --table accounts -o accounts.csv
+
+        usage report --core export_csv,share_link --format csv --table activation
     """
     with cli_errors():
-        filters = report_filters(since, until, account, user, feature)
+        filters = report_filters(since, until, account, user, feature, core)
         usage = fetch_report(filters, db, socket)
         scope = describe_scope(account, user, feature)
         if output_format is OutputFormat.table:

@@ -29,10 +29,12 @@ def test_json_is_exactly_the_section_6_report(runner: CliRunner, loaded_db: Path
     msgspec.convert(printed, UsageReport)
     assert printed == build_report(loaded_db, ReportFilters(since=SINCE, until=UNTIL))
     assert list(printed) == [
-        "window", "product", "features", "accounts", "users", "retention", "releases"
+        "window", "product", "features", "accounts", "users", "retention", "releases",
+        "lifecycle", "power_users", "activation",
     ]  # fmt: skip
     assert printed["window"] == {"since": SINCE, "until": UNTIL}
-    assert printed["releases"] == [{"day": "2026-11-07", "version": "1.1.0"}]
+    assert [(r["day"], r["version"]) for r in printed["releases"]] == [("2026-11-07", "1.1.0")]
+    assert printed["activation"] is None  # no core features given
     acme = next(row for row in printed["accounts"] if row["account"] == "acme")
     assert acme["seats"] == 4
 
