@@ -92,7 +92,7 @@ def run(argv: list[str]) -> int | None:
                 options.get("account"),
                 options.get("user"),
                 options.get("feature"),
-                options.get("core"),
+                core=options.get("core"),
             )
             text = render_json(fetch_report(filters, paths["db"], paths["socket"]))
     except SystemExit as stop:

@@ -53,6 +53,7 @@ def report_filters(
     account: str | None,
     user: str | None,
     feature: str | None,
+    *,
     core: str | None = None,
 ) -> ReportFilters:
     """The report's filters from the command line's text; bad dates stop the command.
@@ -62,7 +63,7 @@ def report_filters(
 
     >>> report_filters("2026-01-01", None, "acme", None, None).account
     'acme'
-    >>> report_filters(None, None, None, None, None, "share_link, export_csv").core
+    >>> report_filters(None, None, None, None, None, core="share_link, export_csv").core
     ['share_link', 'export_csv']
     """
     from uptake.protocol import ReportFilters

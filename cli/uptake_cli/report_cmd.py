@@ -106,7 +106,7 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
         usage report --core export_csv,share_link --format csv --table activation
     """
     with cli_errors():
-        filters = report_filters(since, until, account, user, feature, core)
+        filters = report_filters(since, until, account, user, feature, core=core)
         usage = fetch_report(filters, db, socket)
         scope = describe_scope(account, user, feature)
         if output_format is OutputFormat.table:
