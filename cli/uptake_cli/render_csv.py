@@ -1,8 +1,10 @@
 """CSV export of one table of a usage report (`usage report --format csv --table ...`).
 
 Columns are the report's field names (docs/metrics.md), in schema order, so a spreadsheet
-or pandas sees the same names as the JSON. Nulls are empty cells; an account's ``flags``
-list is joined with ``;``. Numbers are written as Python prints them (full precision,
+or pandas sees the same names as the JSON. Nulls are empty cells; lists (an account's ``flags``
+and ``weekly_active``, activation's ``core``) are joined with ``;``. The engagement
+tables (``lifecycle``, ``releases``, ``power_users``, ``activation``) are flattened by
+``render_engagement``. Numbers are written as Python prints them (full precision,
 ``.`` decimal point).
 """
 
@@ -16,10 +18,20 @@ import msgspec
 
 from uptake_aggregator.metrics.report_schema import AccountRow, DauPoint, FeatureRow, UserRow
 from uptake_cli._present import Report
+from uptake_cli.render_engagement import ENGAGEMENT_CSV, engagement_csv_rows
 
 __all__ = ["CSV_COLUMNS", "CsvTable", "render_csv"]
 
-CsvTable = Literal["users", "accounts", "features", "dau"]
+CsvTable = Literal[
+    "users",
+    "accounts",
+    "features",
+    "dau",
+    "lifecycle",
+    "releases",
+    "power_users",
+    "activation",
+]
 
 #: The columns of each exportable table, in report order (from ``metrics.report_schema``).
 CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -30,7 +42,7 @@ CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         ("features", FeatureRow),
         ("dau", DauPoint),
     )
-}
+} | ENGAGEMENT_CSV
 
 
 def _cell(value: Any) -> str | int | float:
@@ -44,6 +56,8 @@ def _cell(value: Any) -> str | int | float:
 
 
 def _rows(report: Report, table: str) -> list[dict[str, Any]]:
+    if table in ENGAGEMENT_CSV:
+        return engagement_csv_rows(report, table)
     if table == "dau":
         rows: list[dict[str, Any]] = report["product"]["dau"]
         return rows

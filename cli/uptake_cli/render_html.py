@@ -23,6 +23,12 @@ from uptake_cli._present import (
     fmt_ratio,
     segment_counts,
 )
+from uptake_cli.render_engagement import (
+    account_trend,
+    engagement_css,
+    engagement_sections,
+    release_label,
+)
 from uptake_cli.svg import esc
 
 __all__ = ["BAND_COLOURS", "render_html"]
@@ -153,7 +159,7 @@ def _trend(report: Report) -> str:
         dau=[day["users"] for day in product["dau"]],
         wau=product["wau"],
         mau=product["mau"],
-        releases=[(release["day"], release["version"]) for release in report["releases"]],
+        releases=[(release["day"], release_label(release)) for release in report["releases"]],
     )
     note = (
         "Daily active users with their 7-day mean; WAU and MAU are the distinct users of "
@@ -281,6 +287,7 @@ def _accounts(report: Report) -> str:
                 ("num", fmt_count(account["seats"])),
                 ("num", fmt_count(account["active_users"])),
                 ("num", fmt_pct(account["utilization"])),
+                ("nowrap", account_trend(account)),
                 ("num", fmt_pct(account["adoption_rate"])),
                 ("num", fmt_ratio(account["growth"])),
                 ("num", fmt_count(account["integrations"])),
@@ -293,6 +300,7 @@ def _accounts(report: Report) -> str:
         ("Seats", True),
         ("Active", True),
         ("Utilization", True),
+        ("Weekly active", False),
         ("Adoption", True),
         ("Growth", True),
         ("Integr.", True),
@@ -380,6 +388,7 @@ def render_html(report: Report, generated: datetime | None = None, *, scope: str
             f"<header><h1>Product usage</h1><p>{subtitle}</p></header>",
             _kpis(report),
             _trend(report),
+            engagement_sections(report),
             _features(report),
             _utilization(report),
             _retention(report),
@@ -392,6 +401,7 @@ def render_html(report: Report, generated: datetime | None = None, *, scope: str
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>uptake usage report {esc(span)}</title><style>{_CSS}</style></head>"
+        f"<title>uptake usage report {esc(span)}</title>"
+        f"<style>{_CSS}{engagement_css()}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )

@@ -25,6 +25,7 @@ from uptake_cli._present import (
     fmt_ratio,
     segment_counts,
 )
+from uptake_cli.render_engagement import engagement_tables
 
 __all__ = ["print_report", "report_tables"]
 
@@ -207,12 +208,15 @@ def _day(stamp: str | None) -> str:
 
 
 def report_tables(report: Report, *, scope: str = "") -> RenderableType:
-    """Return the four tables of a usage report as one rich renderable.
+    """Return the tables of a usage report as one rich renderable.
+
+    The four usage tables, then the engagement ones (``render_engagement``).
 
     ``scope`` names the filters that narrowed the report (e.g. ``account acme``).
     """
     blocks: list[Any] = [_summary(report, scope), _features(report), _accounts(report)]
     blocks.append(_attention(report))
+    blocks += engagement_tables(report)
     return Group(*blocks)
 
 
