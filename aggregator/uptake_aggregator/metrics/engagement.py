@@ -321,21 +321,33 @@ def activation(ctx: ReportContext, core: Sequence[str] | None) -> dict[str, Any]
     ]
     firsts = ctx.source.first_values(newcomers, names, window.end)
     end_us = window.end_us
-    observed: list[int] = []  # µs from the first event to until, per new user
-    ttvs: list[int | None] = []
-    for first, value in firsts.values():
-        observed.append(end_us - first)
-        ttvs.append(None if value is None else value - first)
     limit = ACTIVATION_DAYS * DAY_US
-    activated = [ttv for ttv in ttvs if ttv is not None and ttv <= limit]
+    activated: list[int] = []
+    # A user counts for by_day[k-1] when observable (first event at least k days before
+    # until: k <= seen // DAY) and reached by then (ttv <= k days: k >= ceil(ttv / DAY)):
+    # two difference arrays over k instead of a pass over the users per k.
+    eligible = [0] * (ACTIVATION_DAYS + 2)
+    reached = [0] * (ACTIVATION_DAYS + 2)
+    for first, value in firsts.values():
+        last_k = min((end_us - first) // DAY_US, ACTIVATION_DAYS)
+        if last_k >= 1:
+            eligible[1] += 1
+            eligible[last_k + 1] -= 1
+        if value is None:
+            continue
+        ttv = value - first
+        if ttv <= limit:
+            activated.append(ttv)
+        first_k = max(-(-ttv // DAY_US), 1)
+        if first_k <= last_k:
+            reached[first_k] += 1
+            reached[last_k + 1] -= 1
     by_day: list[float | None] = []
+    observable = reaching = 0
     for k in range(1, ACTIVATION_DAYS + 1):
-        eligible = reached = 0
-        for seen, ttv in zip(observed, ttvs, strict=True):
-            if seen >= k * DAY_US:
-                eligible += 1
-                reached += ttv is not None and ttv <= k * DAY_US
-        by_day.append(reached / eligible if eligible else None)
+        observable += eligible[k]
+        reaching += reached[k]
+        by_day.append(reaching / observable if observable else None)
     new_users = len(firsts)
     return {
         "core": names,
