@@ -8,7 +8,9 @@ implicit sessions, seats changes, integrations, releases), ingests it through
 - ``usage report --format json`` for the full 90-day window (a subprocess, so Python
   start-up and imports are included), and ``build_report`` + JSON encoding in-process;
 - DuckDB computing the same DAU series, per-feature (events, users, accounts) and
-  per-account (active users) aggregates on the raw events (loaded into DuckDB from the
+  per-account (active users) aggregates, and the engagement figures (lifecycle, power
+  users, feature days per user, release impact, activation for ``CORE``, weekly active
+  users per account) on the raw events (loaded into DuckDB from the
   same generated data beforehand, not timed).
 
 The report process and DuckDB run in alternation (report, DuckDB, report, ...), so both
@@ -51,6 +53,8 @@ DAY_US = 86_400_000_000
 MINUTE_US = 60_000_000
 START = dt.date(2026, 1, 5)
 BATCH = 50_000
+#: The core features both sides compute activation for.
+CORE = ("feature_03", "feature_07")
 INTEGRATIONS = ["slack", "jira", "github", "salesforce", "zendesk", "hubspot", "teams", "okta"]
 
 
@@ -292,6 +296,8 @@ def _cli_runner(db: Path, days: int) -> Callable[[], float]:
         since,
         "--until",
         until,
+        "--core",
+        ",".join(CORE),
     ]
 
     def run() -> float:
@@ -314,7 +320,7 @@ def time_cli(db: Path, days: int, runs: int) -> float:
 def time_engine(db: Path, days: int, runs: int) -> tuple[float, dict[str, object]]:
     """Median in-process time of build_report + JSON encoding (parallel, as the CLI runs it)."""
     since, until = _window(days)
-    filters = ReportFilters(since=since, until=until)
+    filters = ReportFilters(since=since, until=until, core=list(CORE))
     times = []
     report: dict[str, object] = {}
     for _ in range(runs):
@@ -345,10 +351,74 @@ def _duckdb_runner(duck: Path, days: int) -> tuple[Callable[[], float], Callable
         "WHERE ts >= $lo AND ts < $hi AND account IS NOT NULL GROUP BY account",
     ]
 
+    day = DAY_US
+    first_monday = lo // day - (lo // day + 3) % 7
+    until_day = hi // day
+    # The engagement figures (docs/metrics.md), like for like: lifecycle, power users,
+    # feature days per user, activation, weekly active users per account; release impact
+    # per release below.
+    weeks = (
+        "WITH ue AS (SELECT user, ts // 86400000000 AS day FROM events"
+        " WHERE user IS NOT NULL AND ts < $hi),"
+        " firsts AS (SELECT user, min(day) - (min(day) + 3) % 7 AS first_monday FROM ue"
+        " GROUP BY user),"
+        " wk AS (SELECT DISTINCT user, day - (day + 3) % 7 AS monday FROM ue"
+        " WHERE day >= $m0 - 7)"
+    )
+    engagement = [
+        weeks + " SELECT a.monday,"
+        " count(*) FILTER (WHERE f.first_monday = a.monday),"
+        " count(*) FILTER (WHERE f.first_monday <> a.monday AND p.user IS NOT NULL),"
+        " count(*) FILTER (WHERE f.first_monday <> a.monday AND p.user IS NULL)"
+        " FROM wk a JOIN firsts f USING (user)"
+        " LEFT JOIN wk p ON p.user = a.user AND p.monday = a.monday - 7"
+        " WHERE a.monday >= $m0 GROUP BY a.monday ORDER BY a.monday",
+        weeks + " SELECT p.monday + 7, count(*) FROM wk p"
+        " LEFT JOIN wk a ON a.user = p.user AND a.monday = p.monday + 7"
+        " WHERE a.user IS NULL AND p.monday + 7 >= $m0 AND p.monday + 7 < $until_day"
+        " GROUP BY 1",
+        "SELECT n, count(*) FROM (SELECT user, count(DISTINCT ts // 86400000000) AS n"
+        " FROM events WHERE user IS NOT NULL AND ts >= $hi - 7 * 86400000000 AND ts < $hi"
+        " GROUP BY user) GROUP BY n",
+        "SELECT n, count(*) FROM (SELECT user, count(DISTINCT ts // 86400000000) AS n"
+        " FROM events WHERE user IS NOT NULL AND ts >= $hi - 30 * 86400000000 AND ts < $hi"
+        " GROUP BY user) GROUP BY n",
+        "SELECT name, count(DISTINCT (user, ts // 86400000000)) / count(DISTINCT user)"
+        " FROM events WHERE kind = 'feature' AND user IS NOT NULL"
+        " AND ts >= $lo AND ts < $hi GROUP BY name",
+        "WITH f AS (SELECT user, min(ts) AS first FROM events WHERE user IS NOT NULL"
+        " AND ts < $hi GROUP BY user HAVING min(ts) >= $lo),"
+        " c AS (SELECT user, min(ts) AS core FROM events WHERE kind = 'feature'"
+        f" AND name IN {CORE!r} AND ts < $hi GROUP BY user)"
+        " SELECT f.user, f.first, c.core FROM f LEFT JOIN c USING (user)",
+        "SELECT account, ts // 86400000000 - (ts // 86400000000 + 3) % 7 AS monday,"
+        " count(DISTINCT user) FROM events WHERE account IS NOT NULL AND user IS NOT NULL"
+        " AND ts >= ($m0 - 0) * 86400000000 AND ts < $hi GROUP BY account, monday",
+    ]
+    impact = (
+        "SELECT CASE WHEN kind = 'feature' THEN name END AS feature,"
+        " ts // 86400000000 AS day, count(DISTINCT user) FROM events"
+        " WHERE user IS NOT NULL AND ts >= $b0 AND ts < $a1"
+        " GROUP BY GROUPING SETS ((feature, day), (day))"
+    )
+    params = {"lo": lo, "hi": hi}
+    weekly = {**params, "m0": first_monday, "until_day": until_day}
+
     def run() -> float:
         started = time.perf_counter()
         for query in queries:
-            con.execute(query, {"lo": lo, "hi": hi}).fetchall()
+            con.execute(query, params).fetchall()
+        for query in engagement:
+            named = {k: v for k, v in weekly.items() if f"${k}" in query}
+            con.execute(query, named).fetchall()
+        releases = con.execute(
+            "SELECT ts FROM events WHERE kind = 'release' AND ts >= $lo AND ts < $hi", params
+        ).fetchall()
+        for (ts,) in releases:
+            release_day = ts // day
+            after = max(min(release_day + 7, until_day) - release_day, 1)
+            span = {"b0": (release_day - after) * day, "a1": (release_day + after) * day}
+            con.execute(impact, span).fetchall()
         return time.perf_counter() - started
 
     return run, con.close
@@ -407,7 +477,7 @@ def main() -> None:
     )
     print(f"  usage report --format json (process): {cli * 1000:8.0f} ms")
     print(f"  build_report + json (in process):     {engine * 1000:8.0f} ms")
-    print(f"  DuckDB DAU + features + accounts:     {duck_s * 1000:8.0f} ms")
+    print(f"  DuckDB §6 + engagement figures:       {duck_s * 1000:8.0f} ms")
     print(
         f"  ratio report/DuckDB: process {statistics.median(ratios):.2f}x (median of"
         f" {len(ratios)} alternating pairs, {min(ratios):.2f}-{max(ratios):.2f}x),"

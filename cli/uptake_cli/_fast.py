@@ -5,7 +5,8 @@ small database. So the console script first tries this parser, which accepts onl
 plain shape of that command::
 
     usage report --format json [--since D] [--until D] [--account A] [--user U]
-                 [--feature F] [--db PATH] [--socket PATH] [--config FILE]
+                 [--feature F] [--core NAMES] [--db PATH] [--socket PATH]
+                 [--config FILE]
 
 (options in any order, as ``--option value`` or ``--option=value``, ``-f json``). Anything
 else (another command or format, ``--help``, an unknown or repeated option, a missing
@@ -32,6 +33,7 @@ _OPTIONS: Final = {
     "--account": "account",
     "--user": "user",
     "--feature": "feature",
+    "--core": "core",
     "--format": "format",
     "-f": "format",
     "--db": "db",
@@ -84,6 +86,7 @@ def run(argv: list[str]) -> int | None:
         read_config,
         render_json,
         report_filters,
+        with_config_core,
     )
 
     paths: dict[str, Path | None] = {}
@@ -98,9 +101,11 @@ def run(argv: list[str]) -> int | None:
                 options.get("account"),
                 options.get("user"),
                 options.get("feature"),
+                core=options.get("core"),
             )
             explicit = options.get("config")
             config = read_config(Path(explicit) if explicit is not None else None)
+            filters = with_config_core(filters, config)
             usage = fetch_report(filters, paths["db"], paths["socket"])
             text = render_json(add_goals(usage, config))
     except SystemExit as stop:

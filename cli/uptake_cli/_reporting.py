@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from uptake.protocol import ReportFilters
     from uptake_aggregator.config import Config
 
-__all__ = ["add_goals", "fetch_report", "read_config", "render_json", "report_filters"]
+__all__ = [
+    "add_goals",
+    "fetch_report",
+    "read_config",
+    "render_json",
+    "report_filters",
+    "with_config_core",
+]
 
 
 def read_config(explicit: Path | None) -> Config:
@@ -38,6 +45,19 @@ def add_goals(report: Report, config: Config) -> Report:
 
     report["goals"] = evaluate_goals(report, config.goals)
     return report
+
+
+def with_config_core(filters: ReportFilters, config: Config) -> ReportFilters:
+    """``filters`` with the config's ``[metrics] core_features`` when ``--core`` gave none.
+
+    The core features travel in the filters, so a daemon answering the query computes
+    ``activation`` with them too; ``--core`` (even ``--core ""``) wins over the config.
+    """
+    if filters.core is not None or not config.core_features:
+        return filters
+    import msgspec
+
+    return msgspec.structs.replace(filters, core=list(config.core_features))
 
 
 def render_json(report: Report) -> str:
@@ -73,11 +93,18 @@ def report_filters(
     account: str | None,
     user: str | None,
     feature: str | None,
+    *,
+    core: str | None = None,
 ) -> ReportFilters:
     """The report's filters from the command line's text; bad dates stop the command.
 
+    ``core``: ``--core NAME,...``, the core features for ``activation`` (comma-separated;
+    blanks around names ignored; "" means none).
+
     >>> report_filters("2026-01-01", None, "acme", None, None).account
     'acme'
+    >>> report_filters(None, None, None, None, None, core="share_link, export_csv").core
+    ['share_link', 'export_csv']
     """
     from uptake.protocol import ReportFilters
 
@@ -95,4 +122,5 @@ def report_filters(
         account=account,
         user=user,
         feature=feature,
+        core=None if core is None else [name.strip() for name in core.split(",") if name.strip()],
     )

@@ -1,8 +1,10 @@
 """CSV export of one table of a usage report (`usage report --format csv --table ...`).
 
 Columns are the report's field names (docs/metrics.md), in schema order, so a spreadsheet
-or pandas sees the same names as the JSON. Nulls are empty cells; an account's ``flags``
-list is joined with ``;``. Numbers are written as Python prints them (full precision,
+or pandas sees the same names as the JSON. Nulls are empty cells; lists (an account's ``flags``
+and ``weekly_active``, activation's ``core``) are joined with ``;``. The engagement
+tables (``lifecycle``, ``releases``, ``power_users``, ``activation``) are flattened by
+``render_engagement``. Numbers are written as Python prints them (full precision,
 ``.`` decimal point).
 """
 
@@ -22,10 +24,21 @@ from uptake_aggregator.metrics.report_schema import (
     UserRow,
 )
 from uptake_cli._present import Report
+from uptake_cli.render_engagement import ENGAGEMENT_CSV, engagement_csv_rows
 
 __all__ = ["CSV_COLUMNS", "CsvTable", "render_csv"]
 
-CsvTable = Literal["users", "accounts", "features", "dau", "goals"]
+CsvTable = Literal[
+    "users",
+    "accounts",
+    "features",
+    "dau",
+    "lifecycle",
+    "releases",
+    "power_users",
+    "activation",
+    "goals",
+]
 
 #: The columns of each exportable table, in report order (from ``metrics.report_schema``).
 CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -37,7 +50,7 @@ CSV_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         ("dau", DauPoint),
         ("goals", GoalRow),
     )
-}
+} | ENGAGEMENT_CSV
 
 
 def _cell(value: Any) -> str | int | float:
@@ -51,6 +64,8 @@ def _cell(value: Any) -> str | int | float:
 
 
 def _rows(report: Report, table: str) -> list[dict[str, Any]]:
+    if table in ENGAGEMENT_CSV:
+        return engagement_csv_rows(report, table)
     if table == "dau":
         rows: list[dict[str, Any]] = report["product"]["dau"]
         return rows

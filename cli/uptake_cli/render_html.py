@@ -23,6 +23,12 @@ from uptake_cli._present import (
     fmt_ratio,
     segment_counts,
 )
+from uptake_cli.render_engagement import (
+    account_trend,
+    engagement_css,
+    engagement_sections,
+    release_label,
+)
 from uptake_cli.render_goals import goals_html
 from uptake_cli.svg import esc
 
@@ -154,7 +160,7 @@ def _trend(report: Report) -> str:
         dau=[day["users"] for day in product["dau"]],
         wau=product["wau"],
         mau=product["mau"],
-        releases=[(release["day"], release["version"]) for release in report["releases"]],
+        releases=[(release["day"], release_label(release)) for release in report["releases"]],
     )
     note = (
         "Daily active users with their 7-day mean; WAU and MAU are the distinct users of "
@@ -164,12 +170,12 @@ def _trend(report: Report) -> str:
 
 
 def _features(report: Report) -> str:
-    features = sorted(report["features"], key=lambda row: (-row["adoption"], row["name"]))
+    features = sorted(report["features"], key=lambda row: (-(row["adoption"] or 0.0), row["name"]))
     shown = features[:_MAX_FEATURE_BARS]
     bars = [
         svg.Bar(
             label=feature["name"],
-            value=feature["adoption"],
+            value=feature["adoption"] or 0.0,
             text=f"{fmt_pct(feature['adoption'])} · {feature['users']:,} users",
             tooltip=(
                 f"{feature['name']}: {fmt_pct(feature['adoption'], 1)} of active users, "
@@ -282,6 +288,7 @@ def _accounts(report: Report) -> str:
                 ("num", fmt_count(account["seats"])),
                 ("num", fmt_count(account["active_users"])),
                 ("num", fmt_pct(account["utilization"])),
+                ("nowrap", account_trend(account)),
                 ("num", fmt_pct(account["adoption_rate"])),
                 ("num", fmt_ratio(account["growth"])),
                 ("num", fmt_count(account["integrations"])),
@@ -294,6 +301,7 @@ def _accounts(report: Report) -> str:
         ("Seats", True),
         ("Active", True),
         ("Utilization", True),
+        ("Weekly active", False),
         ("Adoption", True),
         ("Growth", True),
         ("Integr.", True),
@@ -382,6 +390,7 @@ def render_html(report: Report, generated: datetime | None = None, *, scope: str
             _kpis(report),
             goals_html(report),
             _trend(report),
+            engagement_sections(report),
             _features(report),
             _utilization(report),
             _retention(report),
@@ -394,6 +403,7 @@ def render_html(report: Report, generated: datetime | None = None, *, scope: str
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>uptake usage report {esc(span)}</title><style>{_CSS}</style></head>"
+        f"<title>uptake usage report {esc(span)}</title>"
+        f"<style>{_CSS}{engagement_css()}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )

@@ -25,6 +25,7 @@ from uptake_cli._present import (
     fmt_ratio,
     segment_counts,
 )
+from uptake_cli.render_engagement import engagement_tables
 
 __all__ = ["print_report", "report_tables"]
 
@@ -92,7 +93,7 @@ def _summary(report: Report, scope: str) -> Table:
 
 
 def _features(report: Report) -> Table:
-    features = sorted(report["features"], key=lambda row: (-row["adoption"], row["name"]))
+    features = sorted(report["features"], key=lambda row: (-(row["adoption"] or 0.0), row["name"]))
     shown = features[:_TOP_FEATURES]
     title = "Top features by adoption"
     if len(features) > len(shown):
@@ -105,7 +106,7 @@ def _features(report: Report) -> Table:
     table.add_column("Accounts", justify="right")
     table.add_column("Events", justify="right")
     for feature in shown:
-        bar = "█" * round(min(feature["adoption"], 1.0) * 20)
+        bar = "█" * round(min(feature["adoption"] or 0.0, 1.0) * 20)
         table.add_row(
             Text(feature["name"]),
             fmt_pct(feature["adoption"]),
@@ -207,12 +208,15 @@ def _day(stamp: str | None) -> str:
 
 
 def report_tables(report: Report, *, scope: str = "") -> RenderableType:
-    """Return the four tables of a usage report as one rich renderable.
+    """Return the tables of a usage report as one rich renderable.
+
+    The four usage tables, then the engagement ones (``render_engagement``).
 
     ``scope`` names the filters that narrowed the report (e.g. ``account acme``).
     """
     blocks: list[Any] = [_summary(report, scope), _features(report), _accounts(report)]
     blocks.append(_attention(report))
+    blocks += engagement_tables(report)
     return Group(*blocks)
 
 

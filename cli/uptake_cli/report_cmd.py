@@ -16,7 +16,14 @@ import typer
 from uptake_cli._errors import cli_errors
 from uptake_cli._options import ConfigOption, DbOption, SocketOption
 from uptake_cli._present import Report, describe_scope
-from uptake_cli._reporting import add_goals, fetch_report, read_config, render_json, report_filters
+from uptake_cli._reporting import (
+    add_goals,
+    fetch_report,
+    read_config,
+    render_json,
+    report_filters,
+    with_config_core,
+)
 
 # Renderers (rich, the HTML/SVG code) are imported by the code that uses them: every
 # other command imports this module too (start-up time).
@@ -41,6 +48,10 @@ class TableName(str, Enum):
     features = "features"
     dau = "dau"
     goals = "goals"
+    lifecycle = "lifecycle"
+    releases = "releases"
+    power_users = "power_users"
+    activation = "activation"
 
 
 def _write_tables(report: Report, output: Path | None, scope: str) -> None:
@@ -72,6 +83,13 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
     account: Annotated[Optional[str], typer.Option(help="Only this account.")] = None,
     user: Annotated[Optional[str], typer.Option(help="Only this user.")] = None,
     feature: Annotated[Optional[str], typer.Option(help="Only this feature.")] = None,
+    core: Annotated[
+        Optional[str],
+        typer.Option(
+            help="The product's core features, NAME,... (comma-separated): the activation "
+            "figures (time to first value) of new users. Default: the config file's."
+        ),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
@@ -97,10 +115,14 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
         usage report --format html -o usage.html
 
         usage report --format csv --table accounts -o accounts.csv
+
+        usage report --core export_csv,share_link --format csv --table activation
     """
     with cli_errors():
-        filters = report_filters(since, until, account, user, feature)
         settings = read_config(config)  # validated before any report work
+        filters = with_config_core(
+            report_filters(since, until, account, user, feature, core=core), settings
+        )
         usage = add_goals(fetch_report(filters, db, socket), settings)
         scope = describe_scope(account, user, feature)
         if output_format is OutputFormat.table:

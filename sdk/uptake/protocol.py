@@ -137,6 +137,9 @@ class ReportFilters(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tr
     account: str | None = None
     user: str | None = None
     feature: str | None = None
+    #: The product's core features for ``activation`` (``usage report --core``); None:
+    #: the report's configured ones, if any. Optional on the wire (docs/protocol.md).
+    core: list[str] | None = None
 
 
 class Query(msgspec.Struct, tag="query", tag_field="type"):

@@ -208,6 +208,86 @@ def build_sample() -> dict[str, Any]:
         week += timedelta(days=7)
         cohort_index += 1
 
+    # Engagement (docs/metrics.md): from the same simulated active days.
+    first_monday_index = -_SINCE.weekday()  # day index of the first lifecycle Monday
+    mondays = list(range(first_monday_index, _DAYS, 7))
+
+    def active_in(uid: str, lo: int) -> bool:
+        return any(lo <= d < lo + 7 for d in active[uid])
+
+    first_index = {uid: min(days_on) for uid, days_on in active.items() if days_on}
+    lifecycle = []
+    for lo in mondays:
+        now = {uid for uid in active if active_in(uid, lo)}
+        before = {uid for uid in active if active_in(uid, lo - 7)}
+        new = {uid for uid in now if lo <= first_index[uid] < lo + 7 and lo > 0}
+        dormant = len(before - now)
+        resurrecting = len(now - before - new)
+        iso_year, iso_week, _ = (_SINCE + timedelta(days=lo)).isocalendar()
+        lifecycle.append(
+            {
+                "week": f"{iso_year}-W{iso_week:02d}",
+                "new": len(new),
+                "returning": len((now & before) - new),
+                "resurrecting": resurrecting,
+                "dormant": dormant,
+                "pulse": round((len(new) + resurrecting) / dormant, 4) if dormant else None,
+            }
+        )
+    for row in accounts:
+        members = [uid for uid, a, _ in users if a == row["account"]]
+        row["weekly_active"] = [sum(1 for uid in members if active_in(uid, lo)) for lo in mondays]
+
+    def curve(n: int) -> list[int]:
+        counts = [0] * n
+        for days_on in active.values():
+            k = sum(1 for d in days_on if d >= _DAYS - n)
+            if k:
+                counts[k - 1] += 1
+        return counts
+
+    adoption_median = statistics.median(f["adoption"] for f in features)
+    for f in features:
+        f["days_per_user"] = round(rng.uniform(1.0, 12.0), 4)
+    days_median = statistics.median(f["days_per_user"] for f in features)
+    for f in features:
+        wide, often = f["adoption"] >= adoption_median, f["days_per_user"] >= days_median
+        f["quadrant"] = (
+            "core" if wide and often else "power" if often else "one_off" if wide else "improve"
+        )
+    release_index = _RELEASE_DAY
+    moved = []
+    for f in features:
+        before_users = round(rng.uniform(0.0, 6.0), 4)
+        after_users = round(before_users * rng.uniform(0.3, 2.0), 4)
+        if f["name"] == "bulk_edit":
+            after_users = round(before_users * 0.35, 4)
+        if f["name"] == "share_link":
+            before_users, after_users = 0.0, 2.4286
+        change = round(after_users / before_users - 1, 4) if before_users else None
+        moved.append(
+            {
+                "name": f["name"],
+                "users_before": before_users,
+                "users_after": after_users,
+                "change": change,
+            }
+        )
+    moved.sort(key=lambda m: (m["change"] is None, m["change"] or 0.0, m["name"]))
+    dau_before = statistics.fmean(row["users"] for row in dau[release_index - 7 : release_index])
+    dau_after = statistics.fmean(row["users"] for row in dau[release_index : release_index + 7])
+    activation = {
+        "core": ["export_csv", "share_link"],
+        "new_users": 9,
+        "activated": 6,
+        "rate": round(6 / 9, 4),
+        "median_ttv_s": 93_600.0,
+        "by_day": [
+            *(0.2222, 0.3333, 0.4444, 0.5, 0.5, 0.5714, 0.5714),
+            *(0.6667, 0.6667, 0.6667, 0.75, 0.75, 0.75, None),
+        ],
+    }
+
     mean_dau = statistics.fmean(row["users"] for row in dau)
     return {
         "window": {"since": _SINCE.isoformat(), "until": until.isoformat()},
@@ -229,8 +309,22 @@ def build_sample() -> dict[str, Any]:
         "users": user_rows,
         "retention": retention,
         "releases": [
-            {"day": (_SINCE + timedelta(days=_RELEASE_DAY)).isoformat(), "version": "2.4.0"}
+            {
+                "day": (_SINCE + timedelta(days=_RELEASE_DAY)).isoformat(),
+                "version": "2.4.0",
+                "after_days": 7,
+                "before": {
+                    "since": (_SINCE + timedelta(days=_RELEASE_DAY - 7)).isoformat(),
+                    "until": (_SINCE + timedelta(days=_RELEASE_DAY)).isoformat(),
+                },
+                "dau_before": round(dau_before, 4),
+                "dau_after": round(dau_after, 4),
+                "features": moved,
+            }
         ],
+        "lifecycle": lifecycle,
+        "power_users": {"l7": curve(7), "l30": curve(30)},
+        "activation": activation,
     }
 
 

@@ -112,7 +112,17 @@ def test_every_chart_is_laid_out_and_drawn(
     start = dom.index('<pre id="probe">') + len('<pre id="probe">')
     probe = json.loads(html.unescape(dom[start : dom.index("</pre>", start)]))
     charts = {chart["cls"]: chart for chart in probe["charts"]}
-    expected = ("trend", "bars", "utilization", "heatmap", "stacked")
+    expected = (
+        "trend",
+        "bars",
+        "utilization",
+        "heatmap",
+        "stacked",
+        "lifecycle",
+        "power",
+        "matrix",
+        "activation",
+    )
     for kind in expected:
         matching = [chart for cls, chart in charts.items() if kind in cls.split()]
         assert matching, f"no {kind} chart in {sorted(charts)}"

@@ -60,3 +60,24 @@ def test_any_name_round_trips(sample_report: dict[str, Any], name: str) -> None:
     rows = _parse(render_csv(report, "users"))
     assert [row["user"] for row in rows] == [user["user"] for user in report["users"]]
     assert [row["account"] for row in rows] == [user["account"] for user in report["users"]]
+
+
+def test_engagement_tables(sample_report: dict[str, Any]) -> None:
+    lifecycle = _parse(render_csv(sample_report, "lifecycle"))
+    assert [row["week"] for row in lifecycle] == [w["week"] for w in sample_report["lifecycle"]]
+    assert lifecycle[0]["pulse"] == ""  # null pulse: empty cell
+    releases = _parse(render_csv(sample_report, "releases"))
+    moved = sample_report["releases"][0]["features"]
+    assert [row["feature"] for row in releases] == [f["name"] for f in moved]
+    assert releases[0]["before_since"] == sample_report["releases"][0]["before"]["since"]
+    power = _parse(render_csv(sample_report, "power_users"))
+    assert [int(row["l30"]) for row in power] == sample_report["power_users"]["l30"]
+    assert [int(row["l7"]) for row in power[:7]] == sample_report["power_users"]["l7"]
+    assert {row["l7"] for row in power[7:]} == {""}
+    (activation,) = _parse(render_csv(sample_report, "activation"))
+    assert activation["core"] == "export_csv;share_link"
+    assert activation["by_day_14"] == ""
+    sample_report["activation"] = None
+    assert render_csv(sample_report, "activation").splitlines() == [
+        ",".join(CSV_COLUMNS["activation"])
+    ]

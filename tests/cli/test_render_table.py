@@ -76,3 +76,16 @@ def test_empty_window_renders_placeholders() -> None:
     assert "No feature events in this window." in text
     assert "No accounts in this window." in text
     assert "Nobody: every known user was active" in text
+
+
+def test_engagement_tables(sample_report: dict[str, Any]) -> None:
+    text = _render(sample_report)
+    engagement = text[text.index("Lifecycle by ISO week") :]
+    for heading in ("Release impact", "Activation (new users", "Power users"):
+        assert heading in engagement
+    for week in sample_report["lifecycle"]:
+        assert week["week"] in engagement
+    assert "export_csv -67%" in " ".join(engagement.split()).replace("5.5 → 1.8 ", "")
+    assert "66.7%" in engagement  # the activation rate
+    sample_report["activation"] = None
+    assert "pass --core NAME" in _render(sample_report)

@@ -31,10 +31,12 @@ def test_json_is_exactly_the_section_6_report(runner: CliRunner, loaded_db: Path
     expected = build_report(loaded_db, ReportFilters(since=SINCE, until=UNTIL))
     assert printed == {**expected, "goals": []}
     assert list(printed) == [
-        "window", "product", "features", "accounts", "users", "retention", "releases", "goals"
+        "window", "product", "features", "accounts", "users", "retention", "releases",
+        "lifecycle", "power_users", "activation", "goals",
     ]  # fmt: skip
     assert printed["window"] == {"since": SINCE, "until": UNTIL}
-    assert printed["releases"] == [{"day": "2026-11-07", "version": "1.1.0"}]
+    assert [(r["day"], r["version"]) for r in printed["releases"]] == [("2026-11-07", "1.1.0")]
+    assert printed["activation"] is None  # no core features given
     acme = next(row for row in printed["accounts"] if row["account"] == "acme")
     assert acme["seats"] == 4
 
@@ -137,3 +139,38 @@ def test_missing_database_is_one_line_and_exit_1(
     assert result.exit_code == 1
     assert result.stderr.startswith("usage: error: no database at ")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("output_format", ["table", "html", "csv"])
+def test_features_of_user_less_events_only_render(
+    runner: CliRunner, isolated_env: dict[str, Path], tmp_path: Path, output_format: str
+) -> None:
+    """A window whose features only user-less events used has null adoption: it renders."""
+    from tests.cli._events import write_lines
+
+    source = write_lines(
+        tmp_path / "anonymous.jsonl",
+        [{"ts": "2026-11-03T10:00:00Z", "kind": "feature", "name": "export_csv"}],
+    )
+    assert runner.invoke(app, ["import", str(source)]).exit_code == 0
+    args = ["report", "--since", SINCE, "--until", UNTIL, "--format", output_format]
+    result = runner.invoke(
+        app, [*args, *(["--table", "features"] if output_format == "csv" else [])]
+    )
+    assert result.exit_code == 0, result.output
+    assert "export_csv" in result.output
+
+
+def test_config_core_features_feed_activation(
+    runner: CliRunner, loaded_db: Path, tmp_path: Path
+) -> None:
+    """`[metrics] core_features` gives activation its core features; --core wins over it."""
+    config = tmp_path / "uptake.toml"
+    config.write_text('[metrics]\ncore_features = ["search", "export"]\n')
+    args = ["report", "--since", SINCE, "--until", UNTIL, "--format", "json", "--config"]
+    printed = json.loads(runner.invoke(app, [*args, str(config)]).stdout)
+    assert printed["activation"]["core"] == ["export", "search"]
+    chosen = runner.invoke(app, [*args, str(config), "--core", "search"])
+    assert json.loads(chosen.stdout)["activation"]["core"] == ["search"]
+    nothing = runner.invoke(app, [*args, str(config), "--core", ""])
+    assert json.loads(nothing.stdout)["activation"] is None

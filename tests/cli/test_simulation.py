@@ -11,6 +11,7 @@ import pytest
 from uptake.protocol import EVENT_KINDS, MAX_EVENT_BYTES, Event
 from uptake_cli.demo.simulation import (
     CHURNING_ACCOUNT,
+    CORE_FEATURES,
     DROPPING_FEATURE,
     INTEGRATION_ACCOUNT,
     MIN_DAYS,
@@ -195,3 +196,38 @@ def test_the_report_window_leaves_a_previous_window() -> None:
         since, until = scenario.window()
         assert until == UNTIL
         assert scenario.since <= since - (until - since)  # the previous window is simulated
+
+
+def test_every_engagement_figure_has_a_story(
+    scenario: Scenario, events: list[Event], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The demo's report (its window, its core features) shows each engagement figure."""
+    from tests.aggregator.metrics.conftest import ingest_batches
+    from uptake.protocol import ReportFilters
+    from uptake_aggregator.metrics import build_report
+
+    db = tmp_path_factory.mktemp("demo") / "uptake.db"
+    ingest_batches(db, [events])
+    since, until = scenario.window()
+    report = build_report(
+        db,
+        ReportFilters(since=since.isoformat(), until=until.isoformat(), core=list(CORE_FEATURES)),
+    )
+    lifecycle = report["lifecycle"]
+    assert sum(week["new"] for week in lifecycle) > 0
+    assert sum(week["dormant"] for week in lifecycle) > 0
+    assert sum(week["resurrecting"] for week in lifecycle) > 0
+    assert any(week["pulse"] is not None for week in lifecycle)
+    power = report["power_users"]
+    assert power["l7"][0] > 0 and power["l7"][-1] > 0  # casual and daily users
+    assert {f["quadrant"] for f in report["features"]} >= {"core", "improve"}
+    (release,) = report["releases"]
+    changes = {f["name"]: f["change"] for f in release["features"]}
+    assert changes[DROPPING_FEATURE] < -0.5
+    assert changes["ai_summary"] is None  # nobody used it before: it took off
+    activation = report["activation"]
+    assert activation["new_users"] >= 5
+    assert 0 < activation["activated"] < activation["new_users"]
+    assert any(share is not None and 0 < share < 1 for share in activation["by_day"])
+    globex = next(row for row in report["accounts"] if row["account"] == CHURNING_ACCOUNT)
+    assert globex["weekly_active"][-1] < globex["weekly_active"][0]

@@ -173,6 +173,7 @@ def filters(draw: st.DrawFn) -> ReportFilters:
         account=draw(_rarely(st.sampled_from(ACCOUNTS[:2]))),
         user=draw(_rarely(st.sampled_from(USERS[:2]))),
         feature=draw(_rarely(st.sampled_from(FEATURES[:2]))),
+        core=draw(st.none() | st.lists(st.sampled_from([*FEATURES, "unused"]), max_size=3)),
     )
 
 

@@ -99,8 +99,26 @@ def _sessions(events: list[Event]) -> list[tuple[str, int, int]]:
     return found
 
 
-def reference_report(events: list[Event], filters: ReportFilters, today: dt.date) -> dict[str, Any]:
-    """The §6 report, by brute force over ``events`` (duplicates by id are dropped)."""
+def _monday(day: int) -> int:
+    return day - (EPOCH + dt.timedelta(days=day)).weekday()
+
+
+def _exact_median(values: list[Fraction]) -> Fraction:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def reference_report(
+    events: list[Event],
+    filters: ReportFilters,
+    today: dt.date,
+    core: list[str] | None = None,
+) -> dict[str, Any]:
+    """The §6 and engagement report, by brute force over ``events`` (dedup by id).
+
+    ``core``: the configured core features (``filters.core`` wins when given).
+    """
     unique: dict[bytes, Event] = {}
     for e in events:
         unique.setdefault(e.id, e)
@@ -164,9 +182,8 @@ def reference_report(events: list[Event], filters: ReportFilters, today: dt.date
 
     feature_events = [e for e in in_window if e.kind == "feature" and e.name is not None]
     features = []
+    feature_days: dict[str, Fraction | None] = {}
     for name in sorted({e.name for e in feature_events if e.name is not None}):
-        if filters.feature is not None and name != filters.feature:
-            continue
         mine = [e for e in feature_events if e.name == name]
         if filters.user is not None or filters.account is not None:
             mine = [e for e in mine if e.user in pop]
@@ -174,6 +191,9 @@ def reference_report(events: list[Event], filters: ReportFilters, today: dt.date
             continue
         users = {e.user for e in mine if e.user is not None}
         accounts = {feature_account(e) for e in mine} - {None}
+        # Mean over the feature's users of their distinct days of use in the window.
+        per_user = [len({_day(e.ts) for e in mine if e.user == u}) for u in sorted(users)]
+        feature_days[name] = Fraction(sum(per_user), len(per_user)) if per_user else None
         features.append(
             {
                 "name": name,
@@ -184,6 +204,32 @@ def reference_report(events: list[Event], filters: ReportFilters, today: dt.date
             }
         )
     features.sort(key=lambda f: (-f["events"], f["name"]))
+    matrix = {
+        f["name"]: (Fraction(f["users"], len(active_pop)), feature_days[f["name"]])
+        for f in features
+        if active_pop and feature_days[f["name"]] is not None
+    }
+    if matrix:
+        mid_adoption = _exact_median([a for a, _ in matrix.values()])
+        mid_days = _exact_median([d for _, d in matrix.values() if d is not None])
+    for f in features:
+        found_days = feature_days[f["name"]]
+        f["days_per_user"] = float(found_days) if found_days is not None else None
+        if f["name"] not in matrix:
+            f["quadrant"] = None
+            continue
+        adoption, often = matrix[f["name"]]
+        assert often is not None
+        if adoption >= mid_adoption and often >= mid_days:
+            f["quadrant"] = "core"
+        elif often >= mid_days:
+            f["quadrant"] = "power"
+        elif adoption >= mid_adoption:
+            f["quadrant"] = "one_off"
+        else:
+            f["quadrant"] = "improve"
+    if filters.feature is not None:
+        features = [f for f in features if f["name"] == filters.feature]
     product_features = {e.name for e in feature_events}
 
     # accounts
@@ -318,6 +364,134 @@ def reference_report(events: list[Event], filters: ReportFilters, today: dt.date
     releases = sorted(
         (e.ts, e.id, e.name) for e in in_window if e.kind == "release" and e.name is not None
     )
+
+    # -- engagement: only events before `until` exist -------------------------------------
+    first_ever = {u: min(e.ts for e in before if e.user == u) for u in known}
+
+    def active_in(u: str, lo: int, hi: int) -> bool:
+        return any(e.user == u and lo <= _day(e.ts) < hi for e in before)
+
+    mondays = list(range(_monday(since), _monday(until - 1) + 1, 7))
+    lifecycle = []
+    for m in mondays:
+        now = {u for u in population if active_in(u, m, m + 7)}
+        prev = {u for u in population if active_in(u, m - 7, m)}
+        new = {u for u in now if m <= _day(first_ever[u]) < m + 7}
+        returning = (now & prev) - new
+        resurrecting = now - prev - new
+        dormant = prev - now
+        iso = (EPOCH + dt.timedelta(days=m)).isocalendar()
+        lifecycle.append(
+            {
+                "week": f"{iso[0]}-W{iso[1]:02d}",
+                "new": len(new),
+                "returning": len(returning),
+                "resurrecting": len(resurrecting),
+                "dormant": len(dormant),
+                "pulse": (len(new) + len(resurrecting)) / len(dormant) if dormant else None,
+            }
+        )
+    for row in accounts:
+        members = [u for u in known if account_of[u] == row["account"]]
+        row["weekly_active"] = [sum(1 for u in members if active_in(u, m, m + 7)) for m in mondays]
+
+    def distinct_days(u: str, lo: int, hi: int) -> int:
+        return len({_day(e.ts) for e in before if e.user == u and lo <= _day(e.ts) < hi})
+
+    power_users = {
+        f"l{n}": [
+            sum(1 for u in population if distinct_days(u, until - n, until) == k)
+            for k in range(1, n + 1)
+        ]
+        for n in (7, 30)
+    }
+
+    release_rows = []
+    for ts, _, version in releases:
+        d = _day(ts)
+        after_days = max(min(d + 7, until) - d, 1)
+        spans = {"before": range(d - after_days, d), "after": range(d, d + after_days)}
+        used: set[str] = set()
+        for span in spans.values():
+            used |= {
+                e.name
+                for e in before
+                if e.kind == "feature"
+                and e.name is not None
+                and _day(e.ts) in span
+                and ((filters.user is None and filters.account is None) or e.user in pop)
+            }
+        if filters.feature is not None:
+            used &= {filters.feature}
+
+        def mean_daily(span: range, name: str | None) -> float:
+            total = 0
+            for x in span:
+                total += len(
+                    {
+                        e.user
+                        for e in before
+                        if e.user in pop
+                        and _day(e.ts) == x
+                        and (name is None or (e.kind == "feature" and e.name == name))
+                    }
+                )
+            return total / len(span)
+
+        moved = []
+        for name in used:
+            users_before = mean_daily(spans["before"], name)
+            users_after = mean_daily(spans["after"], name)
+            moved.append(
+                {
+                    "name": name,
+                    "users_before": users_before,
+                    "users_after": users_after,
+                    "change": users_after / users_before - 1 if users_before else None,
+                }
+            )
+        moved.sort(
+            key=lambda m: (
+                m["change"] is None,
+                m["change"] if m["change"] is not None else 0.0,
+                m["name"],
+            )
+        )
+        release_rows.append(
+            {
+                "day": _date(d),
+                "version": version,
+                "after_days": after_days,
+                "before": {"since": _date(d - after_days), "until": _date(d)},
+                "dau_before": mean_daily(spans["before"], None),
+                "dau_after": mean_daily(spans["after"], None),
+                "features": moved,
+            }
+        )
+
+    wanted_core = filters.core if filters.core is not None else core
+    activation: dict[str, Any] | None = None
+    if wanted_core:
+        names = sorted(set(wanted_core))
+        newcomers = [u for u in population if since_us <= first_ever[u] < until_us]
+        ttv: dict[str, int | None] = {}
+        for u in newcomers:
+            uses = [e.ts for e in before if e.user == u and e.kind == "feature" and e.name in names]
+            ttv[u] = min(uses) - first_ever[u] if uses else None
+        done = [t for t in ttv.values() if t is not None and t <= 14 * DAY]
+        by_day: list[float | None] = []
+        for k in range(1, 15):
+            eligible = [u for u in newcomers if until_us - first_ever[u] >= k * DAY]
+            hit = [u for u in eligible if (t := ttv[u]) is not None and t <= k * DAY]
+            by_day.append(len(hit) / len(eligible) if eligible else None)
+        activation = {
+            "core": names,
+            "new_users": len(newcomers),
+            "activated": len(done),
+            "rate": len(done) / len(newcomers) if newcomers else None,
+            "median_ttv_s": statistics.median(done) / 1e6 if done else None,
+            "by_day": by_day,
+        }
     return {
         "window": {"since": _date(since), "until": _date(until)},
         "product": product,
@@ -325,5 +499,8 @@ def reference_report(events: list[Event], filters: ReportFilters, today: dt.date
         "accounts": accounts,
         "users": users,
         "retention": retention,
-        "releases": [{"day": _date(_day(ts)), "version": name} for ts, _, name in releases],
+        "releases": release_rows,
+        "lifecycle": lifecycle,
+        "power_users": power_users,
+        "activation": activation,
     }

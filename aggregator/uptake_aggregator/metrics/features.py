@@ -122,15 +122,15 @@ def _aggregate(
 
 
 def feature_rows(
-    ctx: ReportContext, usage: FeatureUsage, active_users: int
+    ctx: ReportContext, usage: FeatureUsage, active_users: int, *, every: bool = False
 ) -> list[dict[str, Any]]:
     """The report's ``features`` list over the population, most events first.
 
     ``adoption`` is users of the feature / active users in the window (None when there
-    are no active users).
+    are no active users). ``every``: ignore a ``--feature`` filter (list every feature).
     """
     events = usage.feature_events
-    wanted = ctx.filters.feature
+    wanted = None if every else ctx.filters.feature
     ordered = sorted(
         (name for name in events if wanted is None or name == wanted),
         key=lambda name: (-events[name], name),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ from uptake_aggregator.metrics.activity import (
     user_activity,
 )
 from uptake_aggregator.metrics.context import ReportContext, load_context, rebind
+from uptake_aggregator.metrics.engagement import (
+    activation,
+    add_feature_frequency,
+    add_release_impact,
+    add_weekly_active,
+    lifecycle_rows,
+    power_users,
+    weekly_activity,
+)
 from uptake_aggregator.metrics.features import FeatureUsage, feature_rows, feature_usage
 from uptake_aggregator.metrics.parallel import ForkedPart, can_fork
 from uptake_aggregator.metrics.retention import retention_rows
@@ -133,11 +143,14 @@ def _add_sessions(rows: list[dict[str, Any]], sessions: SessionStats) -> None:
             row["avg_session_s"] = sessions.user_mean_s(row["user"])
 
 
-def _releases(ctx: ReportContext) -> list[dict[str, str]]:
-    return [
+def _releases(ctx: ReportContext) -> list[dict[str, Any]]:
+    """The ``releases`` rows, each with its impact (``engagement.add_release_impact``)."""
+    rows: list[dict[str, Any]] = [
         {"day": iso_utc(ts)[:10], "version": version}
         for ts, version in ctx.source.releases(ctx.window)
     ]
+    add_release_impact(ctx, rows)
+    return rows
 
 
 def build_report(
@@ -146,11 +159,15 @@ def build_report(
     *,
     today: dt.date | None = None,
     parallel: bool = False,
+    core_features: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Compute the usage report (docs/metrics.md) for ``filters`` from the store ``db``.
 
     ``db``: a database path or URL (``store.open_store``), or an open ``ReportStore``;
     it is only read. ``today`` (UTC) fixes the default window, for tests.
+    ``core_features``: the product's core features for ``activation`` (the config
+    file's ``[metrics] core_features``); ``filters.core`` (``--core``) wins when given,
+    and with neither ``activation`` is null.
     ``parallel=True`` computes the session figures in a forked child process on another
     core (see ``metrics.parallel``); it is used only where forking is safe (a
     single-threaded caller, such as the CLI, and a store that allows it) and gives the
@@ -166,12 +183,18 @@ def build_report(
     window = resolve_window(filters.since, filters.until, today=today)
     # The collector switch is process-wide: paused only in a single-threaded process
     # (the CLI, the daemon's report worker); the forked child inherits the pause.
+    core = filters.core if filters.core is not None else core_features
     with collector_paused(parallel and threading.active_count() == 1):
-        return _build(store, window, filters, parallel=parallel)
+        return _build(store, window, filters, parallel=parallel, core=core)
 
 
 def _build(
-    store: ReportStore, window: Window, filters: ReportFilters, *, parallel: bool
+    store: ReportStore,
+    window: Window,
+    filters: ReportFilters,
+    *,
+    parallel: bool,
+    core: Sequence[str] | None,
 ) -> dict[str, Any]:
     """``build_report`` once the window is known.
 
@@ -203,7 +226,7 @@ def _build(
         counts = _Counts(ctx)
         counts.run()
         # Everything that does not need the child's part, while the child works.
-        partial_report = _assemble(ctx, counts)
+        partial_report = _assemble(ctx, counts, core)
         part: _ChildPart | None = None
         if child is not None:
             answer, child = child.result(), None
@@ -246,22 +269,36 @@ def _forked_part(
     return _ChildPart(mark, session_stats(source, window, ctx.known))
 
 
-def _assemble(ctx: ReportContext, counts: _Counts) -> dict[str, Any]:
+def _assemble(ctx: ReportContext, counts: _Counts, core: Sequence[str] | None) -> dict[str, Any]:
     """The report without the child's part (the session figures; see ``_complete``)."""
     window = ctx.window
     usage = counts.usage
     activity = counts.activity
     product = _product(ctx, counts)
     integrations = integration_uses(ctx)
+    weekly = weekly_activity(ctx, activity)
+    accounts = account_rows(ctx, activity, counts.previous, usage, integrations)
+    add_weekly_active(ctx, accounts, weekly)
     return {
         "window": {"since": window.since.isoformat(), "until": window.until.isoformat()},
         "product": product,
-        "features": feature_rows(ctx, usage, product["active_users"]),
-        "accounts": account_rows(ctx, activity, counts.previous, usage, integrations),
+        "features": _features(ctx, usage, product["active_users"]),
+        "accounts": accounts,
         "users": _users(ctx, activity, usage),
         "retention": counts.retention,
         "releases": _releases(ctx),
+        "lifecycle": lifecycle_rows(ctx, weekly),
+        "power_users": power_users(ctx, activity),
+        "activation": activation(ctx, core),
     }
+
+
+def _features(ctx: ReportContext, usage: FeatureUsage, active_users: int) -> list[dict[str, Any]]:
+    """The ``features`` rows with their frequency and quadrant (medians over every feature)."""
+    rows = feature_rows(ctx, usage, active_users, every=True)
+    add_feature_frequency(ctx, rows, active_users)
+    wanted = ctx.filters.feature
+    return rows if wanted is None else [row for row in rows if row["name"] == wanted]
 
 
 def _complete(report: dict[str, Any], part: _ChildPart) -> dict[str, Any]:

@@ -18,10 +18,14 @@ import msgspec
 
 __all__ = [
     "AccountRow",
+    "Activation",
     "DauPoint",
     "FeatureRow",
     "GoalRow",
+    "LifecycleWeek",
+    "PowerUsers",
     "Product",
+    "ReleaseFeature",
     "ReleaseMarker",
     "Report",
     "RetentionCohort",
@@ -72,6 +76,8 @@ class FeatureRow(_Row):
     users: int
     accounts: int
     adoption: float | None
+    days_per_user: float | None
+    quadrant: Literal["core", "power", "one_off", "improve"] | None
 
 
 class AccountRow(_Row):
@@ -88,6 +94,7 @@ class AccountRow(_Row):
     health: int
     band: Literal["green", "yellow", "red"]
     flags: list[Literal["churn_risk", "upsell", "idle_seats"]]
+    weekly_active: list[int]
 
 
 class UserRow(_Row):
@@ -112,11 +119,54 @@ class RetentionCohort(_Row):
     weeks: list[float]
 
 
+class ReleaseFeature(_Row):
+    """A feature's mean distinct daily users before and after a release."""
+
+    name: str
+    users_before: float
+    users_after: float
+    change: float | None
+
+
 class ReleaseMarker(_Row):
-    """A product release in the window."""
+    """A product release in the window, and its impact (docs/metrics.md, *Release impact*)."""
 
     day: str
     version: str
+    after_days: int
+    before: Window
+    dau_before: float
+    dau_after: float
+    features: list[ReleaseFeature]
+
+
+class LifecycleWeek(_Row):
+    """One ISO week of the lifecycle: new, returning, resurrecting and dormant users."""
+
+    week: str
+    new: int
+    returning: int
+    resurrecting: int
+    dormant: int
+    pulse: float | None
+
+
+class PowerUsers(_Row):
+    """Users by their active days over the last 7 and 30 days before ``until``."""
+
+    l7: list[int]
+    l30: list[int]
+
+
+class Activation(_Row):
+    """New users reaching a core feature, and how fast (docs/metrics.md, *Activation*)."""
+
+    core: list[str]
+    new_users: int
+    activated: int
+    rate: float | None
+    median_ttv_s: float | None
+    by_day: list[float | None]
 
 
 class GoalRow(_Row):
@@ -143,5 +193,8 @@ class Report(_Row):
     users: list[UserRow]
     retention: list[RetentionCohort]
     releases: list[ReleaseMarker]
+    lifecycle: list[LifecycleWeek]
+    power_users: PowerUsers
+    activation: Activation | None
     #: The config's goals evaluated on this report (empty without goals).
     goals: list[GoalRow] = msgspec.field(default_factory=list)

@@ -188,6 +188,28 @@ class ReportSource(Protocol):
         """
         ...
 
+    def feature_user_days(self, start_day: int, end_day: int) -> dict[str, int]:
+        """Per feature, the distinct (user, day) pairs of its use by the population.
+
+        Over the days ``[start_day, end_day)``: the sum over those days of the feature's
+        distinct daily users (a feature's mean daily users over a span is this / the
+        span's days; over the window, its mean days of use per user is this / its users).
+        Events without a user count for nothing here; features only such events used
+        are left out.
+        """
+        ...
+
+    def first_values(
+        self, users: Collection[str], features: Collection[str], end_day: int
+    ) -> dict[str, tuple[int, int | None]]:
+        """Per user of ``users`` with an event before ``end_day``: their first times.
+
+        (ts of the user's first event ever, ts of their first ``feature`` event naming one
+        of ``features``, or None when there is none before ``end_day``): time to first
+        value (docs/metrics.md, *Activation*).
+        """
+        ...
+
     def releases(self, window: Window) -> list[tuple[int, str]]:
         """(ts, version) of the releases in the window, in time order."""
         ...

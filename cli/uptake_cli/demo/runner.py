@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from uptake.protocol import ReportFilters
 from uptake_cli._errors import fail
 from uptake_cli._present import Report
-from uptake_cli.demo.simulation import DEFAULT_SEED, Scenario, today_utc
+from uptake_cli.demo.simulation import CORE_FEATURES, DEFAULT_SEED, Scenario, today_utc
 from uptake_cli.render_html import render_html
 from uptake_cli.render_table import report_tables
 from uptake_cli.report_cmd import fetch_report
@@ -106,7 +106,9 @@ def run_demo(
         stored = _events_stored(socket) - baseline
 
         since, until = scenario.window()
-        filters = ReportFilters(since=since.isoformat(), until=until.isoformat())
+        filters = ReportFilters(
+            since=since.isoformat(), until=until.isoformat(), core=list(CORE_FEATURES)
+        )
         report = fetch_report(filters, database, socket)
         console.print(report_tables(report))
         console.print("[bold]What to look for[/] in this simulated product:", highlight=False)

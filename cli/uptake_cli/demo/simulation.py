@@ -11,7 +11,9 @@ mostly on weekdays. The story the numbers should tell:
 - release ``2.0`` ships inside the report window; afterwards ``pdf_export`` is used far
   less (it moved behind a menu) and the new ``ai_summary`` takes off;
 - ``aperture`` signs up half-way through, so later retention cohorts fill in;
-- ``acme`` and ``stark`` buy more seats along the way.
+- ``acme`` and ``stark`` buy more seats along the way;
+- later hires join every account throughout, so the window has new users whose time to
+  first use of a core feature (``CORE_FEATURES``) spreads over days.
 
 Everything comes from seeded ``random.Random`` instances, one per user (and one for the
 account-level events), so the output depends only on (``seed``, ``days``, ``until``) and a
@@ -38,6 +40,7 @@ from uptake.protocol import Event, EventKind, PropValue, content_event_id
 
 __all__ = [
     "CHURNING_ACCOUNT",
+    "CORE_FEATURES",
     "DEFAULT_DAYS",
     "DEFAULT_SEED",
     "DROPPING_FEATURE",
@@ -65,6 +68,8 @@ INTEGRATION_ACCOUNT: Final = "umbrella"
 RELEASE_VERSION: Final = "2.0"
 #: The feature whose use drops after the release.
 DROPPING_FEATURE: Final = "pdf_export"
+#: The product's core features: a new user who used one has seen its value (activation).
+CORE_FEATURES: Final = ("create_report", "share_link")
 
 _DAY_US: Final = 86_400_000_000
 _HOUR_US: Final = 3_600_000_000
@@ -253,7 +258,11 @@ class Scenario:
             f"{UPSELL_ACCOUNT} uses every seat it pays for (upsell)",
             f"{INTEGRATION_ACCOUNT} adopted the Slack integration part-way (Integr. column)",
             f"release {RELEASE_VERSION} on {release}: {DROPPING_FEATURE} use drops, "
-            "ai_summary takes off",
+            "ai_summary takes off (Release impact)",
+            f"{CHURNING_ACCOUNT}'s leavers show as dormant users in the lifecycle, and its "
+            "weekly active users fall week by week",
+            "new hires join throughout: activation shows how fast they reach "
+            f"{' or '.join(CORE_FEATURES)} (the core features)",
         ]
 
     # -- who is in it -------------------------------------------------------------------

@@ -52,9 +52,11 @@ def _report_through_daemon(daemon: DaemonProcess) -> set[int]:
     """Store events, query a report, compare it with the local one; the daemon's children."""
     with daemon.client() as client:
         client.send(make_events(300))
-        filters = ReportFilters()
+        # ``core`` travels in the query's filters (docs/protocol.md) to the worker.
+        filters = ReportFilters(core=["share", "export_csv"])
         via_daemon = client.query("usage", filters)
     assert via_daemon == build_report(daemon.db, filters)
+    assert via_daemon["activation"]["core"] == ["export_csv", "share"]
     assert daemon.process is not None
     workers = _children(daemon.process.pid)
     assert workers, "the report ran in no worker process"

@@ -85,6 +85,7 @@ class Oracle:
         if self.n <= 0:
             raise QueryError("empty window")
         self.until_us = self.until * DAY
+        self.since_us = self.since * DAY
         # Only events before `until` exist for the report (sessions excepted).
         self.ev = [e for e in self.all if e.ts < self.until_us]
         self.win = [e for e in self.ev if self.since <= _day(e.ts)]
@@ -230,10 +231,156 @@ class Oracle:
             "users": [self.user_row(u) for u in sorted(pop)],
             "retention": self.retention(pop),
             "releases": [
-                {"day": _date(_day(e.ts)), "version": e.name}
-                for e in self.win
-                if e.kind == "release"
+                self.release_row(e, pop, filtered) for e in self.win if e.kind == "release"
             ],
+            "lifecycle": self.lifecycle(pop),
+            "power_users": {
+                "l7": self.power_curve(pop, 7),
+                "l30": self.power_curve(pop, 30),
+            },
+            "activation": self.activation(pop),
+        }
+
+    # -- §7 engagement, from DESIGN §7 and docs/metrics.md ---------------------------
+
+    def iso_weeks(self) -> list[tuple[int, int]]:
+        """(ISO year, ISO week) from the week of `since` to the week of `until` - 1 day."""
+        out: list[tuple[int, int]] = []
+        for d in range(self.since, self.until):
+            year, week, _ = (EPOCH + dt.timedelta(days=d)).isocalendar()
+            if (year, week) not in out:
+                out.append((year, week))
+        return out
+
+    def week_of(self, day: int) -> tuple[int, int]:
+        year, week, _ = (EPOCH + dt.timedelta(days=day)).isocalendar()
+        return (year, week)
+
+    def week_before(self, week: tuple[int, int]) -> tuple[int, int]:
+        monday = dt.date.fromisocalendar(week[0], week[1], 1)
+        return self.week_of((monday - EPOCH).days - 7)
+
+    def weeks_active(self, u: str) -> set[tuple[int, int]]:
+        return {self.week_of(d) for d in self.active_days[u]}  # active_days: before until
+
+    def lifecycle(self, pop: set[str]) -> list[Row]:
+        rows = []
+        for week in self.iso_weeks():
+            prior = self.week_before(week)
+            counts = {"new": 0, "returning": 0, "resurrecting": 0, "dormant": 0}
+            for u in pop:
+                mine = self.weeks_active(u)
+                first_week = self.week_of(min(self.active_days[u]))
+                if week in mine:
+                    if first_week == week:
+                        counts["new"] += 1
+                    elif prior in mine:
+                        counts["returning"] += 1
+                    else:
+                        counts["resurrecting"] += 1
+                elif prior in mine:
+                    counts["dormant"] += 1
+            pulse = (
+                (counts["new"] + counts["resurrecting"]) / counts["dormant"]
+                if counts["dormant"]
+                else None
+            )
+            rows.append({"week": f"{week[0]}-W{week[1]:02d}", **counts, "pulse": pulse})
+        return rows
+
+    def power_curve(self, pop: set[str], n: int) -> list[int]:
+        curve = [0] * n
+        for u in pop:
+            k = len([d for d in self.active_days[u] if self.until - n <= d < self.until])
+            if k:
+                curve[k - 1] += 1
+        return curve
+
+    def daily_users(self, d: int, pop: set[str], name: str | None) -> int:
+        return len(
+            {
+                e.user
+                for e in self.ev
+                if e.user in pop
+                and _day(e.ts) == d
+                and (name is None or (e.kind == "feature" and e.name == name))
+            }
+        )
+
+    def release_row(self, release: Event, pop: set[str], filtered: bool) -> Row:
+        day = _day(release.ts)
+        after = max(1, min(day + 7, self.until) - day)
+        before_days = range(day - after, day)
+        after_days = range(day, day + after)
+        names = {
+            e.name
+            for e in self.ev
+            if e.kind == "feature"
+            and e.name is not None
+            and day - after <= _day(e.ts) < day + after
+            and (not filtered or e.user in pop)
+        }
+        if self.f.feature is not None:
+            names = {n for n in names if n == self.f.feature}
+        moved = []
+        for name in names:
+            b = Fraction(sum(self.daily_users(d, pop, name) for d in before_days), after)
+            a = Fraction(sum(self.daily_users(d, pop, name) for d in after_days), after)
+            change = None if b == 0 else a / b - 1
+            moved.append((change is None, change or 0, name, b, a, change))
+        moved.sort(key=lambda m: m[:3])
+        return {
+            "day": _date(day),
+            "version": release.name,
+            "after_days": after,
+            "before": {"since": _date(day - after), "until": _date(day)},
+            "dau_before": sum(self.daily_users(d, pop, None) for d in before_days) / after,
+            "dau_after": sum(self.daily_users(d, pop, None) for d in after_days) / after,
+            "features": [
+                {
+                    "name": name,
+                    "users_before": float(b),
+                    "users_after": float(a),
+                    "change": None if change is None else float(change),
+                }
+                for _, _, name, b, a, change in moved
+            ],
+        }
+
+    def activation(self, pop: set[str]) -> Row | None:
+        core = self.f.core
+        if not core:
+            return None
+        first = {u: min(e.ts for e in self.ev if e.user == u) for u in pop}
+        new = [u for u in pop if self.since_us <= first[u] < self.until_us]
+        ttv: dict[str, int] = {}
+        for u in new:
+            uses = sorted(
+                e.ts for e in self.ev if e.user == u and e.kind == "feature" and e.name in core
+            )
+            if uses:
+                ttv[u] = uses[0] - first[u]
+        activated = sorted(t for t in ttv.values() if t <= 14 * DAY)
+        by_day: list[float | None] = []
+        for k in range(1, 15):
+            seen = [u for u in new if first[u] + k * DAY <= self.until_us]
+            ok = [u for u in seen if u in ttv and ttv[u] <= k * DAY]
+            by_day.append(len(ok) / len(seen) if seen else None)
+        median = None
+        if activated:
+            mid = len(activated) // 2
+            median = (
+                activated[mid] / 1e6
+                if len(activated) % 2
+                else (activated[mid - 1] + activated[mid]) / 2 / 1e6
+            )
+        return {
+            "core": sorted(set(core)),
+            "new_users": len(new),
+            "activated": len(activated),
+            "rate": _ratio(len(activated), len(new)),
+            "median_ttv_s": median,
+            "by_day": by_day,
         }
 
     def features(self, pop: set[str], active: set[str], filtered: bool) -> list[Row]:
@@ -242,9 +389,15 @@ class Oracle:
             if e.kind == "feature" and e.name is not None and (not filtered or e.user in pop):
                 rows[e.name].append(e)
         out: list[Row] = []
+        exact: dict[str, tuple[Fraction, Fraction]] = {}
         for name, evs in rows.items():
             users = {e.user for e in evs if e.user}
             accounts = {a for e in evs if (a := self.feature_account(e)) is not None}
+            # §7: mean over the feature's users of their distinct days of use (in window).
+            pairs = {(e.user, _day(e.ts)) for e in evs if e.user}
+            days = Fraction(len(pairs), len(users)) if users else None
+            if days is not None and active:
+                exact[name] = (Fraction(len(users), len(active)), days)
             out.append(
                 {
                     "name": name,
@@ -252,8 +405,22 @@ class Oracle:
                     "users": len(users),
                     "accounts": len(accounts),
                     "adoption": _ratio(len(users), len(active)),
+                    "days_per_user": None if days is None else float(days),
+                    "quadrant": None,
                 }
             )
+        if exact:
+            big = statistics.median(sorted(a for a, _ in exact.values()))
+            often = statistics.median(sorted(d for _, d in exact.values()))
+            for r in out:
+                if r["name"] in exact:
+                    a, d = exact[r["name"]]
+                    r["quadrant"] = {
+                        (True, True): "core",
+                        (False, True): "power",
+                        (True, False): "one_off",
+                        (False, False): "improve",
+                    }[(a >= big, d >= often)]
         out.sort(key=lambda r: (-r["events"], r["name"]))
         if self.f.feature is not None:
             out = [r for r in out if r["name"] == self.f.feature]
@@ -323,6 +490,9 @@ class Oracle:
             "health": health,
             "band": "green" if health >= 70 else "yellow" if health >= 40 else "red",
             "flags": flags,
+            "weekly_active": [
+                sum(1 for u in mem if week in self.weeks_active(u)) for week in self.iso_weeks()
+            ],
         }
 
     def user_row(self, u: str) -> Row:
@@ -503,7 +673,10 @@ class Draw:
             fields["account"], fields["user"] = rng.choice(ACCOUNTS), rng.choice(USERS)
         if rng.random() < 0.15:
             fields["feature"] = rng.choice((*FEATURES, "unused"))
-        return ReportFilters(since=since, until=until, **fields)
+        core = None
+        if rng.random() < 0.6:
+            core = rng.sample((*FEATURES, "unused"), rng.randrange(0, 3))
+        return ReportFilters(since=since, until=until, core=core, **fields)
 
 
 # --------------------------------------------------------------------------- comparison

@@ -133,18 +133,22 @@ def _later_copy(events: list[Event], days: int, rng: random.Random) -> list[Even
 
 def _without_look_back(report: object) -> object:
     """The figures of a report that depend on its window alone (not on the previous
-    window or the trailing 7 / 30 days)."""
+    window, the trailing 7 / 30 days, the lifecycle's weeks reaching before ``since``, or
+    a release's span before it)."""
     if not isinstance(report, dict):
         return report
     product = {k: v for k, v in report["product"].items() if k not in {"wau", "mau"}}
+    look_back = {"growth", "health", "band", "flags", "weekly_active"}
     accounts = [
         {
-            **{k: v for k, v in row.items() if k not in {"growth", "health", "band", "flags"}},
+            **{k: v for k, v in row.items() if k not in look_back},
             "flags": [flag for flag in row["flags"] if flag != "churn_risk"],
         }
         for row in report["accounts"]
     ]
-    return {**report, "product": product, "accounts": accounts}
+    releases = [{"day": row["day"], "version": row["version"]} for row in report["releases"]]
+    kept = {k: v for k, v in report.items() if k not in {"lifecycle", "power_users"}}
+    return {**kept, "product": product, "accounts": accounts, "releases": releases}
 
 
 def _window(day: int, length: int, filters: ReportFilters) -> ReportFilters:

@@ -52,7 +52,7 @@ def _write_version_1(current: Path, old: Path) -> None:
 
 
 def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     current, old = tmp_path / "current.db", tmp_path / "old.db"
     events = medium_dataset(11)
     ingest_batches(current, [events])
@@ -70,6 +70,11 @@ def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> N
     with sqlite3.connect(current) as conn:
         assert named == conn.execute("SELECT * FROM user_feature_named ORDER BY 1, 2").fetchall()
     assert named
+    with sqlite3.connect(old) as conn:
+        firsts = conn.execute("SELECT * FROM first_use ORDER BY 1, 2").fetchall()
+    with sqlite3.connect(current) as conn:
+        assert firsts == conn.execute("SELECT * FROM first_use ORDER BY 1, 2").fetchall()
+    assert firsts
     for filters in FILTERS:
         assert build_report(old, filters, today=TODAY) == build_report(
             current, filters, today=TODAY

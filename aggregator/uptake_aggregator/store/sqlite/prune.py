@@ -98,11 +98,13 @@ _BEFORE_CUT: Final = (
 
 
 def rollup_tables() -> frozenset[str]:
-    """Every rollup table the prune rebuilds (``user_feature`` and its ``features``).
+    """Every rollup table the prune rebuilds (``user_feature``, ``features``, ``first_use``).
 
     A test checks this against the schema, so a new rollup cannot be forgotten here.
     """
-    return frozenset({table for table, _ in _BEFORE_CUT} | {"user_feature", "features"})
+    return frozenset(
+        {table for table, _ in _BEFORE_CUT} | {"user_feature", "features", "first_use"}
+    )
 
 
 @dataclass(frozen=True)
@@ -386,6 +388,13 @@ def _rebuild_before(conn: sqlite3.Connection, cut_us: int) -> None:
         cut,
     )
     conn.execute("DELETE FROM user_feature WHERE first_day < :day", cut)
+    # first_use: a pair first used before the cut may have its first kept use after it.
+    conn.execute(
+        "CREATE TEMP TABLE refirst (user TEXT, feature TEXT, PRIMARY KEY (user, feature))"
+        " WITHOUT ROWID"
+    )
+    conn.execute("INSERT INTO temp.refirst SELECT user, feature FROM first_use WHERE ts < :ts", cut)
+    conn.execute("DELETE FROM first_use WHERE ts < :ts", cut)
     for chunk in _chunks(read_events(conn, None, cut_us)):
         rollups = Rollups()
         rollups.add(chunk)
@@ -399,6 +408,15 @@ def _rebuild_before(conn: sqlite3.Connection, cut_us: int) -> None:
         " JOIN features AS f ON f.name = d.feature GROUP BY d.user, d.feature"
     )
     conn.execute("DROP TABLE temp.respan")
+    conn.execute(
+        "INSERT INTO first_use SELECT e.user, e.name, min(e.ts) FROM events AS e"
+        " JOIN temp.refirst AS r ON r.user = e.user AND r.feature = e.name"
+        " WHERE e.kind = 'feature' AND e.ts >= :ts GROUP BY e.user, e.name"
+        " ON CONFLICT (user, feature) DO UPDATE SET ts = excluded.ts"
+        " WHERE excluded.ts < first_use.ts",
+        cut,
+    )
+    conn.execute("DROP TABLE temp.refirst")
     # Names no pair uses any more go too, as a fresh import would not have them.
     conn.execute(
         "DELETE FROM features WHERE id NOT IN (SELECT (word << 6) | bit FROM user_feature)"

@@ -83,6 +83,9 @@ _UPSERTS: Final = {
             last_ts = max(last_ts, excluded.last_ts),
             events = events + excluded.events""",
     "loose_events": "INSERT OR IGNORE INTO loose_events VALUES (?, ?)",
+    "first_use": """INSERT INTO first_use VALUES (?, ?, ?)
+        ON CONFLICT (user, feature) DO UPDATE SET ts = excluded.ts
+        WHERE excluded.ts < first_use.ts""",
 }
 
 
@@ -94,7 +97,17 @@ class _Group:
     derived from the groups once per transaction in ``statements``.
     """
 
-    __slots__ = ("bucket", "bucket_no", "events", "features", "first", "last", "last_id", "logins")
+    __slots__ = (
+        "bucket",
+        "bucket_no",
+        "events",
+        "features",
+        "first",
+        "first_use",
+        "last",
+        "last_id",
+        "logins",
+    )
 
     def __init__(self, ts: int, event_id: bytes) -> None:
         self.events = 0
@@ -103,6 +116,7 @@ class _Group:
         self.last = ts
         self.last_id = event_id  # id of the latest event by (ts, id): user_account
         self.features: dict[str, int] = {}
+        self.first_use: dict[str, int] = {}  # feature -> its earliest event's ts here
         # The activity bucket of the latest session-less event (a list shared with
         # ``Rollups.activity_bucket``), so consecutive events skip the lookup.
         self.bucket_no = -1
@@ -241,6 +255,9 @@ class Rollups:
                 if name is not None:
                     features = group.features
                     features[name] = features.get(name, 0) + 1
+                    firsts = group.first_use
+                    if ts < firsts.get(name, _NEVER):
+                        firsts[name] = ts
             elif kind == "login":
                 group.logins += 1
             elif kind == "seats":
@@ -310,6 +327,7 @@ class Rollups:
         user_account: list[tuple[Any, ...]] = []
         feature_day: list[tuple[Any, ...]] = []
         user_feature: list[tuple[Any, ...]] = []
+        first_use: list[tuple[Any, ...]] = []
         account_day: dict[tuple[str, int], int] = {}
         feature_totals: dict[tuple[int, str], dict[str, int]] = {}  # (day, account)
         for (day, user, account), group in self.groups.items():
@@ -337,6 +355,7 @@ class Rollups:
                 feature_day += [
                     (day, name, user, feature_account, n) for name, n in features.items()
                 ]
+                first_use += [(user, name, ts) for name, ts in group.first_use.items()]
                 known = covered.features.get(user) if day == covered.day else None
                 if known is None:
                     user_feature += [(user, name, day, day) for name in features]
@@ -371,6 +390,7 @@ class Rollups:
             "sessions": [row.row(session) for session, row in self.sessions.items()],
             "activity_bucket": [(*k, *v) for k, v in self.activity_bucket.items()],
             "loose_events": self.loose_events,
+            "first_use": first_use,
         }
         for table, rows in tables.items():
             if rows:

@@ -40,6 +40,8 @@ cannot be NULL.
 - ``loose_events``: per user, the distinct ts of their events that carry no session id.
   The buckets above decide most implicit sessions; a bucket that an explicit session's
   30-minute margin cuts in two is read from here event by event (schema v4).
+- ``first_use``: per (user, feature) the ts of the user's first event naming the feature
+  (schema v5): time to first value (docs/metrics.md, *Activation*) without raw events.
 - ``counters``: running totals (events stored) so status never scans ``events``.
 """
 
@@ -224,6 +226,23 @@ _V4: Final = (
     " WHERE coalesce(session, '') = '' AND coalesce(user, '') != ''",
 )
 
+#: Version 5: the first use of each (user, feature), to the microsecond: a user's time to
+#: first value (docs/metrics.md, *Activation*) is the first use of a core feature minus
+#: their first event, and ``user_feature`` keeps days only. Built here from the stored
+#: events. Ingest cost: one upsert per (user, feature, day) touched by a transaction,
+#: a no-op (``WHERE``) unless the event is older than the stored first use.
+_V5: Final = (
+    """CREATE TABLE first_use (
+        user TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (user, feature)
+    ) WITHOUT ROWID""",
+    "INSERT INTO first_use SELECT user, name, min(ts) FROM events"
+    " WHERE kind = 'feature' AND name IS NOT NULL AND coalesce(user, '') != ''"
+    " GROUP BY user, name",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
