@@ -103,6 +103,8 @@ class SpoolFile:
         self.path = path
         self.fd = fd
         self.own = own
+        #: Numbers of the records the daemon acknowledged while this process held the file.
+        self.acked: set[int] = set()
 
     def records(self) -> list[list[bytes]]:
         """Read the file's intact records."""

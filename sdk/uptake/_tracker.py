@@ -9,8 +9,9 @@ Fork safety: ``os.register_at_fork(after_in_child=...)`` starts every live clien
 processor over in the child (see ``uptake._processor``).
 
 Exit: an ``atexit`` handler shuts every client down with a shared deadline of
-``exit_timeout`` (default 2 s): what the daemon does not acknowledge by then is spooled
-by the worker, which bounds every socket operation by that deadline. The handler never
+``exit_timeout`` (default 2 s), retrying like ``flush()`` until then: what the daemon does
+not acknowledge by then is spooled by the worker, which bounds every socket operation by
+that deadline (the daemon adopts the spool of an ended process). The handler never
 waits longer than the deadline plus a short grace: the host's exit never hangs.
 """
 
@@ -260,17 +261,21 @@ class Client:
 
     # -- control --------------------------------------------------------------------
     def flush(self, timeout: float = 2.0) -> bool:
-        """Wait up to ``timeout`` s until every earlier call was delivered or spooled.
+        """Keep delivering for up to ``timeout`` s; True once every earlier call is acknowledged.
 
-        Returns True if so; False on timeout (the events stay queued and are sent later).
-        Tries the daemon right away even while reconnects are backing off.
+        Tries the daemon right away even while reconnects are backing off, then keeps
+        reconnecting (paced by the backoff, never sleeping past the deadline), replaying
+        this process's spool and sending. Returns True when the daemon acknowledged every
+        earlier call (calls rejected or dropped, as counted in ``stats()``, are not waited
+        for); False at the timeout: what is left stays spooled (or queued) and is sent later.
         """
         return self._processor.flush(timeout)
 
     def shutdown(self, timeout: float = 2.0) -> bool:
         """Flush within ``timeout`` s (the rest goes to the spool), then stop the worker.
 
-        Later calls on this client are ignored. Returns True if nothing was left behind.
+        Later calls on this client are ignored. Returns True when the daemon acknowledged
+        every earlier call, False when something was left in the spool (or lost, counted).
         """
         return self._processor.shutdown(timeout)
 
