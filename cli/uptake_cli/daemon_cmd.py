@@ -63,13 +63,26 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
             "--log-file", help="Log file (default: the uptake log dir).", show_default=False
         ),
     ] = None,
+    spool_dir: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--spool-dir",
+            help="Also adopt orphaned SDK spool files from this dir (repeatable; the cache"
+            " dir's spool and $UPTAKE_SPOOL_DIR always).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the daemon (detached unless --foreground).
+
+    The daemon also stores what SDK processes spooled for it and could not replay
+    before they ended (see `usage spool`).
 
     Example: usage daemon start --db ~/uptake.db
     """
     from uptake.paths import default_db_path, default_socket_path
     from uptake_aggregator.daemon import lifecycle
+    from uptake_aggregator.daemon.adoption import spool_roots
     from uptake_aggregator.daemon.server import DaemonConfig
 
     with cli_errors():
@@ -78,6 +91,7 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
             db_path=(db or default_db_path()).absolute(),
             tcp_port=tcp,
             token_path=token_file.absolute() if token_file else None,
+            spool_dirs=spool_roots(spool_dir or ()),
         )
         log = (log_file or lifecycle.default_log_file()).absolute()
         pid = lifecycle.running_pid(config.socket_path)
@@ -165,6 +179,18 @@ def _format_status(body: dict[str, Any]) -> str:
         f"  clients         {body['clients_connected']}",
         f"  queued events   {body['queued_events']:,}",
     ]
+    spool = body.get("spool")
+    if spool is not None:
+        oldest = spool["oldest_waiting_s"]
+        waiting = f"{spool['waiting_files']} files of live writers"
+        if oldest is not None:
+            waiting += f", oldest {_duration(oldest)}"
+        lines += [
+            f"  spool adopted   {spool['adopted_files']} files, {spool['adopted_events']:,}"
+            f" events ({spool['duplicates']:,} already stored, {spool['refused_events']:,}"
+            f" refused, {spool['damaged_files']} damaged files)",
+            f"  spool waiting   {waiting}",
+        ]
     return "\n".join(lines)
 
 

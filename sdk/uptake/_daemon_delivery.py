@@ -28,7 +28,6 @@ import os
 import random
 import struct
 import time
-import zlib
 from collections import deque
 from typing import Final
 
@@ -45,6 +44,7 @@ from uptake.client import (
     DaemonError,
     connect,
 )
+from uptake.spool import namespace_dir, spool_namespace
 
 __all__ = ["Backoff", "DaemonDelivery", "encode_batch_payload", "spool_namespace"]
 
@@ -141,7 +141,11 @@ class DaemonDelivery:
         self._in_flight: dict[int, _Pending] = {}
         self.backoff = Backoff()
         self._spool = (
-            Spool(config.spool_path() / spool_namespace(self._address), config.spool_max_bytes)
+            Spool(
+                namespace_dir(config.spool_path(), self._address),
+                config.spool_max_bytes,
+                address=self._address,
+            )
             if config.spool
             else None
         )
@@ -452,12 +456,3 @@ class DaemonDelivery:
                 )
                 self._failed(exc)
                 raise
-
-
-def spool_namespace(address: str) -> str:
-    """The spool subdirectory for one daemon address.
-
-    Apps on one host share the spool dir but may talk to different daemons; spooled
-    events must only ever be replayed to the daemon they were meant for.
-    """
-    return f"daemon-{zlib.crc32(address.encode()):08x}"

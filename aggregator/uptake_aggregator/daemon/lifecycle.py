@@ -247,6 +247,12 @@ def daemon_argv(config: DaemonConfig, log_file: Path, log_level: str = "INFO") -
     if limits.idle_timeout is not None:
         argv += ["--idle-timeout", str(limits.idle_timeout)]
     argv += ["--max-queued-events", str(config.max_queued_events)]
+    if config.spool_dirs:
+        for root in config.spool_dirs:
+            argv += ["--spool-dir", str(root)]
+        argv += ["--adopt-interval", str(config.adopt_interval)]
+    else:
+        argv += ["--no-adopt"]
     return argv
 
 

@@ -23,7 +23,7 @@ import secrets
 import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -41,6 +41,7 @@ from uptake.protocol import (
     Result,
     encode_frame,
 )
+from uptake_aggregator.daemon.adoption import DEFAULT_ADOPT_INTERVAL, SpoolAdopter
 from uptake_aggregator.daemon.connection import Connection, ConnectionSettings
 from uptake_aggregator.daemon.status import (
     DaemonSnapshot,
@@ -92,6 +93,11 @@ class DaemonConfig:
     #: ingest while a report runs).
     report_process: bool = True
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: Spool roots whose orphaned files for this daemon's addresses it adopts (stores and
+    #: removes); empty: adopt nothing. See ``uptake_aggregator.daemon.adoption``.
+    spool_dirs: tuple[Path, ...] = ()
+    #: Seconds between two looks for orphaned spool files.
+    adopt_interval: float = DEFAULT_ADOPT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -209,6 +215,7 @@ class Daemon:
         self._started_at = time.time()
         self._tcp_port: int | None = None
         self._writer: BatchWriter | None = None
+        self._adopter: SpoolAdopter | None = None
         self._query_limiter = anyio.CapacityLimiter(config.max_queries)
 
     @property
@@ -252,11 +259,23 @@ class Daemon:
                 max_queued_events=config.max_queued_events,
                 max_round_events=config.max_round_events,
             )
+            adoption = anyio.CancelScope()
             async with anyio.create_task_group() as root:
                 root.start_soon(writer.run)
+                if config.spool_dirs:
+                    adopter = self._adopter = SpoolAdopter(
+                        config.spool_dirs,
+                        self.addresses(),
+                        writer,
+                        interval=config.adopt_interval,
+                    )
+                    root.start_soon(_run_in_scope, adoption, adopter.run)
                 try:
                     await self._serve_connections(listeners, task_status)
                 finally:
+                    # A file being adopted stays on disk (its events are committed or
+                    # not; the next start drops the committed ones as duplicates).
+                    adoption.cancel()
                     _unlink_quietly(config.socket_path)
                     writer.close()
             _log.info(
@@ -268,6 +287,13 @@ class Daemon:
             if token_path is not None:
                 _unlink_quietly(token_path)
             await storage.close()
+
+    def addresses(self) -> list[str]:
+        """The addresses SDKs reach this daemon by (and name their spool directories by)."""
+        addresses = [str(self.config.socket_path)]
+        if self._tcp_port is not None:
+            addresses.append(f"tcp://127.0.0.1:{self._tcp_port}")
+        return addresses
 
     async def _serve_connections(
         self,
@@ -377,7 +403,10 @@ class Daemon:
             )
         except AggregatorError as exc:
             raise ProtocolError(ErrorCode.INTERNAL, str(exc)) from None
-        return status_body(snapshot, stored, size)
+        body = status_body(snapshot, stored, size)
+        if self._adopter is not None:
+            body["spool"] = self._adopter.stats.body(self._adopter.directories)
+        return body
 
     async def _usage(self, query: Query) -> dict[str, Any]:
         try:
@@ -430,6 +459,11 @@ def report_in_worker(db_path: Path, filters: ReportFilters) -> dict[str, Any]:
     from uptake_aggregator.metrics import build_report
 
     return build_report(db_path, filters, parallel=True)
+
+
+async def _run_in_scope(scope: anyio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await run()
 
 
 def _describe_peer(stream: SocketStream, tcp: bool) -> str:
