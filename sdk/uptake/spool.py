@@ -44,6 +44,7 @@ import os
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -54,6 +55,7 @@ __all__ = [
     "ADDRESS_FILE",
     "MAGIC",
     "SUFFIX",
+    "ReplayOutcome",
     "SpoolFile",
     "SpoolScan",
     "SpoolSummary",
@@ -63,6 +65,7 @@ __all__ = [
     "namespace_dirs",
     "read_address",
     "read_records",
+    "replay_orphans",
     "scan_records",
     "spool_file_paths",
     "spool_namespace",
@@ -360,3 +363,41 @@ def summarize(root: Path) -> list[SpoolSummary]:
             )
         )
     return summaries
+
+
+@dataclass
+class ReplayOutcome:
+    """What ``replay_orphans`` did."""
+
+    files: int = 0
+    events: int = 0
+    #: Files left alone: their writer is alive (or another replayer holds them).
+    live_files: int = 0
+    damaged_bytes: int = 0
+
+
+def replay_orphans(directory: Path, send: Callable[[list[bytes]], None]) -> ReplayOutcome:
+    """Send every orphaned file of one namespace directory, oldest first, then unlink it.
+
+    ``send`` takes one record (the encoded events of one batch) and returns once the
+    daemon acknowledged it, or raises: the file is then kept (its lock released) and the
+    exception propagates; records already sent are dropped as duplicates next time.
+    """
+    outcome = ReplayOutcome()
+    for path in spool_file_paths(directory):
+        held = lock_spool_file(path)
+        if held is None:
+            if path.exists():
+                outcome.live_files += 1
+            continue
+        try:
+            scan = held.scan()
+            for record in scan.records:
+                send(record)
+            held.remove()
+        finally:
+            held.release()
+        outcome.files += 1
+        outcome.events += scan.events
+        outcome.damaged_bytes += scan.damaged_bytes
+    return outcome
