@@ -28,10 +28,12 @@ builds ahead, and the staged batches count against ``max_queue`` with the buffer
 
 Fork safety: after a fork (``after_fork``) the child gets a fresh empty buffer, new
 locks, fresh counters and no worker thread (started by the child's first call). The
-pre-fork buffer belongs to the parent, whose worker sends it once. Where fork hooks do
-not run (uWSGI without ``--py-call-osafterfork``), the slow path, ``flush()`` and
-``stats()`` notice the new pid and reset the same way; events the child buffered until
-then are kept, so enable the hooks to be sure nothing is doubled.
+pre-fork buffer belongs to the parent, whose worker sends it once. uWSGI workers, where
+Python's fork hooks do not run without ``--py-call-osafterfork``, are reset by the
+``uwsgi.post_fork_hook`` the client chains (``uptake._tracker``). Anywhere else a fork
+bypasses the hooks, the slow path, ``flush()`` and ``stats()`` notice the new pid and
+reset the same way; events the child buffered until then are kept (the hot path has no
+pid check: it would cost every call), so the parent's unsent ones may then be doubled.
 
 Exit: ``shutdown`` bounds every socket operation of the final flush by its deadline and
 never waits longer than the deadline plus a short grace. Nothing here ever raises into

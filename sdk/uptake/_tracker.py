@@ -296,9 +296,52 @@ def _register_hooks() -> None:
         _hooks_registered = True
     os.register_at_fork(after_in_child=_after_fork_in_child)
     atexit.register(_shutdown_all)
+    _register_uwsgi_hook()
+
+
+#: The pid the fork hook last started over in (so a second hook for one fork is a no-op).
+_reset_in_pid = -1
+
+
+def _register_uwsgi_hook() -> None:
+    """Also start over in uWSGI workers forked without Python's at-fork hooks.
+
+    uWSGI forks its workers from C: unless it runs with ``--py-call-osafterfork`` (or
+    ``--py-call-uwsgi-fork-hooks``), ``os.register_at_fork`` hooks never run in them, and
+    each worker would inherit (and send, with fresh ids) the events the master had
+    buffered. uWSGI calls ``uwsgi.post_fork_hook`` in every new worker instead: chain onto
+    it (through ``uwsgidecorators.postfork_chain`` when the app uses uwsgidecorators;
+    not imported here: importing it replaces ``uwsgi.spooler``). Ours runs first, so
+    events tracked by the app's own post-fork hooks belong to the worker.
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return
+    chain = getattr(sys.modules.get("uwsgidecorators"), "postfork_chain", None)
+    if isinstance(chain, list):
+        chain.insert(0, _after_uwsgi_fork)
+        return
+    previous = getattr(uwsgi, "post_fork_hook", None)
+
+    def post_fork_hook() -> None:
+        _after_uwsgi_fork()
+        if callable(previous):
+            previous()
+
+    try:
+        uwsgi.post_fork_hook = post_fork_hook  # type: ignore[attr-defined]
+    except Exception as exc:  # an unexpected uwsgi module: the pid checks remain
+        log_once("uwsgi_hook", "uptake: cannot chain uwsgi.post_fork_hook: %r", exc)
+
+
+def _after_uwsgi_fork() -> None:
+    if _reset_in_pid != os.getpid():  # with --py-call-osafterfork the at-fork hook ran
+        _after_fork_in_child()
 
 
 def _after_fork_in_child() -> None:
+    global _reset_in_pid  # noqa: PLW0603 -- process-wide, like the hooks themselves
+    _reset_in_pid = os.getpid()
     reset_logged()
     global _hooks_lock  # noqa: PLW0603 -- the parent's lock may be held at fork time
     _hooks_lock = threading.Lock()
