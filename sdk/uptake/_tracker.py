@@ -25,7 +25,7 @@ import time
 import weakref
 from collections import OrderedDict
 from contextlib import ContextDecorator
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from uptake._config import Config, resolve_config
 from uptake._context import NO_IDENTITY, Identity, current_identity, set_identity
@@ -339,9 +339,30 @@ def _after_uwsgi_fork() -> None:
         _after_fork_in_child()
 
 
+def _exit_delivering(status: int) -> NoReturn:
+    """``os._exit`` in a forked child: deliver (or spool) what is buffered first.
+
+    Pool children end with ``os._exit``, which skips ``atexit`` and every finalizer:
+    billiard's (Celery prefork) after ``--max-tasks-per-child`` or a pool shrink, and
+    other prefork servers. Without this, a child's last calls would be lost. Bounded by
+    ``exit_timeout`` like the exit handler, and a no-op when nothing is left to send.
+    """
+    if os.getpid() == _reset_in_pid:
+        try:
+            _shutdown_all()
+        except BaseException as exc:  # exiting anyway: never turn it into a traceback
+            log_once("exit_error", "uptake: flushing at os._exit failed: %r", exc)
+    _os_exit(status)
+
+
+_os_exit: Final = os._exit
+
+
 def _after_fork_in_child() -> None:
     global _reset_in_pid  # noqa: PLW0603 -- process-wide, like the hooks themselves
     _reset_in_pid = os.getpid()
+    if os._exit is _os_exit:
+        os._exit = _exit_delivering
     reset_logged()
     global _hooks_lock  # noqa: PLW0603 -- the parent's lock may be held at fork time
     _hooks_lock = threading.Lock()
