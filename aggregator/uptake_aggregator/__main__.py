@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from uptake.paths import default_db_path, default_socket_path
+from uptake_aggregator.daemon.adoption import DEFAULT_ADOPT_INTERVAL, spool_roots
 from uptake_aggregator.daemon.connection import ConnectionSettings
 from uptake_aggregator.daemon.server import DaemonConfig
 from uptake_aggregator.daemon.writer import DEFAULT_MAX_QUEUED_EVENTS
@@ -44,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         help="uptake.toml whose goals are evaluated every [alerts] every (env UPTAKE_CONFIG)",
+    )
+    parser.add_argument(
+        "--spool-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also adopt orphaned SDK spool files for this daemon from DIR (repeatable;"
+        " always: the cache dir's spool and $UPTAKE_SPOOL_DIR)",
+    )
+    parser.add_argument(
+        "--no-adopt",
+        action="store_true",
+        help="never adopt orphaned spool files (SDK processes still replay their own)",
     )
     parser.add_argument(
         "--foreground", action="store_true", help="run in this process (systemd, supervisors)"
@@ -79,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_QUEUED_EVENTS,
         help="events waiting for the writer before clients are made to wait",
     )
+    limits.add_argument(
+        "--adopt-interval",
+        type=float,
+        default=DEFAULT_ADOPT_INTERVAL,
+        help="seconds between two looks for orphaned spool files",
+    )
     return parser
 
 
@@ -96,6 +117,8 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         ),
         max_queued_events=args.max_queued_events,
         config_path=_config_path(args.config),
+        spool_dirs=() if args.no_adopt else spool_roots(args.spool_dir),
+        adopt_interval=args.adopt_interval,
     )
 
 

@@ -14,6 +14,7 @@ from uptake_cli import (
     prune_cmd,
     report_cmd,
     seats_cmd,
+    spool_cmd,
 )
 
 __all__ = ["app", "main"]
@@ -44,6 +45,7 @@ export_cmd.register(app)
 prune_cmd.register(app)
 daemon_cmd.register(app)
 demo_cmd.register(app)
+spool_cmd.register(app)
 
 
 def main() -> None:

@@ -63,17 +63,29 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
             "--log-file", help="Log file (default: the uptake log dir).", show_default=False
         ),
     ] = None,
+    spool_dir: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--spool-dir",
+            help="Also adopt orphaned SDK spool files from this dir (repeatable; the cache"
+            " dir's spool and $UPTAKE_SPOOL_DIR always).",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Start the daemon (detached unless --foreground).
 
-    With goals in the config file, the daemon evaluates them every [alerts] every and
-    delivers each status change to [alerts] command / webhook (see `usage alerts`).
+    The daemon also stores what SDK processes spooled for it and could not replay
+    before they ended (see `usage spool`). With goals in the config file, it evaluates
+    them every [alerts] every and delivers each status change to [alerts] command /
+    webhook (see `usage alerts`).
 
     Example: usage daemon start --db ~/uptake.db --config ~/uptake.toml
     """
     from uptake.paths import default_db_path, default_socket_path
     from uptake_aggregator.daemon import lifecycle
+    from uptake_aggregator.daemon.adoption import spool_roots
     from uptake_aggregator.daemon.server import DaemonConfig
 
     with cli_errors():
@@ -88,6 +100,7 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
             tcp_port=tcp,
             token_path=token_file.absolute() if token_file else None,
             config_path=config_path.absolute() if config_path is not None else None,
+            spool_dirs=spool_roots(spool_dir or ()),
         )
         log = (log_file or lifecycle.default_log_file()).absolute()
         pid = lifecycle.running_pid(daemon_config.socket_path)
@@ -183,6 +196,18 @@ def _format_status(body: dict[str, Any]) -> str:
             f"  goals           every {goals['every_s']:g} s: {goals['evaluations']:,} "
             f"evaluations, {goals['changes']:,} status changes (usage alerts)"
         )
+    spool = body.get("spool")
+    if spool is not None:
+        oldest = spool["oldest_waiting_s"]
+        waiting = f"{spool['waiting_files']} files of live writers"
+        if oldest is not None:
+            waiting += f", oldest {_duration(oldest)}"
+        lines += [
+            f"  spool adopted   {spool['adopted_files']} files, {spool['adopted_events']:,}"
+            f" events ({spool['duplicates']:,} already stored, {spool['refused_events']:,}"
+            f" refused, {spool['damaged_files']} damaged files)",
+            f"  spool waiting   {waiting}",
+        ]
     return "\n".join(lines)
 
 

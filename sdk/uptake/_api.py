@@ -230,12 +230,20 @@ def record(event: Event) -> None:
 
 
 def flush(timeout: float = 2.0) -> bool:
-    """Wait up to ``timeout`` s until every earlier event is acknowledged or spooled."""
+    """Keep delivering for up to ``timeout`` s; True once every earlier event is acknowledged.
+
+    Reconnects (paced by the backoff), replays this process's spool and sends until the
+    daemon acknowledged every earlier call, or the timeout passes (False: the rest stays
+    spooled and is sent later, by this process or by the daemon adopting the spool).
+    """
     return default_client().flush(timeout)
 
 
 def shutdown(timeout: float = 2.0) -> bool:
-    """Flush within ``timeout`` s, spool the rest, stop the worker. Also runs at exit."""
+    """Flush within ``timeout`` s, spool the rest, stop the worker. Also runs at exit.
+
+    True only when the daemon acknowledged every earlier call.
+    """
     return default_client().shutdown(timeout)
 
 

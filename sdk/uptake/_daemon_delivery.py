@@ -28,7 +28,6 @@ import os
 import random
 import struct
 import time
-import zlib
 from collections import deque
 from typing import Final
 
@@ -45,6 +44,7 @@ from uptake.client import (
     DaemonError,
     connect,
 )
+from uptake.spool import namespace_dir, spool_namespace
 
 __all__ = ["Backoff", "DaemonDelivery", "encode_batch_payload", "spool_namespace"]
 
@@ -111,13 +111,15 @@ class Backoff:
 class _Pending(EncodedEvents):
     """One batch to send, and where it came from."""
 
-    __slots__ = ("replay",)
+    __slots__ = ("acked_into", "replay")
 
     def __init__(
         self, payload: bytes, count: int, replay: bool, raw: list[bytes] | None = None
     ) -> None:
         super().__init__(payload, count, raw)
         self.replay = replay  # already in a spool file: never spool it again
+        #: A whole spool record: (its file's acknowledged record numbers, its number).
+        self.acked_into: tuple[set[int], int] | None = None
 
     @classmethod
     def from_raw(cls, raw: list[bytes], replay: bool) -> _Pending:
@@ -139,7 +141,11 @@ class DaemonDelivery:
         self._in_flight: dict[int, _Pending] = {}
         self.backoff = Backoff()
         self._spool = (
-            Spool(config.spool_path() / spool_namespace(self._address), config.spool_max_bytes)
+            Spool(
+                namespace_dir(config.spool_path(), self._address),
+                config.spool_max_bytes,
+                address=self._address,
+            )
             if config.spool
             else None
         )
@@ -193,9 +199,9 @@ class DaemonDelivery:
             return max(0.01, min(flush_interval, self.backoff.next_attempt - time.monotonic()))
         return flush_interval
 
-    def volatile_backlog(self) -> int:
-        """Events in the in-memory retry queue (only used with ``spool=False``)."""
-        return self._memory_events
+    def unacknowledged(self) -> bool:
+        """True while batches wait: staged, in flight, in memory or in own spool files."""
+        return bool(self._in_flight) or self.has_backlog()
 
     def close(self) -> None:
         """Close the connection and release spool files; count what only memory held."""
@@ -342,8 +348,14 @@ class DaemonDelivery:
         try:
             for spool_file in claimed:
                 records = spool_file.records()
-                for raw in records:
-                    self._send(_Pending.from_raw(raw, replay=True), deadline)
+                for number, raw in enumerate(records):
+                    # A replay cut short by the daemon going away resumes after the
+                    # records it acknowledged: each event is counted sent once.
+                    if number in spool_file.acked:
+                        continue
+                    pending = _Pending.from_raw(raw, replay=True)
+                    pending.acked_into = (spool_file.acked, number)
+                    self._send(pending, deadline)
                 self._settle(deadline)
                 self._counters.add(replayed=sum(len(raw) for raw in records))
                 spool_file.remove()
@@ -396,6 +408,9 @@ class DaemonDelivery:
         ack = self._connection.wait_ack(self._remaining(deadline))
         pending = self._in_flight.pop(ack.seq, None)
         if pending is not None:
+            if pending.acked_into is not None:
+                acked, number = pending.acked_into
+                acked.add(number)
             self._counters.add(sent=ack.accepted + ack.duplicates, duplicates=ack.duplicates)
 
     def _resolve_refusal(self, refusal: BatchRefusedError, deadline: float) -> None:
@@ -441,12 +456,3 @@ class DaemonDelivery:
                 )
                 self._failed(exc)
                 raise
-
-
-def spool_namespace(address: str) -> str:
-    """The spool subdirectory for one daemon address.
-
-    Apps on one host share the spool dir but may talk to different daemons; spooled
-    events must only ever be replayed to the daemon they were meant for.
-    """
-    return f"daemon-{zlib.crc32(address.encode()):08x}"

@@ -53,8 +53,9 @@ class Delivery(Protocol):
     def has_backlog(self) -> bool:
         """True when staged or earlier batches wait to be sent or replayed."""
 
-    def volatile_backlog(self) -> int:
-        """Events kept only in memory for a retry (spool disabled): lost if the process ends."""
+    def unacknowledged(self) -> bool:
+        """True while any batch handed over is not yet acknowledged (staged, in flight,
+        kept in memory or in this process's spool files)."""
 
     def close(self) -> None:
         """Release sockets and files (the spool stays on disk)."""
@@ -91,9 +92,9 @@ class SinkDelivery:
         """Never any."""
         return False
 
-    def volatile_backlog(self) -> int:
-        """Never any."""
-        return 0
+    def unacknowledged(self) -> bool:
+        """Never any: the sink took every batch."""
+        return False
 
     def close(self) -> None:
         """Nothing to release."""

@@ -28,10 +28,12 @@ builds ahead, and the staged batches count against ``max_queue`` with the buffer
 
 Fork safety: after a fork (``after_fork``) the child gets a fresh empty buffer, new
 locks, fresh counters and no worker thread (started by the child's first call). The
-pre-fork buffer belongs to the parent, whose worker sends it once. Where fork hooks do
-not run (uWSGI without ``--py-call-osafterfork``), the slow path, ``flush()`` and
-``stats()`` notice the new pid and reset the same way; events the child buffered until
-then are kept, so enable the hooks to be sure nothing is doubled.
+pre-fork buffer belongs to the parent, whose worker sends it once. uWSGI workers, where
+Python's fork hooks do not run without ``--py-call-osafterfork``, are reset by the
+``uwsgi.post_fork_hook`` the client chains (``uptake._tracker``). Anywhere else a fork
+bypasses the hooks, the slow path, ``flush()`` and ``stats()`` notice the new pid and
+reset the same way; events the child buffered until then are kept (the hot path has no
+pid check: it would cost every call), so the parent's unsent ones may then be doubled.
 
 Exit: ``shutdown`` bounds every socket operation of the final flush by its deadline and
 never waits longer than the deadline plus a short grace. Nothing here ever raises into
@@ -60,6 +62,9 @@ __all__ = ["WORKER_NAME", "BatchProcessor"]
 WORKER_NAME: Final = "uptake-worker"
 _MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
 _EXIT_GRACE: Final = 0.5
+#: A flush whose reconnects back off past its deadline makes one last attempt this long
+#: before it (a Unix or loopback connect takes well under a millisecond).
+_LAST_TRY: Final = 0.2
 _MANY_CLIENTS: Final = 16
 
 _processors: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()
@@ -106,6 +111,8 @@ class BatchProcessor:
         self._delivery: Delivery = make_delivery(self.config, self.counters, self._sink)
         self._flush_requested = 0
         self._flush_done = 0
+        #: Whether the last completed flush left nothing unacknowledged.
+        self._flush_ok = True
         self._deadline = math.inf
         self._force = False
         self._closing = False
@@ -206,7 +213,7 @@ class BatchProcessor:
 
     # -- control ------------------------------------------------------------------------
     def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until every earlier call was delivered or spooled."""
+        """Keep delivering for up to ``timeout`` s; True once every earlier call is acknowledged."""
         if self._disabled or self._closed:
             return True
         if self._pid != os.getpid():
@@ -231,7 +238,8 @@ class BatchProcessor:
                 self._closing = True
         self._wake.set()
         with self._cond:
-            return self._cond.wait_for(lambda: self._flush_done >= target, max(timeout, 0.0))
+            done = self._cond.wait_for(lambda: self._flush_done >= target, max(timeout, 0.0))
+            return done and self._flush_ok
 
     def shutdown(self, timeout: float) -> bool:
         """Flush within ``timeout`` s (the rest goes to the spool), then stop the worker."""
@@ -253,14 +261,14 @@ class BatchProcessor:
         with self._lock:
             self._thread = thread
         lost_before = self.counters.dropped.get("exit", 0)
-        self._request(timeout, closing=True)
+        delivered = self._request(timeout, closing=True)
         thread.join(max(timeout, 0.0) + _EXIT_GRACE)
         self._closed = True
         left = len(self.buffer) + self._taken()
         if left:
             self.counters.drop("exit", left)
         lost = self.counters.dropped.get("exit", 0) > lost_before
-        return not (thread.is_alive() or lost)
+        return delivered and not (thread.is_alive() or lost)
 
     def stats(self) -> Stats:
         """Counters of this processor in this process."""
@@ -350,17 +358,24 @@ class BatchProcessor:
     def _run(self) -> None:
         """The worker thread's body: runs until shut down (or the process ends).
 
-        A ``flush()`` is complete when every earlier call was acknowledged or written to
-        the spool. With ``spool=False`` events kept in memory for a retry do not count:
-        the flush (and the exit) keeps retrying, paced by the backoff, until they are sent
-        or its deadline passes.
+        A ``flush()`` is complete when every earlier call was acknowledged by the daemon
+        (or refused/dropped, and counted). Until its deadline the worker keeps trying:
+        it reconnects when the backoff allows (sleeping until then, never past the
+        deadline, with one last attempt just before it), replays this process's spool and
+        sends what is staged. At the deadline it gives up and reports False; the events
+        stay spooled (or in memory with ``spool=False``) and are sent later.
         """
         delivery = self._delivery
         wake = self._wake
         cond = self._cond
         me = threading.current_thread()
+        retry_until = math.inf  # the deadline of the flush being retried, if any
+        last_try_for = -1  # the flush whose last attempt before its deadline was made
         while True:
-            wake.wait(delivery.idle_timeout(self.config.flush_interval))
+            timeout = delivery.idle_timeout(self.config.flush_interval)
+            if retry_until < math.inf:
+                timeout = min(timeout, max(0.0, retry_until - _LAST_TRY - time.monotonic()))
+            wake.wait(timeout)
             wake.clear()
             if self._thread is not me and self._thread is not None:
                 return  # replaced (reset for a new process): leave it alone
@@ -371,6 +386,10 @@ class BatchProcessor:
                 self._force = False
                 pending = target > self._flush_done or closing
                 deadline = self._deadline if pending else math.inf
+            if pending and target != last_try_for and time.monotonic() >= deadline - _LAST_TRY:
+                # The backoff would wait past the deadline: try once more now.
+                force = True
+                last_try_for = target
             try:
                 self._drain(deadline)
                 delivery.maintain(deadline, force)
@@ -378,11 +397,16 @@ class BatchProcessor:
             except Exception as exc:  # never let the thread die: the host app keeps tracking
                 log_once("worker_error", "uptake: unexpected error in the worker thread: %r", exc)
                 self._in_progress = 0
-            if pending and delivery.volatile_backlog() and time.monotonic() < deadline:
-                continue  # not done yet: retry when the backoff allows
-            with cond:
-                self._flush_done = max(self._flush_done, target)
-                cond.notify_all()
+            retry_until = math.inf
+            if pending:
+                waiting = bool(self.buffer) or delivery.unacknowledged()
+                if waiting and time.monotonic() < deadline and last_try_for != target:
+                    retry_until = deadline
+                    continue  # not done yet: retry when the backoff allows
+                with cond:
+                    self._flush_ok = not waiting
+                    self._flush_done = max(self._flush_done, target)
+                    cond.notify_all()
             if closing and not self.buffer:
                 delivery.close()
                 return

@@ -9,8 +9,9 @@ Fork safety: ``os.register_at_fork(after_in_child=...)`` starts every live clien
 processor over in the child (see ``uptake._processor``).
 
 Exit: an ``atexit`` handler shuts every client down with a shared deadline of
-``exit_timeout`` (default 2 s): what the daemon does not acknowledge by then is spooled
-by the worker, which bounds every socket operation by that deadline. The handler never
+``exit_timeout`` (default 2 s), retrying like ``flush()`` until then: what the daemon does
+not acknowledge by then is spooled by the worker, which bounds every socket operation by
+that deadline (the daemon adopts the spool of an ended process). The handler never
 waits longer than the deadline plus a short grace: the host's exit never hangs.
 """
 
@@ -24,7 +25,7 @@ import time
 import weakref
 from collections import OrderedDict
 from contextlib import ContextDecorator
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from uptake._config import Config, resolve_config
 from uptake._context import NO_IDENTITY, Identity, current_identity, set_identity
@@ -260,17 +261,21 @@ class Client:
 
     # -- control --------------------------------------------------------------------
     def flush(self, timeout: float = 2.0) -> bool:
-        """Wait up to ``timeout`` s until every earlier call was delivered or spooled.
+        """Keep delivering for up to ``timeout`` s; True once every earlier call is acknowledged.
 
-        Returns True if so; False on timeout (the events stay queued and are sent later).
-        Tries the daemon right away even while reconnects are backing off.
+        Tries the daemon right away even while reconnects are backing off, then keeps
+        reconnecting (paced by the backoff, never sleeping past the deadline), replaying
+        this process's spool and sending. Returns True when the daemon acknowledged every
+        earlier call (calls rejected or dropped, as counted in ``stats()``, are not waited
+        for); False at the timeout: what is left stays spooled (or queued) and is sent later.
         """
         return self._processor.flush(timeout)
 
     def shutdown(self, timeout: float = 2.0) -> bool:
         """Flush within ``timeout`` s (the rest goes to the spool), then stop the worker.
 
-        Later calls on this client are ignored. Returns True if nothing was left behind.
+        Later calls on this client are ignored. Returns True when the daemon acknowledged
+        every earlier call, False when something was left in the spool (or lost, counted).
         """
         return self._processor.shutdown(timeout)
 
@@ -291,9 +296,73 @@ def _register_hooks() -> None:
         _hooks_registered = True
     os.register_at_fork(after_in_child=_after_fork_in_child)
     atexit.register(_shutdown_all)
+    _register_uwsgi_hook()
+
+
+#: The pid the fork hook last started over in (so a second hook for one fork is a no-op).
+_reset_in_pid = -1
+
+
+def _register_uwsgi_hook() -> None:
+    """Also start over in uWSGI workers forked without Python's at-fork hooks.
+
+    uWSGI forks its workers from C: unless it runs with ``--py-call-osafterfork`` (or
+    ``--py-call-uwsgi-fork-hooks``), ``os.register_at_fork`` hooks never run in them, and
+    each worker would inherit (and send, with fresh ids) the events the master had
+    buffered. uWSGI calls ``uwsgi.post_fork_hook`` in every new worker instead: chain onto
+    it (through ``uwsgidecorators.postfork_chain`` when the app uses uwsgidecorators;
+    not imported here: importing it replaces ``uwsgi.spooler``). Ours runs first, so
+    events tracked by the app's own post-fork hooks belong to the worker.
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return
+    chain = getattr(sys.modules.get("uwsgidecorators"), "postfork_chain", None)
+    if isinstance(chain, list):
+        chain.insert(0, _after_uwsgi_fork)
+        return
+    previous = getattr(uwsgi, "post_fork_hook", None)
+
+    def post_fork_hook() -> None:
+        _after_uwsgi_fork()
+        if callable(previous):
+            previous()
+
+    try:
+        uwsgi.post_fork_hook = post_fork_hook  # type: ignore[attr-defined]
+    except Exception as exc:  # an unexpected uwsgi module: the pid checks remain
+        log_once("uwsgi_hook", "uptake: cannot chain uwsgi.post_fork_hook: %r", exc)
+
+
+def _after_uwsgi_fork() -> None:
+    if _reset_in_pid != os.getpid():  # with --py-call-osafterfork the at-fork hook ran
+        _after_fork_in_child()
+
+
+def _exit_delivering(status: int) -> NoReturn:
+    """``os._exit`` in a forked child: deliver (or spool) what is buffered first.
+
+    Pool children end with ``os._exit``, which skips ``atexit`` and every finalizer:
+    billiard's (Celery prefork) after ``--max-tasks-per-child`` or a pool shrink, and
+    other prefork servers. Without this, a child's last calls would be lost. Bounded by
+    ``exit_timeout`` like the exit handler, and a no-op when nothing is left to send.
+    """
+    if os.getpid() == _reset_in_pid:
+        try:
+            _shutdown_all()
+        except BaseException as exc:  # exiting anyway: never turn it into a traceback
+            log_once("exit_error", "uptake: flushing at os._exit failed: %r", exc)
+    _os_exit(status)
+
+
+_os_exit: Final = os._exit
 
 
 def _after_fork_in_child() -> None:
+    global _reset_in_pid  # noqa: PLW0603 -- process-wide, like the hooks themselves
+    _reset_in_pid = os.getpid()
+    if os._exit is _os_exit:
+        os._exit = _exit_delivering
     reset_logged()
     global _hooks_lock  # noqa: PLW0603 -- the parent's lock may be held at fork time
     _hooks_lock = threading.Lock()

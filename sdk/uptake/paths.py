@@ -17,6 +17,7 @@ __all__ = [
     "default_log_dir",
     "default_socket_path",
     "default_spool_dir",
+    "default_spool_dirs",
     "default_token_path",
     "pidfile_path",
     "runtime_dir",
@@ -56,6 +57,19 @@ def default_spool_dir() -> Path:
     """Where the SDK spools batches the daemon could not take: ``$UPTAKE_SPOOL_DIR`` or cache."""
     env = os.environ.get("UPTAKE_SPOOL_DIR")
     return Path(env) if env else Path(_platformdirs().user_cache_dir(_APP)) / "spool"
+
+
+def default_spool_dirs() -> list[Path]:
+    """Every spool root a daemon adopts from by default: the cache dir's, and the env's.
+
+    An SDK spools under ``$UPTAKE_SPOOL_DIR`` when set, else under the cache dir; the
+    daemon may not share the app's environment, so it looks in both.
+    """
+    roots = [Path(_platformdirs().user_cache_dir(_APP)) / "spool"]
+    env = os.environ.get("UPTAKE_SPOOL_DIR")
+    if env and Path(env) not in roots:
+        roots.append(Path(env))
+    return roots
 
 
 def default_log_dir() -> Path:

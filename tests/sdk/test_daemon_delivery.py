@@ -71,12 +71,14 @@ def test_a_lost_ack_is_resent_and_deduplicated(
     client = make_client(max_batch=20)
     daemon.mode = "ack_then_close"
     track_numbered(client, 0, 20)
-    client.flush(2.0)
+    assert not client.flush(0.3), "no Ack came: not acknowledged"
     assert wait_until(lambda: client.stats().spooled == 20)
     daemon.mode = "ok"
-    assert wait_until(lambda: client.flush(1.0) and client.stats().replayed == 20)
+    assert client.flush(5.0)
+    assert client.stats().replayed == 20
     assert_exactly_once_in_order(daemon, 20)
-    assert daemon.duplicates == 20
+    # Each retry while the Acks were lost stored nothing new: the daemon dropped them by id.
+    assert daemon.duplicates >= 20
     assert client.stats().duplicates == 20
 
 
@@ -84,7 +86,7 @@ def test_daemon_down_at_start_then_up(daemon: FakeDaemon, make_client: ClientFac
     daemon.stop()
     client = make_client(max_batch=10)
     track_numbered(client, 0, 35)
-    assert client.flush(2.0)
+    assert not client.flush(0.3), "spooled is not acknowledged"
     assert client.stats().spooled == 35
     daemon.start()
     track_numbered(client, 35, 40)
@@ -125,7 +127,7 @@ def test_orphaned_spool_of_another_client_is_replayed(
     daemon.stop()
     first = make_client(max_batch=10)
     track_numbered(first, 0, 30)
-    assert first.shutdown(2.0)  # releases its spool lock, like a process that exited
+    assert not first.shutdown(0.3)  # releases its spool lock, like a process that exited
     assert spool_files(spool_dir)
     daemon.start()
     second = make_client(max_batch=10)
@@ -140,7 +142,7 @@ def test_a_live_writers_spool_is_not_replayed_by_others(
     daemon.stop()
     writer = make_client(max_batch=10)
     track_numbered(writer, 0, 10)
-    assert writer.flush(2.0)
+    assert not writer.flush(0.3)
     # Keep the writer from reconnecting (and replaying its own file) during the check.
     writer.processor._delivery.backoff.next_attempt = math.inf  # type: ignore[attr-defined]
     daemon.start()
@@ -156,7 +158,7 @@ def test_spool_is_bounded_in_bytes(daemon: FakeDaemon, make_client: ClientFactor
     daemon.stop()
     client = make_client(max_batch=10, spool_max_bytes=2000)
     track_numbered(client, 0, 200)
-    assert client.flush(2.0)
+    assert not client.flush(0.3)
     stats = client.stats()
     assert stats.spooled > 0
     assert stats.dropped_by_reason["spool_full"] == 200 - stats.spooled
@@ -198,7 +200,7 @@ def test_tcp_with_token(sock_dir: Path, spool_dir: Path) -> None:
         assert fake.hellos[0].token == "s3cret"
         wrong = uptake.Client(socket=fake.address, token="nope", spool_dir=spool_dir)
         wrong.track("refused")
-        assert wrong.flush(2.0)
+        assert not wrong.flush(0.3)
         assert wrong.stats().spooled == 1 and fake.features() == ["over_tcp"]
         client.shutdown(1.0)
         wrong.shutdown(1.0)
@@ -208,7 +210,7 @@ def test_reconnects_back_off(daemon: FakeDaemon, make_client: ClientFactory) -> 
     daemon.stop()
     client = make_client(flush_interval=0.01)
     client.track("x")
-    assert client.flush(1.0)
+    assert not client.flush(0.05)
     time.sleep(0.3)  # ~30 flush intervals: without backoff, ~30 connection attempts
     failed = client.stats().failed
     assert 1 <= failed <= 6
@@ -246,7 +248,7 @@ def test_spools_of_different_daemons_stay_apart(
     daemon.stop()
     first = make_client(max_batch=10)
     track_numbered(first, 0, 10)
-    assert first.shutdown(2.0)  # its spool is now an orphan, meant for `daemon`
+    assert not first.shutdown(0.3)  # its spool is now an orphan, meant for `daemon`
     with FakeDaemon(str(sock_dir / "other.sock")).start() as other:
         second = make_client(socket=other.address)
         second.track("for_other")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -59,7 +63,7 @@ def test_daemon_down_then_up_replays_the_spool_once(workdir: Path) -> None:
     try:
         for number in range(700):
             client.track("offline", n=number)
-        assert client.flush(5.0)
+        assert not client.flush(0.5), "spooled, not acknowledged"
         assert client.stats().spooled == 700
         daemon.start()
         for number in range(300):
@@ -110,4 +114,66 @@ def test_daemon_killed_mid_stream_loses_and_doubles_nothing(workdir: Path) -> No
         assert len(ids) == 10_000 and len(set(ids)) == 10_000
     finally:
         client.shutdown(1.0)
+        daemon.stop()
+
+
+_APP = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import uptake
+
+    socket_path, spool, go = sys.argv[1], sys.argv[2], sys.argv[3]
+    uptake.configure(app="restarts", socket=socket_path, spool_dir=spool, max_batch=500)
+    tracked = 0
+    while not os.path.exists(go):  # keep tracking until both restarts are behind us
+        for _ in range(500):
+            uptake.track("busy", n=tracked)
+            tracked += 1
+        time.sleep(0.005)
+    flushed = uptake.flush(timeout=30)
+    stats = uptake.stats()
+    print(json.dumps({"tracked": tracked, "flushed": flushed, "sent": stats.sent,
+                      "spooled": stats.spooled, "replayed": stats.replayed,
+                      "dropped": stats.dropped}))
+    """
+)
+
+
+def test_flush_finishes_delivery_after_two_kill_9_restarts(workdir: Path) -> None:
+    """The app's own flush(timeout=30) returns True with every event stored once.
+
+    No other SDK process runs: what the kills pushed into the spool must be replayed by
+    the app itself before flush() returns.
+    """
+    daemon = DaemonProcess(workdir).start()
+    go = workdir / "go"
+    app = subprocess.Popen(
+        [sys.executable, "-c", _APP, str(daemon.socket), str(workdir / "spool"), str(go)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(2):
+            time.sleep(0.4)
+            daemon.kill()  # SIGKILL: batches in flight lose their Acks
+            time.sleep(0.4)  # the app keeps tracking and spools meanwhile
+            daemon.start()
+        time.sleep(0.2)
+        go.touch()
+        out, err = app.communicate(timeout=60)
+        assert app.returncode == 0, err
+        outcome = json.loads(out.strip().splitlines()[-1])
+        assert outcome["flushed"] is True
+        assert outcome["spooled"] > 0, "the kills made the app spool"
+        assert outcome["replayed"] == outcome["spooled"]
+        assert (outcome["sent"], outcome["dropped"]) == (outcome["tracked"], 0)
+        daemon.terminate()
+        ids = stored_ids(daemon.db)
+        assert len(ids) == len(set(ids)) == outcome["tracked"]
+        assert list((workdir / "spool").rglob("*.spool")) == []
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate()
         daemon.stop()

@@ -16,6 +16,7 @@ from uptake._build import build_events
 from uptake._model import Event
 from uptake._spool import MAGIC, Spool, encode_record, read_records
 from uptake._stats import Counters
+from uptake.spool import scan_records
 
 _decode_event = msgspec.msgpack.Decoder(Event).decode
 
@@ -165,3 +166,21 @@ def test_spool_files_are_private(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "dir").stat().st_mode & 0o777 == 0o700
     spool.close()
+
+
+@given(batches, st.data())
+def test_every_damaged_byte_is_reported(spooled: list[list[Event]], data: st.DataObject) -> None:
+    # uptake.spool.scan_records accounts for every byte: intact records plus the
+    # damaged stretches it reports (which a replayer logs) make up the whole file.
+    records = [encode_record(encoded(batch)) for batch in spooled]
+    victim = data.draw(st.integers(min_value=0, max_value=len(records) - 1), label="victim")
+    damaged = bytearray(records[victim])
+    spot = data.draw(st.integers(min_value=0, max_value=len(damaged) - 1), label="spot")
+    damaged[spot] ^= 0xFF
+    content = b"".join([*records[:victim], bytes(damaged), *records[victim + 1 :]])
+    cut = data.draw(st.integers(min_value=0, max_value=len(content)), label="cut")
+    scan = scan_records(content[:cut])
+    intact = sum(len(encode_record(record)) for record in scan.records)
+    assert intact + scan.damaged_bytes == cut
+    boundaries = {sum(len(record) for record in records[:index]) for index in range(victim + 1)}
+    assert (scan.damaged_bytes == 0) == (cut in boundaries)

@@ -58,7 +58,13 @@ def daemon_command(socket: Path, db: Path, log: Path, *extra: str) -> list[str]:
 class DaemonProcess:
     """``python -m uptake_aggregator --foreground`` on a tmp socket and db."""
 
-    def __init__(self, workdir: Path, *extra: str, db: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *extra: str,
+        db: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.socket = workdir / "d.sock"
         self.db = db or workdir / "uptake.db"
@@ -66,6 +72,9 @@ class DaemonProcess:
         self.token_file = workdir / "token"
         self.extra = list(extra)
         self.process: subprocess.Popen[bytes] | None = None
+        # The default spool root (which the daemon adopts from) under the workdir: never
+        # the real user's cache dir.
+        self.env = {**os.environ, "XDG_CACHE_HOME": str(workdir / "cache"), **(env or {})}
 
     @property
     def pidfile(self) -> Path:
@@ -79,7 +88,7 @@ class DaemonProcess:
     def start(self, wait: float = 20.0) -> DaemonProcess:
         """Start and wait until the daemon answers a status query."""
         self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env
         )
         deadline = time.monotonic() + wait
         while True:

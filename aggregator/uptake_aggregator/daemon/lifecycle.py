@@ -249,6 +249,12 @@ def daemon_argv(config: DaemonConfig, log_file: Path, log_level: str = "INFO") -
     argv += ["--max-queued-events", str(config.max_queued_events)]
     if config.config_path is not None:
         argv += ["--config", str(config.config_path)]
+    if config.spool_dirs:
+        for root in config.spool_dirs:
+            argv += ["--spool-dir", str(root)]
+        argv += ["--adopt-interval", str(config.adopt_interval)]
+    else:
+        argv += ["--no-adopt"]
     return argv
 
 

@@ -23,7 +23,7 @@ import secrets
 import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,6 +42,7 @@ from uptake.protocol import (
     Result,
     encode_frame,
 )
+from uptake_aggregator.daemon.adoption import DEFAULT_ADOPT_INTERVAL, SpoolAdopter
 from uptake_aggregator.daemon.connection import Connection, ConnectionSettings
 from uptake_aggregator.daemon.status import (
     DaemonSnapshot,
@@ -101,6 +102,11 @@ class DaemonConfig:
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     #: ``uptake.toml`` with goals to evaluate every ``[alerts] every`` (None: no goals).
     config_path: Path | None = None
+    #: Spool roots whose orphaned files for this daemon's addresses it adopts (stores and
+    #: removes); empty: adopt nothing. See ``uptake_aggregator.daemon.adoption``.
+    spool_dirs: tuple[Path, ...] = ()
+    #: Seconds between two looks for orphaned spool files.
+    adopt_interval: float = DEFAULT_ADOPT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,7 @@ class Daemon:
         self._started_at = time.time()
         self._tcp_port: int | None = None
         self._writer: BatchWriter | None = None
+        self._adopter: SpoolAdopter | None = None
         self._query_limiter = anyio.CapacityLimiter(config.max_queries)
         self._goal_evaluations = 0
         self._goal_changes = 0
@@ -267,13 +274,25 @@ class Daemon:
                 max_queued_events=config.max_queued_events,
                 max_round_events=config.max_round_events,
             )
+            adoption = anyio.CancelScope()
             async with anyio.create_task_group() as root:
                 root.start_soon(writer.run)
                 if settings is not None:
                     root.start_soon(self._watch_goals, settings)
+                if config.spool_dirs:
+                    adopter = self._adopter = SpoolAdopter(
+                        config.spool_dirs,
+                        self.addresses(),
+                        writer,
+                        interval=config.adopt_interval,
+                    )
+                    root.start_soon(_run_in_scope, adoption, adopter.run)
                 try:
                     await self._serve_connections(listeners, task_status)
                 finally:
+                    # A file being adopted stays on disk (its events are committed or
+                    # not; the next start drops the committed ones as duplicates).
+                    adoption.cancel()
                     _unlink_quietly(config.socket_path)
                     writer.close()
                     self._goal_scope.cancel()  # the goal schedule; the writer drains
@@ -286,6 +305,13 @@ class Daemon:
             if token_path is not None:
                 _unlink_quietly(token_path)
             await storage.close()
+
+    def addresses(self) -> list[str]:
+        """The addresses SDKs reach this daemon by (and name their spool directories by)."""
+        addresses = [str(self.config.socket_path)]
+        if self._tcp_port is not None:
+            addresses.append(f"tcp://127.0.0.1:{self._tcp_port}")
+        return addresses
 
     async def _serve_connections(
         self,
@@ -454,6 +480,8 @@ class Daemon:
                 "evaluations": self._goal_evaluations,
                 "changes": self._goal_changes,
             }
+        if self._adopter is not None:
+            body["spool"] = self._adopter.stats.body(self._adopter.directories)
         return body
 
     async def _usage(self, query: Query) -> dict[str, Any]:
@@ -523,6 +551,11 @@ def _goal_settings(path: Path | None) -> Config | None:
         "evaluating %d goals from %s every %g s", len(settings.goals), path, settings.alerts.every_s
     )
     return settings
+
+
+async def _run_in_scope(scope: anyio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await run()
 
 
 def _describe_peer(stream: SocketStream, tcp: bool) -> str:

@@ -7,7 +7,13 @@ The body is JSON-able and its field names are stable (``usage daemon status`` pr
      "tcp_port": null, "db": "/home/me/.local/share/uptake/uptake.db",
      "db_bytes": 1048576, "events_stored": 123456, "clients_connected": 3,
      "queued_events": 0, "batches_committed": 812, "commits": 97,
-     "commit_seconds": 1.9}
+     "commit_seconds": 1.9,
+     "spool": {"dirs": [...], "scans": 30, "adopted_files": 2, "adopted_events": 750,
+               "duplicates": 0, "refused_events": 0, "damaged_files": 0,
+               "waiting_files": 1, "oldest_waiting_s": 4.2}}
+
+``spool`` (orphaned SDK spool files the daemon adopted, see ``daemon.adoption``) is
+present when adoption is on.
 """
 
 from __future__ import annotations
