@@ -122,7 +122,7 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
 
     Afterwards every report equals one from a fresh database holding only the kept events.
 
-    Kept from before DAY, so that reports from DAY on do not change: each account's latest seats event and latest event; each user's first, latest and latest account-naming event; sessions running across DAY. Reports on days before DAY show only those.
+    Kept from before DAY, so that reports whose look-backs start at DAY or later do not change: each account's latest seats event and latest event; each user's latest and latest account-naming event; sessions running across DAY or whose margin reaches it. Figures that look back before their window (previous window, WAU/MAU, the lifecycle's first week, release impact) see only those, as do reports on days before DAY.
 
     Refused while a daemon serves the database: run `usage daemon stop` first.
 
