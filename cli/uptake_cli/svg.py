@@ -23,8 +23,10 @@ __all__ = [
     "Bar",
     "Segment",
     "bar_chart",
+    "empty_chart",
     "esc",
     "heatmap",
+    "open_chart",
     "stacked_bar",
     "trend_chart",
 ]
@@ -63,7 +65,8 @@ def _short(label: str, limit: int) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def _open(width: int, height: int, label: str, css_class: str) -> str:
+def open_chart(width: int, height: int, label: str, css_class: str) -> str:
+    """The opening ``<svg>`` tag of a chart, with its accessible label and title."""
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
@@ -72,10 +75,11 @@ def _open(width: int, height: int, label: str, css_class: str) -> str:
     )
 
 
-def _empty(width: int, message: str, css_class: str) -> str:
+def empty_chart(width: int, message: str, css_class: str) -> str:
+    """A small chart that only says ``message`` (no data to draw)."""
     height = 60
     return (
-        _open(width, height, message, f"{css_class} empty")
+        open_chart(width, height, message, f"{css_class} empty")
         + f'<text x="{width // 2}" y="{height // 2}" text-anchor="middle" '
         f'dominant-baseline="middle" fill="{_AXIS}">{esc(message)}</text></svg>'
     )
@@ -125,7 +129,7 @@ def trend_chart(
     release ``(day, version)`` that falls inside the window. ``days`` are ``YYYY-MM-DD``.
     """
     if not days:
-        return _empty(width, "No days in this window", "trend")
+        return empty_chart(width, "No days in this window", "trend")
     left, right, top, bottom = 44, 84, 30, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     y_max, y_step = _axis(max([*dau, wau, mau]))
@@ -138,7 +142,7 @@ def trend_chart(
     def y_at(value: float) -> float:
         return top + plot_h - value / y_max * plot_h
 
-    parts = [_open(width, height, "Daily, weekly and monthly active users", "trend")]
+    parts = [open_chart(width, height, "Daily, weekly and monthly active users", "trend")]
     for tick in range(round(y_max / y_step) + 1):
         value = tick * y_step
         y = y_at(value)
@@ -246,12 +250,12 @@ def bar_chart(
     line (e.g. 100% of seats). A bar whose ``value`` is None shows only its text.
     """
     if not bars:
-        return _empty(width, f"{label}: nothing in this window", css_class)
+        return empty_chart(width, f"{label}: nothing in this window", css_class)
     label_w, text_w, row_h, top = 170, 120, 26, 8
     plot_w = width - label_w - text_w
     height = top * 2 + row_h * len(bars)
     axis_max = max([scale_max, *(bar.value or 0.0 for bar in bars)])
-    parts = [_open(width, height, label, css_class)]
+    parts = [open_chart(width, height, label, css_class)]
     for index, bar in enumerate(bars):
         y = top + index * row_h
         mid = _n(y + row_h / 2)
@@ -298,12 +302,12 @@ def heatmap(cohorts: Sequence[tuple[str, int, Sequence[float]]], width: int = 95
     cohort's first week, always 100%).
     """
     if not cohorts:
-        return _empty(width, "No new-user cohorts started in this window", "heatmap")
+        return empty_chart(width, "No new-user cohorts started in this window", "heatmap")
     columns = max(len(weeks) for _, _, weeks in cohorts)
     label_w, size_w, head_h, row_h = 90, 56, 22, 24
     cell_w = min(64.0, (width - label_w - size_w) / max(columns, 1))
     height = head_h + row_h * len(cohorts) + 4
-    parts = [_open(width, height, "Weekly retention by cohort", "heatmap")]
+    parts = [open_chart(width, height, "Weekly retention by cohort", "heatmap")]
     parts.append(
         f'<text x="{label_w - 8}" y="{head_h - 8}" text-anchor="end" fill="{_AXIS}">Cohort</text>'
         f'<text x="{label_w + size_w - 8}" y="{head_h - 8}" text-anchor="end" '
@@ -351,10 +355,10 @@ def stacked_bar(segments: Sequence[Segment], label: str, width: int = 950) -> st
     """One 100% bar split into ``segments``, with a legend giving counts and shares."""
     total = sum(segment.count for segment in segments)
     if total == 0:
-        return _empty(width, f"{label}: no users", "stacked")
+        return empty_chart(width, f"{label}: no users", "stacked")
     bar_h, legend_y = 30, 56
     height = legend_y + 16
-    parts = [_open(width, height, label, "stacked")]
+    parts = [open_chart(width, height, label, "stacked")]
     x = 0.0
     for segment in segments:
         share = segment.count / total

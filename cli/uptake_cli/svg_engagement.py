@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from uptake_cli.svg import esc
+from uptake_cli.svg import empty_chart, esc, open_chart
 
 __all__ = [
     "LIFECYCLE_COLOURS",
@@ -54,23 +54,6 @@ def _n(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _open(width: int, height: int, label: str, css_class: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{esc(label)}" font-size="{_FONT}">'
-        f"<title>{esc(label)}</title>"
-    )
-
-
-def _empty(width: int, message: str, css_class: str) -> str:
-    return (
-        _open(width, 60, message, f"{css_class} empty")
-        + f'<text x="{width // 2}" y="30" text-anchor="middle" dominant-baseline="middle" '
-        f'fill="{_AXIS}">{esc(message)}</text></svg>'
-    )
-
-
 def _nice(value: float) -> float:
     """A round axis end at or above ``value`` (1, 2, 5 x 10^n; at least 1)."""
     if value <= 1:
@@ -93,7 +76,7 @@ def lifecycle_chart(
     Each bar's pulse ((new + resurrecting) / dormant) is written under the week.
     """
     if not weeks:
-        return _empty(width, "No weeks in this window", "lifecycle")
+        return empty_chart(width, "No weeks in this window", "lifecycle")
     left, right, top, bottom = 44, 130, 16, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     up = [int(w["new"]) + int(w["returning"]) + int(w["resurrecting"]) for w in weeks]  # type: ignore[call-overload]
@@ -109,7 +92,7 @@ def lifecycle_chart(
 
     slot = plot_w / len(weeks)
     bar = max(min(slot * 0.7, 60), 2)
-    parts = [_open(width, height, "Lifecycle: users per week by status", "lifecycle")]
+    parts = [open_chart(width, height, "Lifecycle: users per week by status", "lifecycle")]
     for value in (top_value, top_value / 2, 0, -bottom_value):
         if value < 0 and not bottom_value:
             continue
@@ -176,13 +159,13 @@ def power_curve(counts: Sequence[int], label: str, *, width: int = 460, height: 
     """Bars of users active on exactly k of the last ``len(counts)`` days (k = 1..n)."""
     total = sum(counts)
     if not total:
-        return _empty(width, f"{label}: nobody active", "power")
+        return empty_chart(width, f"{label}: nobody active", "power")
     left, right, top, bottom = 40, 10, 24, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = _nice(max(counts))
     slot = plot_w / len(counts)
     bar = max(slot * 0.75, 1)
-    parts = [_open(width, height, label, "power")]
+    parts = [open_chart(width, height, label, "power")]
     parts.append(f'<text x="{left}" y="14" fill="{_INK}" font-weight="600">{esc(label)}</text>')
     for value in (peak, peak / 2):
         y = top + plot_h * (1 - value / peak)
@@ -218,7 +201,7 @@ def activation_curve(by_day: Sequence[float | None], *, width: int = 950, height
     """Line of the share of new users who reached a core feature within k days (k = 1..14)."""
     known = [(k, share) for k, share in enumerate(by_day, 1) if share is not None]
     if not known:
-        return _empty(width, "No new users observed long enough yet", "activation")
+        return empty_chart(width, "No new users observed long enough yet", "activation")
     left, right, top, bottom = 44, 20, 16, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     days = len(by_day)
@@ -230,7 +213,9 @@ def activation_curve(by_day: Sequence[float | None], *, width: int = 950, height
         return top + plot_h * (1 - share)
 
     parts = [
-        _open(width, height, "Activation: share of new users reaching value by day", "activation")
+        open_chart(
+            width, height, "Activation: share of new users reaching value by day", "activation"
+        )
     ]
     for share in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = y_of(share)
@@ -272,7 +257,7 @@ class MatrixPoint:
 def engagement_matrix(points: Sequence[MatrixPoint], *, width: int = 950, height: int = 380) -> str:
     """Scatter of features: adoption (x) against days of use per user (y), median lines."""
     if not points:
-        return _empty(width, "No feature used by an active user in this window", "matrix")
+        return empty_chart(width, "No feature used by an active user in this window", "matrix")
     left, right, top, bottom = 50, 150, 20, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     x_max = min(1.0, max(0.1, math.ceil(max(p.adoption for p in points) * 10.5) / 10))
@@ -286,7 +271,9 @@ def engagement_matrix(points: Sequence[MatrixPoint], *, width: int = 950, height
     def y_of(value: float) -> float:
         return top + plot_h * (1 - value / y_max)
 
-    parts = [_open(width, height, "Engagement matrix: adoption against days per user", "matrix")]
+    parts = [
+        open_chart(width, height, "Engagement matrix: adoption against days per user", "matrix")
+    ]
     parts.append(
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
         f'stroke="{_GRID}"/>'
