@@ -142,8 +142,38 @@ def _props_problem(props: dict[Any, Any]) -> str | None:
 def _props_bound(props: dict[Any, Any]) -> int:
     """Upper bound of the props' encoded size, or ``_TOO_MANY_PROPS`` / ``_BAD_PROPS``.
 
-    Validates exactly as ``_props_problem``. Subclasses of str/int/float (whose ``len``
-    or encoding may differ) make the bound ``_UNBOUNDED``: the event is then measured.
+    The same result as ``_props_bound_general`` (the tests check it), for a fraction of
+    the worker's time: props are nearly always str keys with exact str/int/float/bool
+    values, which one tight loop of ``type()`` identity checks recognizes. Anything else
+    (a subclass, a bad type) goes to ``_props_bound_general``. Key lengths are summed
+    rather than compared one by one: only a sum over 200 characters can hide a key over
+    the limit.
+    """
+    if len(props) > MAX_PROPS:
+        return _TOO_MANY_PROPS
+    chars = 0
+    for key, value in props.items():
+        if type(key) is not str:
+            return _props_bound_general(props)
+        chars += len(key)
+        kind = type(value)
+        if kind is str:
+            chars += len(value)
+        elif kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return _BAD_PROPS
+        elif kind is not float and kind is not bool:
+            return _props_bound_general(props)
+    if chars > MAX_NAME_LENGTH and max(map(len, props)) > MAX_NAME_LENGTH:
+        return _BAD_PROPS
+    return _PROP_BOUND * len(props) + 4 * chars
+
+
+def _props_bound_general(props: dict[Any, Any]) -> int:
+    """``_props_bound`` for any props: validates exactly as ``_props_problem``.
+
+    Subclasses of str/int/float (whose ``len`` or encoding may differ) make the bound
+    ``_UNBOUNDED``: the event is then measured.
     """
     if len(props) > MAX_PROPS:
         return _TOO_MANY_PROPS

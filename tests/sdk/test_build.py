@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from tests.strategies import events as valid_events
 from uptake._build import (
     Built,
+    _props_bound,
+    _props_bound_general,
     build_events,
     build_events_reference,
     pack_array,
@@ -134,6 +136,37 @@ def test_fast_path_keeps_and_rejects_exactly_what_the_reference_does(
     assert fast.raw == [msgspec.msgpack.encode(event) for event in fast.events]
     assert all(len(raw) <= MAX_EVENT_BYTES for raw in fast.raw)
     assert all(len(event.id) == 16 for event in fast.events)
+
+
+_any_keys = st.one_of(
+    prop_keys,
+    st.just(_Str("k")),
+    st.just(_Str("k" * 201)),
+    st.integers(),
+    st.just(b"k"),
+    st.booleans(),
+    st.none(),
+)
+_any_values = st.recursive(
+    st.one_of(prop_values, st.sampled_from([True, False, 0, 1, 2**63 - 1, -(2**63), 2**63])),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.dictionaries(_any_keys, _any_values, max_size=6),
+        st.dictionaries(st.text(max_size=3), _any_values, min_size=30, max_size=34),
+        st.dictionaries(st.sampled_from(["k" * 100, "j" * 100, "i" * 101]), _big, max_size=3),
+    )
+)
+def test_props_bound_fast_path_equals_the_general_walk(props: dict[Any, Any]) -> None:
+    """The type-identity loop gives the general walk's bound or refusal for any props."""
+    assert _props_bound(props) == _props_bound_general(props)
 
 
 def test_payload_is_the_batch_array_and_splits_back() -> None:
