@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
@@ -73,18 +73,11 @@ class AdoptionStats:
 
     def body(self, directories: Sequence[Path]) -> dict[str, object]:
         """The ``spool`` object of the status body."""
+        oldest = self.oldest_waiting_s
         return {
             "dirs": [str(directory) for directory in directories],
-            "scans": self.scans,
-            "adopted_files": self.adopted_files,
-            "adopted_events": self.adopted_events,
-            "duplicates": self.duplicates,
-            "refused_events": self.refused_events,
-            "damaged_files": self.damaged_files,
-            "waiting_files": self.waiting_files,
-            "oldest_waiting_s": (
-                None if self.oldest_waiting_s is None else round(self.oldest_waiting_s, 1)
-            ),
+            **asdict(self),
+            "oldest_waiting_s": None if oldest is None else round(oldest, 1),
         }
 
 

@@ -10,7 +10,8 @@ context and keep it.
 
 Prefork workers: the SDK starts its buffer and sender thread afresh in every forked child
 (``os.register_at_fork``); pool processes end with ``os._exit``, which skips ``atexit``,
-so ``worker_process_shutdown`` flushes what the child still holds.
+and the SDK's own ``os._exit`` guard in forked children delivers (or spools) what the
+child still holds first, so nothing Celery-specific is needed for that.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ _log: Final = logging.getLogger("uptake")
 HEADER: Final = "uptake"
 _PREVIOUS: Final = "_uptake_previous"
 _NOBODY: Final = (None, None, None)
-#: How long a pool process that ends waits for the daemon to acknowledge its events.
-_EXIT_FLUSH_S: Final = 2.0
 
 
 def install(app: Any = None) -> None:
@@ -43,9 +42,6 @@ def install(app: Any = None) -> None:
     signals.before_task_publish.connect(_on_publish, weak=False, dispatch_uid="uptake.publish")
     signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid="uptake.prerun")
     signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid="uptake.postrun")
-    signals.worker_process_shutdown.connect(
-        _on_process_shutdown, weak=False, dispatch_uid="uptake.process_shutdown"
-    )
 
 
 def _on_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -84,7 +80,3 @@ def _on_postrun(task: Any = None, **kwargs: Any) -> None:
     previous = getattr(request, _PREVIOUS, None)
     if previous is not None:
         uptake.restore_context(previous)
-
-
-def _on_process_shutdown(**kwargs: Any) -> None:
-    uptake.flush(timeout=_EXIT_FLUSH_S)
