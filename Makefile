@@ -31,8 +31,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# One pytest worker per core (at most 4; `make test PYTEST_WORKERS=0` runs in this process),
+# whole files per worker so that module-scoped servers and datasets start once. Tests must
+# stay safe side by side: tmp dirs, free ports, no fixed socket paths.
+PYTEST_WORKERS ?= auto
+
 pytest: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 test: lint pytest
 

@@ -1,10 +1,14 @@
-"""Suite-wide settings: hypothesis profiles sized for a 2-core CI machine."""
+"""Suite-wide settings: hypothesis profiles sized for a 2-core CI machine; typer apps built once."""
 
 from __future__ import annotations
 
 import os
+import weakref
+from typing import Any
 
+import typer.testing
 from hypothesis import HealthCheck, settings
+from typer.main import get_command
 
 settings.register_profile(
     "ci",
@@ -14,3 +18,20 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+_commands: weakref.WeakKeyDictionary[typer.Typer, Any] = weakref.WeakKeyDictionary()
+
+
+def _command_once(app: typer.Typer) -> Any:
+    """The click command of ``app``, built on its first ``CliRunner.invoke`` only.
+
+    typer's runner rebuilds it from the signatures of every command on each invoke (~65 ms
+    for the `usage` app, most of an invoke's cost); the `usage` process builds it once.
+    """
+    command = _commands.get(app)
+    if command is None:
+        command = _commands[app] = get_command(app)
+    return command
+
+
+typer.testing._get_command = _command_once  # type: ignore[attr-defined]

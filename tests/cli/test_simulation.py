@@ -33,6 +33,12 @@ def events(scenario: Scenario) -> list[Event]:
     return list(scenario.events())
 
 
+@pytest.fixture(scope="module")
+def three_weeks() -> list[Event]:
+    """The events of a 21-day scenario with seed 3 (generated once for the module)."""
+    return list(Scenario(days=21, seed=3, until=UNTIL).events())
+
+
 def _active_users(scenario: Scenario, events: list[Event], first: int, last: int) -> Counter[str]:
     """Distinct active users per account over day indexes [first, last)."""
     account_of = {event.user: event.account for event in events if event.user and event.account}
@@ -52,8 +58,8 @@ def _seats(events: list[Event]) -> dict[str, int]:
     return seats
 
 
-def test_same_seed_same_events_including_ids() -> None:
-    first = list(Scenario(days=21, seed=3, until=UNTIL).events())
+def test_same_seed_same_events_including_ids(three_weeks: list[Event]) -> None:
+    first = three_weeks
     again = list(Scenario(days=21, seed=3, until=UNTIL).events())
     assert first == again
     other = list(Scenario(days=21, seed=4, until=UNTIL).events())
@@ -61,9 +67,9 @@ def test_same_seed_same_events_including_ids() -> None:
 
 
 @pytest.mark.parametrize("shards", [2, 3, 5])
-def test_shards_partition_the_events(shards: int) -> None:
+def test_shards_partition_the_events(three_weeks: list[Event], shards: int) -> None:
     scenario = Scenario(days=21, seed=3, until=UNTIL)
-    whole = list(scenario.events())
+    whole = three_weeks
     parts = [list(scenario.events(shard, shards)) for shard in range(shards)]
     assert sum(len(part) for part in parts) == len(whole)
     assert sorted(event.id for part in parts for event in part) == sorted(e.id for e in whole)

@@ -6,7 +6,10 @@ and can misbehave on demand through ``mode``:
 * ``"ok"``: ``Hello`` -> ``Welcome``, ``Batch`` -> ``Ack``;
 * ``"refuse"``: answers ``Hello`` with ``Error{internal}``, closes on ``Batch``;
 * ``"stall"``: completes the handshake, reads batches, never acknowledges (``stalled``
-  lists the encoded size of each batch it left unanswered);
+  lists the encoded size of each batch it left unanswered). A connection that stalled
+  stays stalled, like a hung daemon, when ``mode`` changes: only the next connections
+  see the new mode (else a batch read after the change would be stored and acknowledged
+  ahead of the earlier ones left unanswered, an order no daemon produces);
 * ``"close_mid_batch"``: reads a batch, stores nothing, closes without ``Ack``;
 * ``"ack_then_close"``: stores the batch, then closes before sending the ``Ack`` (a lost Ack).
 
@@ -166,6 +169,7 @@ class FakeDaemon:
     def _serve(self, connection: socket.socket) -> None:
         frames = FrameBuffer()
         greeted = False
+        stalled = False
         try:
             while self._running:
                 try:
@@ -190,7 +194,9 @@ class FakeDaemon:
                         greeted = True
                         connection.sendall(encode_frame(Welcome(PROTOCOL_VERSION, "fake")))
                     elif isinstance(message, Batch) and greeted:
-                        if not self._batch(connection, message):
+                        mode = "stall" if stalled else self.mode
+                        stalled = mode == "stall"
+                        if not self._batch(connection, message, mode):
                             return
                     else:
                         connection.sendall(encode_frame(ErrorFrame("unexpected_message", "?")))
@@ -200,8 +206,7 @@ class FakeDaemon:
         finally:
             connection.close()
 
-    def _batch(self, connection: socket.socket, batch: Batch) -> bool:
-        mode = self.mode
+    def _batch(self, connection: socket.socket, batch: Batch, mode: str) -> bool:
         if mode == "stall":
             with self._lock:
                 self.stalled.append(len(encode_frame(batch)))

@@ -75,15 +75,17 @@ def _sessions(events: list[Event]) -> list[tuple[str, int, int]]:
         found.append((user, start, duration))
     # A session-less event within 30 minutes of one of its user's explicit sessions
     # belongs to that session: it starts no implicit one.
-    explicit = list(found)
+    explicit: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for user, start, duration in found:
+        explicit[user].append((start, duration))
     loose: dict[str, list[int]] = defaultdict(list)
     for e in events:
         if (
             e.session is None
             and e.user is not None
             and not any(
-                user == e.user and start - GAP <= e.ts <= start + duration + GAP
-                for user, start, duration in explicit
+                start - GAP <= e.ts <= start + duration + GAP
+                for start, duration in explicit.get(e.user, ())
             )
         ):
             loose[e.user].append(e.ts)
@@ -144,17 +146,28 @@ def reference_report(
         and (filters.account is None or account_of[u] == filters.account)
     ]
     pop = set(population)
+    # Each user's events, in list order: the per-user loops below scan only these (a
+    # grouping, not a rollup: every figure is still counted from the raw events).
+    events_of: dict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        if e.user is not None:
+            events_of[e.user].append(e)
+    before_of = {u: [e for e in mine if e.ts < until_us] for u, mine in events_of.items()}
+    # ... and each day's, for the per-day loops.
+    events_on: dict[int, list[Event]] = defaultdict(list)
+    for e in events:
+        events_on[_day(e.ts)].append(e)
+    before_on = {d: [e for e in mine if e.ts < until_us] for d, mine in events_on.items()}
 
     def active_days(user: str, lo: int, hi: int) -> set[int]:
-        return {_day(e.ts) for e in events if e.user == user and lo <= _day(e.ts) < hi}
+        return {_day(e.ts) for e in events_of.get(user, ()) if lo <= _day(e.ts) < hi}
 
     def active_set(lo: int, hi: int, among: set[str] | list[str]) -> set[str]:
         return {u for u in among if active_days(u, lo, hi)}
 
     # product
     dau = [
-        len({e.user for e in events if e.user in pop and _day(e.ts) == d})
-        for d in range(since, until)
+        len({e.user for e in events_on.get(d, ()) if e.user in pop}) for d in range(since, until)
     ]
     active_pop = active_set(since, until, population)
     all_sessions = _sessions(events)
@@ -240,11 +253,13 @@ def reference_report(
     else:
         listed = accounts_seen
 
+    seat_events = [e for e in before if e.kind == "seats"]
+
     def seats_at(account: str, end_us: int) -> int | None:
         history = [
             (e.ts, e.id, e.value)
-            for e in before
-            if e.kind == "seats" and e.account == account and e.value is not None and e.ts < end_us
+            for e in seat_events
+            if e.account == account and e.value is not None and e.ts < end_us
         ]
         return max(history)[2] if history else None
 
@@ -261,9 +276,7 @@ def reference_report(
             if day_seats is None or day_seats <= 0:
                 continue
             logged = {
-                e.user
-                for e in events
-                if e.user in members and e.kind == "login" and _day(e.ts) == d
+                e.user for e in events_on.get(d, ()) if e.user in members and e.kind == "login"
             }
             shares.append(len(logged) / day_seats)
         account_dau = sum(len(active_set(d, d + 1, members)) for d in range(since, until))
@@ -369,7 +382,7 @@ def reference_report(
     first_ever = {u: min(e.ts for e in before if e.user == u) for u in known}
 
     def active_in(u: str, lo: int, hi: int) -> bool:
-        return any(e.user == u and lo <= _day(e.ts) < hi for e in before)
+        return any(lo <= _day(e.ts) < hi for e in before_of.get(u, ()))
 
     mondays = list(range(_monday(since), _monday(until - 1) + 1, 7))
     lifecycle = []
@@ -396,7 +409,7 @@ def reference_report(
         row["weekly_active"] = [sum(1 for u in members if active_in(u, m, m + 7)) for m in mondays]
 
     def distinct_days(u: str, lo: int, hi: int) -> int:
-        return len({_day(e.ts) for e in before if e.user == u and lo <= _day(e.ts) < hi})
+        return len({_day(e.ts) for e in before_of.get(u, ()) if lo <= _day(e.ts) < hi})
 
     power_users = {
         f"l{n}": [
@@ -430,9 +443,8 @@ def reference_report(
                 total += len(
                     {
                         e.user
-                        for e in before
+                        for e in before_on.get(x, ())
                         if e.user in pop
-                        and _day(e.ts) == x
                         and (name is None or (e.kind == "feature" and e.name == name))
                     }
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,6 +107,22 @@ def test_medium_dataset_matches_the_reference(tmp_path: Path, seed: int) -> None
         )
 
 
+@pytest.fixture(scope="module")
+def fallback_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Event]]:
+    """Seed 4 ingested once: the fallback tests below only read it."""
+    events = medium_dataset(4)
+    db = tmp_path_factory.mktemp("fallback") / "medium.db"
+    ingest_batches(db, [events])
+    return db, events
+
+
+@pytest.fixture(scope="module")
+def fallback_references(fallback_dataset: tuple[Path, list[Event]]) -> list[dict[str, Any]]:
+    """The reference report of seed 4 for each of FILTERS, computed once for every path."""
+    _db, events = fallback_dataset
+    return [reference_report(events, filters, TODAY) for filters in FILTERS]
+
+
 @pytest.mark.parametrize(
     ("module", "limit", "path"),
     [
@@ -118,16 +135,15 @@ def test_medium_dataset_matches_the_reference(tmp_path: Path, seed: int) -> None
     ],
 )
 def test_size_chosen_fallback_paths_match_the_reference(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: object, limit: str, path: str
+    monkeypatch: pytest.MonkeyPatch,
+    fallback_dataset: tuple[Path, list[Event]],
+    fallback_references: list[dict[str, Any]],
+    module: object,
+    limit: str,
+    path: str,
 ) -> None:
     """Paths that only large data would take give the same report as the reference."""
     monkeypatch.setattr(module, limit, 0)
-    events = medium_dataset(4)
-    db = tmp_path / "medium.db"
-    ingest_batches(db, [events])
-    for filters in FILTERS:
-        assert_same(
-            build_report(db, filters, today=TODAY),
-            reference_report(events, filters, TODAY),
-            f"{path} {filters}",
-        )
+    db, _events = fallback_dataset
+    for filters, reference in zip(FILTERS, fallback_references, strict=True):
+        assert_same(build_report(db, filters, today=TODAY), reference, f"{path} {filters}")

@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[3]
 DJANGO_PROJECT = ROOT / "examples" / "django_project"
 USERS = [f"user{index}" for index in range(6)]
 ROUNDS = 8  # requests per user: pages, streams and failing views
+#: httpx's default (5 s) is too short for a worker's first request on a loaded machine:
+#: gunicorn answers on its socket before each worker has imported Django.
+_HTTP_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +129,9 @@ def _visit(http: Path, user: str | None) -> list[int]:
     headers = {} if user is None else {"x-user": user}
     transport = httpx.HTTPTransport(uds=str(http))
     statuses = []
-    with httpx.Client(transport=transport, base_url="http://test", headers=headers) as client:
+    with httpx.Client(
+        transport=transport, base_url="http://test", headers=headers, timeout=_HTTP_TIMEOUT
+    ) as client:
         client.cookies.set("session", f"visit-of-{user}")
         for index in range(ROUNDS):
             path = ("/page", "/stream", "/page", "/boom")[index % 4]
@@ -240,7 +245,7 @@ def test_the_django_example_under_gunicorn(real_daemon: DaemonProcess, workdir: 
 
 def _django_visit(http: Path, user: str) -> None:
     transport = httpx.HTTPTransport(uds=str(http))
-    with httpx.Client(transport=transport, base_url="http://test") as client:
+    with httpx.Client(transport=transport, base_url="http://test", timeout=_HTTP_TIMEOUT) as client:
         response = client.post("/login", data={"username": user, "password": "pw"})
         assert response.status_code == 200, response.text
         for _ in range(4):
