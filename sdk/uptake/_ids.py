@@ -9,6 +9,7 @@ of the B-tree is about ten times cheaper than random inserts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import struct
@@ -55,6 +56,8 @@ def _pack(ts_us: int, tail: int) -> bytes:
 _LANE_BYTES: Final = 16
 _MS_SHIFT: Final = 64
 _MS_MAGIC: Final = -(-(1 << _MS_SHIFT) // 1000)
+#: Smaller batches take the plain formula (the lanes' fixed cost is a few µs).
+_LANES_FROM: Final = 16
 #: Timestamps below 2**53 µs (the year 2255) are exact with these constants.
 _MAX_LANE_TS_BITS: Final = 53
 
@@ -101,22 +104,31 @@ def new_event_ids(timestamps: list[int]) -> list[bytes]:
     worker: the high halves are packed by one ``struct`` call, the version and variant
     bits set by one ``translate`` each, and high halves and random tails interleaved by
     strided slice assignments into a msgpack array of 16-byte ``bin`` values, which
-    msgspec turns into the ``bytes`` objects in C. The only per-id Python work left is
-    the time arithmetic.
+    msgspec turns into the ``bytes`` objects in C. The time arithmetic is done for the
+    whole batch by a few big-int operations (``_time_halves``) from 16 ids on, per id
+    below that (or for a timestamp outside the lanes' range).
     """
     count = len(timestamps)
     if not count:
         return []
-    try:
-        highs = _time_halves(timestamps)
-    except struct.error:
-        # Negative, or past the year 2255: the general formula (ms wraps at 48 bits).
-        highs = bytearray(
-            struct.pack(
-                f">{count}Q",
-                *[(((ts // 1000) & _MS_MASK) << 16) | ts % 1000 for ts in timestamps],
+    highs = None
+    if count >= _LANES_FROM:
+        with contextlib.suppress(struct.error):  # a timestamp out of the lanes' range
+            highs = _time_halves(timestamps)
+    if highs is None:
+        try:
+            # ms << 16 | sub_ms == ms * 64536 + ts (see above); the version nibble is
+            # OR-ed in below. A negative or too large ts does not fit ">Q".
+            highs = bytearray(
+                struct.pack(f">{count}Q", *[(ts // 1000) * 64536 + ts for ts in timestamps])
             )
-        )
+        except struct.error:
+            highs = bytearray(
+                struct.pack(
+                    f">{count}Q",
+                    *[(((ts // 1000) & _MS_MASK) << 16) | ts % 1000 for ts in timestamps],
+                )
+            )
     highs[6::8] = highs[6::8].translate(_VERSION_BYTE)
     tails = bytearray(os.urandom(8 * count))
     tails[::8] = tails[::8].translate(_VARIANT_BYTE)
