@@ -248,8 +248,10 @@ def _all_props_small(rows: Sequence[tuple[Any, ...]]) -> bool:
     if not propses:
         return True
     try:
-        marshal.dumps(propses)
+        # convert first: it stops at the first props it refuses (a long str, usually),
+        # so a batch with such props now and then pays little for the attempt.
         msgspec.convert({"props": propses}, _SmallPropsBatch)
+        marshal.dumps(propses)
     except (ValueError, msgspec.ValidationError):  # marshal: "unmarshallable object"
         return False
     return True
