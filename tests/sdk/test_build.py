@@ -9,7 +9,11 @@ both must keep the same events and reject the same number for each reason.
 
 from __future__ import annotations
 
+import enum
 import time
+import uuid
+from collections import OrderedDict
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -19,6 +23,7 @@ from hypothesis import strategies as st
 from tests.strategies import events as valid_events
 from uptake._build import (
     Built,
+    _all_props_small,
     _props_bound,
     _props_bound_general,
     build_events,
@@ -212,3 +217,101 @@ def test_props_just_under_and_over_the_limit() -> None:
     )
     assert [len(raw) for raw in built.raw] == [MAX_EVENT_BYTES]
     assert counters.rejected == {"oversize": 1}
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+# Props at and just past the batch check's tighter limits (8 props, keys of 40 and str
+# values of 80 characters), and values only an exact-type check tells apart.
+_small_keys = st.one_of(st.text(max_size=6), st.sampled_from(["k" * 40, "€" * 40]))
+_small_values = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(),
+    st.text(max_size=10),
+    st.sampled_from(["v" * 80, "é" * 80, "\udc80"]),
+)
+_odd_values = st.sampled_from(
+    [
+        *("v" * 81, 2**63, -(2**63) - 1, 2**64),
+        *(_Str("x"), _Str("x" * 300), _Int(4), _Level.HIGH, Decimal("1.5"), uuid.UUID(int=7)),
+        None,
+    ]
+)
+_small_props = st.one_of(
+    st.none(),
+    st.dictionaries(_small_keys, _small_values, max_size=9),
+    st.dictionaries(_small_keys, _small_values, min_size=8, max_size=8),
+)
+
+
+@st.composite
+def _small_batches(draw: st.DrawFn) -> list[Any]:
+    """Valid calls with small props, now and then one odd prop, key or props mapping."""
+    identity = ("u1", "acme", draw(st.sampled_from([None, "s1"])))
+    batch: list[Any] = []
+    for index in range(draw(st.integers(min_value=1, max_value=10))):
+        props = draw(_small_props)
+        twist = draw(st.integers(0, 39))
+        if twist == 0:
+            props = {"odd": draw(_odd_values)}
+        elif twist == 1:
+            props = draw(st.sampled_from([{_Str("k" * 300): 1}, {"k" * 41: 1}, {1: 1}]))
+        elif twist == 2:
+            props = draw(st.sampled_from([OrderedDict(plan="pro"), dict.fromkeys("abcdefghi", 1)]))
+        ts = _NOW_NS + index
+        if draw(st.booleans()):
+            batch.append((ts, "feature", "export", props, identity))
+        else:
+            batch.append((ts, "seats", None, props, identity, draw(st.integers(0, 9))))
+    return batch
+
+
+def _masked(built: Built) -> list[bytes]:
+    """Each encoded event with its id's random half (bytes 14-21 of the event) zeroed."""
+    return [raw[:14] + bytes(8) + raw[22:] for raw in built.raw]
+
+
+@settings(max_examples=150)
+@given(_small_batches(), st.sampled_from([None, "billing", "s" * 200]))
+def test_batch_props_check_keeps_and_rejects_exactly_what_the_reference_does(
+    batch: list[Any], source: str | None
+) -> None:
+    """The whole-batch props check (marshal + msgspec.convert) changes no outcome."""
+    fast_counters, reference_counters = Counters(), Counters()
+    fast = build_events(batch, source, fast_counters)
+    reference = build_events_reference(batch, source, reference_counters)
+    assert fast_counters.rejected == reference_counters.rejected
+    assert _masked(fast) == _masked(reference)
+    assert fast.payload == pack_array(fast.raw)
+
+
+def test_batch_props_check_takes_plain_props_and_leaves_the_rest() -> None:
+    identity = ("u1", "acme", None)
+
+    def batch(props: dict[Any, Any] | None) -> list[Any]:
+        return [
+            (_NOW_NS, "feature", "f", {"plan": "pro"}, identity),
+            (_NOW_NS, "feature", "f", props, identity),
+        ]
+
+    assert _all_props_small(batch({"n": 2**63 - 1, "on": True, "x": 1.5, "k" * 40: "v" * 80}))
+    assert _all_props_small(batch(None))
+    for odd in (
+        {"n": 2**63},
+        {"k" * 41: 1},
+        {"v": "v" * 81},
+        {str(index): index for index in range(9)},
+        {"v": _Str("x")},
+        {_Str("k"): 1},
+        {"v": _Level.HIGH},
+        {"v": Decimal(1)},
+        {"v": uuid.UUID(int=1)},
+        {"v": None},
+        {"v": [1]},
+        {1: 1},
+        OrderedDict(v=1),
+    ):
+        assert not _all_props_small(batch(odd)), odd

@@ -109,6 +109,29 @@ def test_ids_sort_by_time_and_encode_it(timestamps: list[int]) -> None:
     assert ids[0][8] >> 6 == 0b10  # RFC 9562 variant
 
 
+_LANE_EDGES = [0, 1, 999, 1000, 1001, 2**32, 2**47 * 1000, 2**53 - 1, 2**53, 2**64 - 1, -1]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=2**53 - 1),
+            st.sampled_from(_LANE_EDGES),
+            st.integers(min_value=1_600_000_000_000_000, max_value=2_000_000_000_000_000),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_batch_ids_have_the_time_half_of_single_ids(timestamps: list[int]) -> None:
+    """The batch's big-int lane arithmetic (and its fallback) equals the per-id formula."""
+    # 16 or more timestamps take the lanes (unless one is out of their range).
+    for batch in (timestamps, timestamps * 16, [ts for ts in timestamps * 16 if 0 <= ts < 2**53]):
+        ids = new_event_ids(batch)
+        assert [i[:8] for i in ids] == [new_event_id(ts)[:8] for ts in batch]
+        assert all(i[8] >> 6 == 0b10 for i in ids)
+
+
 def test_content_ids_are_deterministic_and_distinct() -> None:
     assert content_event_id(5, b"a") == content_event_id(5, b"a")
     assert content_event_id(5, b"a") != content_event_id(5, b"b")
