@@ -52,7 +52,6 @@ def _write_version_1(current: Path, old: Path) -> None:
 
 
 def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 5
     current, old = tmp_path / "current.db", tmp_path / "old.db"
     events = medium_dataset(11)
     ingest_batches(current, [events])
@@ -75,6 +74,49 @@ def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> N
     with sqlite3.connect(current) as conn:
         assert firsts == conn.execute("SELECT * FROM first_use ORDER BY 1, 2").fetchall()
     assert firsts
+    for filters in FILTERS:
+        assert build_report(old, filters, today=TODAY) == build_report(
+            current, filters, today=TODAY
+        )
+
+
+def _step_creating(table: str) -> int:
+    """The version a database has before the migration step that creates ``table``."""
+    return next(
+        version
+        for version, statements in enumerate(MIGRATIONS)
+        if any(f"CREATE TABLE {table} " in statement for statement in statements)
+    )
+
+
+def test_feature_day_users_is_filled_on_migration(tmp_path: Path) -> None:
+    current, old = tmp_path / "current.db", tmp_path / "old.db"
+    ingest_batches(current, [medium_dataset(12)])
+    # The database as the step before feature_day_users left it: the same rows otherwise.
+    step = _step_creating("feature_day_users")
+    old.write_bytes(current.read_bytes())
+    with sqlite3.connect(old) as conn:
+        conn.execute("DROP TRIGGER feature_day_new_user")
+        conn.execute("DROP TABLE feature_day_users")
+        conn.execute("DELETE FROM schema_version WHERE version > ?", (step,))
+    assert step < SCHEMA_VERSION
+
+    ingest_batches(old, [])  # the daemon's start: open and migrate
+
+    query = "SELECT * FROM feature_day_users ORDER BY day, feature"
+    with sqlite3.connect(old) as conn:
+        filled = conn.execute(query).fetchall()
+    with sqlite3.connect(current) as conn:
+        assert filled == conn.execute(query).fetchall()
+    assert filled
+    # The trigger is back too: later events keep counting.
+    extra = medium_dataset(13)
+    ingest_batches(old, [extra])
+    ingest_batches(current, [extra])
+    with sqlite3.connect(old) as conn:
+        grown = conn.execute(query).fetchall()
+    with sqlite3.connect(current) as conn:
+        assert grown == conn.execute(query).fetchall()
     for filters in FILTERS:
         assert build_report(old, filters, today=TODAY) == build_report(
             current, filters, today=TODAY

@@ -23,6 +23,7 @@ ROLLUP_TABLES = (
     "user_account",
     "account_day",
     "feature_day",
+    "feature_day_users",
     "user_feature_named",
     "feature_totals",
     "integration_day",
@@ -110,6 +111,19 @@ def test_any_split_order_and_resend_stores_each_event_once(
     assert sum(r.accepted for r in results) == len(events)
     assert sum(r.accepted + r.duplicates for r in results) == len(resent)
     assert snapshot(messy) == snapshot(once)
+    assert snapshot(messy)["feature_day_users"] == distinct_feature_day_users(messy)
+
+
+def distinct_feature_day_users(path: Path) -> list[tuple[int, str, int]]:
+    """What ``feature_day_users`` must hold: distinct users per (day, feature), counted."""
+    conn = connect_readonly(path)
+    try:
+        return conn.execute(
+            "SELECT day, feature, count(DISTINCT user) FROM feature_day WHERE user != ''"
+            " GROUP BY day, feature ORDER BY day, feature"
+        ).fetchall()
+    finally:
+        conn.close()
 
 
 @given(
@@ -188,6 +202,8 @@ def test_rollups_follow_the_definitions(db_paths: tuple[Path, Path]) -> None:
         ("f", "u1", "globex", 1),
         ("g", "u1", "", 1),
     ]
+    # u1 used f under two accounts that day: one user
+    assert tables["feature_day_users"] == [(day, "f", 1), (day, "g", 1)]
 
 
 def test_readonly_open_names_the_missing_database(tmp_path: Path) -> None:

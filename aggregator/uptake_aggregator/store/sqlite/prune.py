@@ -87,6 +87,8 @@ _BEFORE_CUT: Final = (
     ("user_account", "day < :day"),
     ("account_day", "day < :day"),
     ("feature_day", "day < :day"),
+    # Rebuilt by its trigger as the kept events' ``feature_day`` rows are inserted again.
+    ("feature_day_users", "day < :day"),
     ("feature_totals", "day < :day"),
     ("integration_day", "day < :day"),
     ("seats", "ts < :ts"),

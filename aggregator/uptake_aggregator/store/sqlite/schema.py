@@ -42,6 +42,9 @@ cannot be NULL.
   30-minute margin cuts in two is read from here event by event (schema v4).
 - ``first_use``: per (user, feature) the ts of the user's first event naming the feature
   (schema v5): time to first value (docs/metrics.md, *Activation*) without raw events.
+- ``feature_day_users``: per (day, feature) the distinct users (``user != ''``) of its
+  ``feature_day`` rows (schema v6), kept by a trigger on ``feature_day``: a feature's
+  daily users over any span without reading per-user rows.
 - ``counters``: running totals (events stored) so status never scans ``events``.
 """
 
@@ -243,6 +246,34 @@ _V5: Final = (
     " GROUP BY user, name",
 )
 
+#: Version 6: distinct users per (day, feature), the sum the engagement figures read over
+#: every day of a window and of each release's before/after spans (docs/metrics.md,
+#: *Engagement*). Counting them from ``feature_day`` walked every (day, feature, user)
+#: row each time: measured ~15% of a 1M-event report. A trigger keeps the count, so
+#: every writer of ``feature_day`` (ingest, the prune's rebuild) keeps it exact: a row
+#: inserted for a user who has no row of that (day, feature) under another account adds
+#: one (an upsert that updates an existing row inserts nothing and fires nothing). Built
+#: here from ``feature_day``. Ingest cost: one primary-key probe and one upsert of a small
+#: table per new ``feature_day`` row.
+_V6: Final = (
+    """CREATE TABLE feature_day_users (
+        day INTEGER NOT NULL,
+        feature TEXT NOT NULL,
+        users INTEGER NOT NULL,
+        PRIMARY KEY (day, feature)
+    ) WITHOUT ROWID""",
+    """CREATE TRIGGER feature_day_new_user AFTER INSERT ON feature_day
+    WHEN NEW.user != '' AND NOT EXISTS (
+        SELECT 1 FROM feature_day AS d WHERE d.day = NEW.day AND d.feature = NEW.feature
+        AND d.user = NEW.user AND d.account != NEW.account)
+    BEGIN
+        INSERT INTO feature_day_users VALUES (NEW.day, NEW.feature, 1)
+        ON CONFLICT (day, feature) DO UPDATE SET users = users + 1;
+    END""",
+    "INSERT INTO feature_day_users SELECT day, feature, count(DISTINCT user) FROM feature_day"
+    " WHERE user != '' GROUP BY day, feature",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
