@@ -89,34 +89,39 @@ def _step_creating(table: str) -> int:
     )
 
 
-def test_feature_day_users_is_filled_on_migration(tmp_path: Path) -> None:
+def _rows(path: Path, tables: tuple[str, ...]) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as conn:
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in tables
+        }
+
+
+def test_feature_day_users_and_user_span_are_filled_on_migration(tmp_path: Path) -> None:
     current, old = tmp_path / "current.db", tmp_path / "old.db"
     ingest_batches(current, [medium_dataset(12)])
-    # The database as the step before feature_day_users left it: the same rows otherwise.
+    # The database as the step before these rollups left it: the same rows otherwise.
     step = _step_creating("feature_day_users")
+    assert step == _step_creating("user_span")
+    assert step < SCHEMA_VERSION
     old.write_bytes(current.read_bytes())
     with sqlite3.connect(old) as conn:
         conn.execute("DROP TRIGGER feature_day_new_user")
         conn.execute("DROP TABLE feature_day_users")
+        conn.execute("DROP TABLE user_span")
         conn.execute("DELETE FROM schema_version WHERE version > ?", (step,))
-    assert step < SCHEMA_VERSION
 
     ingest_batches(old, [])  # the daemon's start: open and migrate
 
-    query = "SELECT * FROM feature_day_users ORDER BY day, feature"
-    with sqlite3.connect(old) as conn:
-        filled = conn.execute(query).fetchall()
-    with sqlite3.connect(current) as conn:
-        assert filled == conn.execute(query).fetchall()
-    assert filled
+    tables = ("feature_day_users", "user_span")
+    filled = _rows(old, tables)
+    assert filled == _rows(current, tables)
+    assert all(filled.values())
     # The trigger is back too: later events keep counting.
     extra = medium_dataset(13)
     ingest_batches(old, [extra])
     ingest_batches(current, [extra])
-    with sqlite3.connect(old) as conn:
-        grown = conn.execute(query).fetchall()
-    with sqlite3.connect(current) as conn:
-        assert grown == conn.execute(query).fetchall()
+    assert _rows(old, tables) == _rows(current, tables)
     for filters in FILTERS:
         assert build_report(old, filters, today=TODAY) == build_report(
             current, filters, today=TODAY

@@ -87,21 +87,49 @@ class SqliteReportSource:
     # -- users and accounts ---------------------------------------------------------------
 
     def known_users(self, end_day: int) -> dict[str, KnownUser]:
-        """First and last day and latest event from ``user_day``, accounts from ``user_account``."""
-        # First and last active day come from the (user, day) index in order; the last
-        # day's row then gives the latest event (no sort over all user-days).
-        firsts = self.conn.execute(
-            "SELECT span.user, span.first_day, d.last_ts FROM ("
-            " SELECT user, min(day) AS first_day, max(day) AS last_day"
-            " FROM user_day INDEXED BY user_day_by_user WHERE day < ? GROUP BY user"
-            ") AS span JOIN user_day d ON d.day = span.last_day AND d.user = span.user",
-            (end_day,),
+        """First day and latest event from ``user_span``, accounts from ``user_account``.
+
+        A user active on or after ``end_day`` gets their latest event before it from
+        ``user_day`` (one index seek each); when most users are, one GROUP BY over
+        ``user_day`` answers instead.
+        """
+        conn = self.conn
+        firsts = conn.execute(
+            "SELECT user, first_day, CASE WHEN last_day < :end THEN last_ts END"
+            " FROM user_span WHERE first_day < :end",
+            {"end": end_day},
         ).fetchall()
+        later = sum(1 for _, _, last_ts in firsts if last_ts is None)
+        if later * 4 > len(firsts):
+            # First and last active day come from the (user, day) index in order; the last
+            # day's row then gives the latest event (no sort over all user-days).
+            firsts = conn.execute(
+                "SELECT span.user, span.first_day, d.last_ts FROM ("
+                " SELECT user, min(day) AS first_day, max(day) AS last_day"
+                " FROM user_day INDEXED BY user_day_by_user WHERE day < ? GROUP BY user"
+                ") AS span JOIN user_day d ON d.day = span.last_day AND d.user = span.user",
+                (end_day,),
+            ).fetchall()
+        elif later:
+            firsts = [
+                (user, first_day, last_ts if last_ts is not None else self._last_ts(user, end_day))
+                for user, first_day, last_ts in firsts
+            ]
         accounts = self._latest_accounts([user for user, _, _ in firsts], end_day)
         return {
             user: KnownUser(first_day, last_ts, accounts.get(user))
             for user, first_day, last_ts in firsts
         }
+
+    def _last_ts(self, user: str, end_day: int) -> int:
+        """The ts of ``user``'s latest event before ``end_day`` (they have one)."""
+        [(last_ts,)] = self.conn.execute(
+            "SELECT d.last_ts FROM user_day AS d WHERE d.user = :user AND d.day = ("
+            " SELECT max(day) FROM user_day INDEXED BY user_day_by_user"
+            " WHERE user = :user AND day < :end)",
+            {"user": user, "end": end_day},
+        ).fetchall()
+        return int(last_ts)
 
     def _latest_accounts(self, users: list[str], end: int) -> dict[str, str]:
         """Each user's account on their latest day before ``end`` that names one."""
