@@ -23,6 +23,8 @@ PYTHONDONTWRITEBYTECODE set, each `usage` run would otherwise recompile what cha
     .venv/bin/pip install -e '.[test,bench]'
     .venv/bin/python benchmarks/bench_report.py                # 10M (+ 1M, 100k)
     .venv/bin/python benchmarks/bench_report.py --events 200000 --no-scaling   # quick
+    .venv/bin/python benchmarks/bench_report.py --no-scaling --window 30  # last 30 days
+    .venv/bin/python benchmarks/bench_report.py --results /tmp/bench --generate-only
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from uptake.protocol import Event, ReportFilters, new_event_ids
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.store.sqlite.storage import Storage
 
+#: Where generated databases are cached by default (``--results`` moves it).
 RESULTS = Path(__file__).resolve().parent / "results"
 DAY_US = 86_400_000_000
 MINUTE_US = 60_000_000
@@ -214,18 +217,21 @@ async def _migrate(db: Path) -> None:
     await storage.close()
 
 
-def generate(params: Params) -> tuple[Path, Path, int]:
-    """Build (or reuse) the SQLite db and the DuckDB copy for ``params``; return paths, days."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    db = RESULTS / f"report_{params.key}.db"
-    duck = RESULTS / f"report_{params.key}.duckdb"
-    done = RESULTS / f"report_{params.key}.done"
+def generate(params: Params, results: Path = RESULTS) -> tuple[Path, Path, int]:
+    """Build (or reuse) the SQLite db and the DuckDB copy for ``params``; return paths, days.
+
+    They are cached in ``results``.
+    """
+    results.mkdir(parents=True, exist_ok=True)
+    db = results / f"report_{params.key}.db"
+    duck = results / f"report_{params.key}.duckdb"
+    done = results / f"report_{params.key}.done"
     if done.exists():
         anyio.run(_migrate, db)  # a cached database may predate the current schema
         return db, duck, int(done.read_text())
     for stale in (db, duck, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         stale.unlink(missing_ok=True)
-    csv_path = RESULTS / f"report_{params.key}.csv"
+    csv_path = results / f"report_{params.key}.csv"
     started = time.perf_counter()
     days = 0
 
@@ -275,13 +281,20 @@ def generate(params: Params) -> tuple[Path, Path, int]:
     return db, duck, days
 
 
-def _window(days: int) -> tuple[str, str]:
-    return START.isoformat(), (START + dt.timedelta(days=days)).isoformat()
+#: A report window as ISO dates: (since, until).
+Span = tuple[str, str]
 
 
-def _cli_runner(db: Path, days: int) -> Callable[[], float]:
+def _window(days: int, last: int | None = None) -> Span:
+    """The report window: the ``last`` days of the ``days`` generated (None: all of them)."""
+    until = START + dt.timedelta(days=days)
+    since = START if last is None else until - dt.timedelta(days=last)
+    return since.isoformat(), until.isoformat()
+
+
+def _cli_runner(db: Path, span: Span) -> Callable[[], float]:
     """A function timing one `usage report --format json` process (wall seconds)."""
-    since, until = _window(days)
+    since, until = span
     usage = Path(sys.executable).with_name("usage")
     command = [
         str(usage),
@@ -291,7 +304,7 @@ def _cli_runner(db: Path, days: int) -> Callable[[], float]:
         "--db",
         str(db),
         "--socket",
-        str(RESULTS / "no-daemon.sock"),
+        str(db.parent / "no-daemon.sock"),
         "--since",
         since,
         "--until",
@@ -311,15 +324,15 @@ def _cli_runner(db: Path, days: int) -> Callable[[], float]:
     return run
 
 
-def time_cli(db: Path, days: int, runs: int) -> float:
+def time_cli(db: Path, span: Span, runs: int) -> float:
     """Median wall time of `usage report --format json` (a fresh process each run)."""
-    run = _cli_runner(db, days)
+    run = _cli_runner(db, span)
     return statistics.median(run() for _ in range(runs))
 
 
-def time_engine(db: Path, days: int, runs: int) -> tuple[float, dict[str, object]]:
+def time_engine(db: Path, span: Span, runs: int) -> tuple[float, dict[str, object]]:
     """Median in-process time of build_report + JSON encoding (parallel, as the CLI runs it)."""
-    since, until = _window(days)
+    since, until = span
     filters = ReportFilters(since=since, until=until, core=list(CORE))
     times = []
     report: dict[str, object] = {}
@@ -331,14 +344,14 @@ def time_engine(db: Path, days: int, runs: int) -> tuple[float, dict[str, object
     return statistics.median(times), report
 
 
-def _duckdb_runner(duck: Path, days: int) -> tuple[Callable[[], float], Callable[[], None]]:
+def _duckdb_runner(duck: Path, span: Span) -> tuple[Callable[[], float], Callable[[], None]]:
     """A function timing DuckDB's DAU, per-feature and per-account aggregates, and a closer.
 
     The connection stays open between runs (warm), as a query engine serving reports.
     """
     import duckdb
 
-    since, until = _window(days)
+    since, until = span
     lo = (dt.date.fromisoformat(since) - dt.date(1970, 1, 1)).days * DAY_US
     hi = (dt.date.fromisoformat(until) - dt.date(1970, 1, 1)).days * DAY_US
     con = duckdb.connect(str(duck), read_only=True)
@@ -424,10 +437,10 @@ def _duckdb_runner(duck: Path, days: int) -> tuple[Callable[[], float], Callable
     return run, con.close
 
 
-def paired_runs(db: Path, duck: Path, days: int, runs: int) -> tuple[list[float], list[float]]:
+def paired_runs(db: Path, duck: Path, span: Span, runs: int) -> tuple[list[float], list[float]]:
     """Report-process and DuckDB times (seconds), run in alternation after a warm-up each."""
-    cli_run = _cli_runner(db, days)
-    duck_run, close = _duckdb_runner(duck, days)
+    cli_run = _cli_runner(db, span)
+    duck_run, close = _duckdb_runner(duck, span)
     try:
         cli_run()
         duck_run()
@@ -456,22 +469,43 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1M/100k runs")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="DAYS",
+        help="report (and DuckDB) over the last DAYS days of the data only (default: all)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="cache generated databases here (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--generate-only", action="store_true", help="build (or migrate) the dataset and stop"
+    )
     args = parser.parse_args()
+    results = args.results or RESULTS
     print(f"report benchmark: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     root = Path(__file__).resolve().parent.parent
     for package in ("sdk", "aggregator", "cli"):
         compileall.compile_dir(root / package, quiet=1)
     params = Params(args.events)
-    db, duck, days = generate(params)
-    cli_times, duck_times = paired_runs(db, duck, days, args.runs)
+    db, duck, days = generate(params, results)
+    if args.generate_only:
+        return
+    span = _window(days, args.window)
+    cli_times, duck_times = paired_runs(db, duck, span, args.runs)
     cli, duck_s = statistics.median(cli_times), statistics.median(duck_times)
     ratios = [c / d for c, d in zip(cli_times, duck_times, strict=True)]
-    engine, report = time_engine(db, days, args.runs)
+    engine, report = time_engine(db, span, args.runs)
     product = report["product"]
     assert isinstance(product, dict)
     stored = _stored_events(db)
     print(
-        f"\n{stored:,} events, full window {days} days "
+        f"\n{stored:,} events, window {span[0]} to {span[1]}"
+        f" ({args.window or days} of {days} days) "
         f"({product['known_users']} users, {len(report['accounts'])} accounts, "  # type: ignore[arg-type]
         f"{len(report['features'])} features, {product['sessions']:,} sessions)"  # type: ignore[arg-type]
     )
@@ -486,9 +520,10 @@ def main() -> None:
     if not args.no_scaling:
         print("\nscaling (in-process build_report + json, and the CLI process):")
         for events in (100_000, 1_000_000):
-            small_db, _, small_days = generate(Params(events))
-            small_engine, _ = time_engine(small_db, small_days, args.runs)
-            small_cli = time_cli(small_db, small_days, args.runs)
+            small_db, _, small_days = generate(Params(events), results)
+            small_span = _window(small_days, args.window)
+            small_engine, _ = time_engine(small_db, small_span, args.runs)
+            small_cli = time_cli(small_db, small_span, args.runs)
             small_events = _stored_events(small_db)
             print(
                 f"  {small_events:>10,} events: {small_engine * 1000:8.0f} ms in process, "

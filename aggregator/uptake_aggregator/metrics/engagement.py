@@ -185,12 +185,14 @@ def add_weekly_active(
 def _day_counts(ctx: ReportContext, days: int, activity: dict[str, UserActivity]) -> list[int]:
     """Population users by their active days over the ``days`` days ending at ``until``."""
     window = ctx.window
-    span = Window(window.end - days, window.end)
-    found = activity if span == window else ctx.source.user_activity(span, most_history=False)
     counts = [0] * days
-    for user, days_active in found.items():
-        if ctx.in_population(user):
-            counts[days_active.active_days - 1] += 1
+    if Window(window.end - days, window.end) == window:  # the window's activity has them
+        for user, days_active in activity.items():
+            if ctx.in_population(user):
+                counts[days_active.active_days - 1] += 1
+        return counts
+    for active_days, users in ctx.source.active_day_counts(window.end - days, window.end).items():
+        counts[active_days - 1] = users
     return counts
 
 

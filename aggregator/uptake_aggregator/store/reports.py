@@ -137,6 +137,15 @@ class ReportSource(Protocol):
         """Distinct users of the population active on some day of the range."""
         ...
 
+    def active_day_counts(self, start_day: int, end_day: int) -> dict[int, int]:
+        """Users of the population by their number of active days in the range.
+
+        ``{k: users}``: how many users of the population have events on exactly ``k``
+        distinct days of ``[start_day, end_day)`` (k >= 1; counts of 0 left out). The
+        ``power_users`` curves (docs/metrics.md, *Engagement*).
+        """
+        ...
+
     def users_active_between(self, start_day: int, end_day: int) -> set[str]:
         """Every user (not just the population) active on some day of the range."""
         ...

@@ -40,3 +40,42 @@ def test_latest_accounts_are_the_same_with_and_without_json(tmp_path: Path) -> N
         assert seeks  # the dataset names accounts
     finally:
         source.close()
+
+
+def test_known_users_and_active_day_counts_follow_user_day(tmp_path: Path) -> None:
+    db = tmp_path / "medium.db"
+    ingest_batches(db, [medium_dataset(7)])
+    source = SqliteReportSource(connect_readonly(db))
+    try:
+        conn = source.conn
+        # Ends before, inside and after the data: all, few and no users active later.
+        for end in (BASE + 1, BASE + 5, BASE + 20, BASE + 39, BASE + 40, BASE + 60):
+            expected = {
+                user: (first_day, last_ts)
+                for user, first_day, last_ts in conn.execute(
+                    "SELECT user, min(day), (SELECT d.last_ts FROM user_day AS d"
+                    " WHERE d.user = u.user AND d.day < ? ORDER BY d.day DESC LIMIT 1)"
+                    " FROM user_day AS u WHERE day < ? GROUP BY user",
+                    (end, end),
+                )
+            }
+            known = source.known_users(end)
+            assert {user: (info.first_day, info.last_ts) for user, info in known.items()} == (
+                expected
+            )
+            assert list(known) == sorted(known)
+            for population in (None, frozenset(list(expected)[::3])):
+                source.restrict_to(population)
+                days: dict[str, int] = {}
+                for (user,) in conn.execute(
+                    "SELECT user FROM user_day WHERE day >= ? AND day < ?", (end - 7, end)
+                ):
+                    if population is None or user in population:
+                        days[user] = days.get(user, 0) + 1
+                histogram: dict[int, int] = {}
+                for count in days.values():
+                    histogram[count] = histogram.get(count, 0) + 1
+                assert source.active_day_counts(end - 7, end) == histogram
+            source.restrict_to(None)
+    finally:
+        source.close()

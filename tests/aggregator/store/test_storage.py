@@ -20,9 +20,11 @@ from uptake_aggregator.store.sqlite.storage import IngestResult, Storage, connec
 ROLLUP_TABLES = (
     "events",
     "user_day",
+    "user_span",
     "user_account",
     "account_day",
     "feature_day",
+    "feature_day_users",
     "user_feature_named",
     "feature_totals",
     "integration_day",
@@ -110,6 +112,32 @@ def test_any_split_order_and_resend_stores_each_event_once(
     assert sum(r.accepted for r in results) == len(events)
     assert sum(r.accepted + r.duplicates for r in results) == len(resent)
     assert snapshot(messy) == snapshot(once)
+    assert snapshot(messy)["feature_day_users"] == distinct_feature_day_users(messy)
+    assert snapshot(messy)["user_span"] == user_spans(messy)
+
+
+def user_spans(path: Path) -> list[tuple[str, int, int, int]]:
+    """What ``user_span`` must hold: each user's first and last day and latest ts."""
+    conn = connect_readonly(path)
+    try:
+        return conn.execute(
+            "SELECT user, min(day), max(day), max(last_ts) FROM user_day GROUP BY user"
+            " ORDER BY user"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def distinct_feature_day_users(path: Path) -> list[tuple[int, str, int]]:
+    """What ``feature_day_users`` must hold: distinct users per (day, feature), counted."""
+    conn = connect_readonly(path)
+    try:
+        return conn.execute(
+            "SELECT day, feature, count(DISTINCT user) FROM feature_day WHERE user != ''"
+            " GROUP BY day, feature ORDER BY day, feature"
+        ).fetchall()
+    finally:
+        conn.close()
 
 
 @given(
@@ -188,6 +216,9 @@ def test_rollups_follow_the_definitions(db_paths: tuple[Path, Path]) -> None:
         ("f", "u1", "globex", 1),
         ("g", "u1", "", 1),
     ]
+    # u1 used f under two accounts that day: one user
+    assert tables["feature_day_users"] == [(day, "f", 1), (day, "g", 1)]
+    assert tables["user_span"] == [("u1", day, day, T0 + 3_600_000_000)]
 
 
 def test_readonly_open_names_the_missing_database(tmp_path: Path) -> None:

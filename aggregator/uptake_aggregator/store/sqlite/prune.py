@@ -87,6 +87,8 @@ _BEFORE_CUT: Final = (
     ("user_account", "day < :day"),
     ("account_day", "day < :day"),
     ("feature_day", "day < :day"),
+    # Rebuilt by its trigger as the kept events' ``feature_day`` rows are inserted again.
+    ("feature_day_users", "day < :day"),
     ("feature_totals", "day < :day"),
     ("integration_day", "day < :day"),
     ("seats", "ts < :ts"),
@@ -98,12 +100,13 @@ _BEFORE_CUT: Final = (
 
 
 def rollup_tables() -> frozenset[str]:
-    """Every rollup table the prune rebuilds (``user_feature``, ``features``, ``first_use``).
+    """Every rollup table the prune rebuilds (with ``user_feature``, ``features``, ``first_use``,
+    ``user_span``).
 
     A test checks this against the schema, so a new rollup cannot be forgotten here.
     """
     return frozenset(
-        {table for table, _ in _BEFORE_CUT} | {"user_feature", "features", "first_use"}
+        {table for table, _ in _BEFORE_CUT} | {"user_feature", "features", "first_use", "user_span"}
     )
 
 
@@ -417,6 +420,13 @@ def _rebuild_before(conn: sqlite3.Connection, cut_us: int) -> None:
         cut,
     )
     conn.execute("DROP TABLE temp.refirst")
+    # user_span: the spans of users with events before the cut shrink; all of them again
+    # from user_day (complete again now).
+    conn.execute("DELETE FROM user_span")
+    conn.execute(
+        "INSERT INTO user_span SELECT user, min(day), max(day), max(last_ts) FROM user_day"
+        " GROUP BY user"
+    )
     # Names no pair uses any more go too, as a fresh import would not have them.
     conn.execute(
         "DELETE FROM features WHERE id NOT IN (SELECT (word << 6) | bit FROM user_feature)"

@@ -39,6 +39,12 @@ _UPSERTS: Final = {
         ON CONFLICT (user, day) DO UPDATE SET
             ts = excluded.ts, id = excluded.id, account = excluded.account
         WHERE (excluded.ts, excluded.id) > (user_account.ts, user_account.id)""",
+    "user_span": """INSERT INTO user_span VALUES (?, ?, ?, ?)
+        ON CONFLICT (user) DO UPDATE SET
+            first_day = min(first_day, excluded.first_day),
+            last_day = max(last_day, excluded.last_day),
+            last_ts = max(last_ts, excluded.last_ts)
+        WHERE excluded.first_day < first_day OR excluded.last_ts > last_ts""",
     "account_day": """INSERT INTO account_day VALUES (?, ?, ?)
         ON CONFLICT (account, day) DO UPDATE SET events = events + excluded.events""",
     "feature_day": """INSERT INTO feature_day VALUES (?, ?, ?, ?, ?)
@@ -329,12 +335,20 @@ class Rollups:
         user_feature: list[tuple[Any, ...]] = []
         first_use: list[tuple[Any, ...]] = []
         account_day: dict[tuple[str, int], int] = {}
+        user_span: dict[str, list[int]] = {}  # user: first day, last day, last ts
         feature_totals: dict[tuple[int, str], dict[str, int]] = {}  # (day, account)
         for (day, user, account), group in self.groups.items():
             if account is not None:
                 akey = (account, day)
                 account_day[akey] = account_day.get(akey, 0) + group.events
             if user is not None:
+                span = user_span.get(user)
+                if span is None:
+                    user_span[user] = [day, day, group.last]
+                else:
+                    span[0] = min(span[0], day)
+                    span[1] = max(span[1], day)
+                    span[2] = max(span[2], group.last)
                 if group.logins:
                     user_day.append(
                         (day, user, group.events, group.logins, group.first, group.last)
@@ -375,6 +389,7 @@ class Rollups:
             "user_day": user_day,
             "user_day_no_logins": user_day_no_logins,
             "user_account": user_account,
+            "user_span": [(user, *span) for user, span in user_span.items()],
             "account_day": [(*k, n) for k, n in account_day.items()],
             "feature_day": feature_day,
             "features": [(name,) for name in sorted({row[1] for row in user_feature})],

@@ -42,6 +42,11 @@ cannot be NULL.
   30-minute margin cuts in two is read from here event by event (schema v4).
 - ``first_use``: per (user, feature) the ts of the user's first event naming the feature
   (schema v5): time to first value (docs/metrics.md, *Activation*) without raw events.
+- ``feature_day_users``: per (day, feature) the distinct users (``user != ''``) of its
+  ``feature_day`` rows (schema v6), kept by a trigger on ``feature_day``: a feature's
+  daily users over any span without reading per-user rows.
+- ``user_span``: per user the first and last day with activity and the latest event's ts
+  (schema v6): the known users without a pass over every (user, day).
 - ``counters``: running totals (events stored) so status never scans ``events``.
 """
 
@@ -243,6 +248,50 @@ _V5: Final = (
     " GROUP BY user, name",
 )
 
+#: Version 6, two rollups that spare a report reads of every per-user row:
+#:
+#: - ``feature_day_users``: distinct users per (day, feature), the sum the engagement
+#:   figures read over every day of a window and of each release's before/after spans
+#:   (docs/metrics.md, *Engagement*). Counting them from ``feature_day`` walked every
+#:   (day, feature, user) row each time: 2.4 s of CPU for the 90 days of 10M events. A
+#:   trigger keeps the count, so every writer of ``feature_day`` (ingest, the prune's
+#:   rebuild) keeps it exact: a row inserted for a user who has no row of that (day,
+#:   feature) under another account adds one (an upsert that updates an existing row
+#:   inserts nothing and fires nothing). Built here from ``feature_day``. Ingest cost: a
+#:   primary-key probe and an upsert of a small table per new ``feature_day`` row
+#:   (measured +2-16% of ``Storage.ingest`` CPU, median +7%).
+#: - ``user_span``: each user's first and last active day and latest event, so the known
+#:   users (every report) are one row per user instead of a GROUP BY over every
+#:   ``user_day`` row (~75 ms of CPU for 10M events over 90 days). Built here from
+#:   ``user_day``. Ingest cost: one upsert per user of a transaction, a no-op (``WHERE``)
+#:   unless the span grows.
+_V6: Final = (
+    """CREATE TABLE feature_day_users (
+        day INTEGER NOT NULL,
+        feature TEXT NOT NULL,
+        users INTEGER NOT NULL,
+        PRIMARY KEY (day, feature)
+    ) WITHOUT ROWID""",
+    """CREATE TRIGGER feature_day_new_user AFTER INSERT ON feature_day
+    WHEN NEW.user != '' AND NOT EXISTS (
+        SELECT 1 FROM feature_day AS d WHERE d.day = NEW.day AND d.feature = NEW.feature
+        AND d.user = NEW.user AND d.account != NEW.account)
+    BEGIN
+        INSERT INTO feature_day_users VALUES (NEW.day, NEW.feature, 1)
+        ON CONFLICT (day, feature) DO UPDATE SET users = users + 1;
+    END""",
+    "INSERT INTO feature_day_users SELECT day, feature, count(DISTINCT user) FROM feature_day"
+    " WHERE user != '' GROUP BY day, feature",
+    """CREATE TABLE user_span (
+        user TEXT PRIMARY KEY NOT NULL,
+        first_day INTEGER NOT NULL,
+        last_day INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "INSERT INTO user_span SELECT user, min(day), max(day), max(last_ts) FROM user_day"
+    " GROUP BY user",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
