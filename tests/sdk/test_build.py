@@ -123,6 +123,15 @@ def items(draw: st.DrawFn) -> list[Any]:
     return result
 
 
+def _built_both_ways(batch: list[Any], source: str | None) -> tuple[Built, Built]:
+    """The batch built by the fast path and by the reference, which reject the same calls."""
+    fast_counters, reference_counters = Counters(), Counters()
+    fast = build_events(batch, source, fast_counters)
+    reference = build_events_reference(batch, source, reference_counters)
+    assert fast_counters.rejected == reference_counters.rejected
+    return fast, reference
+
+
 def _without_fresh_ids(built: Built) -> list[Event]:
     return [msgspec.structs.replace(event, id=b"") for event in built.events]
 
@@ -132,10 +141,7 @@ def _without_fresh_ids(built: Built) -> list[Event]:
 def test_fast_path_keeps_and_rejects_exactly_what_the_reference_does(
     batch: list[Any], source: str | None
 ) -> None:
-    fast_counters, reference_counters = Counters(), Counters()
-    fast = build_events(batch, source, fast_counters)
-    reference = build_events_reference(batch, source, reference_counters)
-    assert fast_counters.rejected == reference_counters.rejected
+    fast, reference = _built_both_ways(batch, source)
     assert _without_fresh_ids(fast) == _without_fresh_ids(reference)
     assert len(fast) == len(reference) == len(fast.raw)
     assert fast.raw == [msgspec.msgpack.encode(event) for event in fast.events]
@@ -280,10 +286,7 @@ def test_batch_props_check_keeps_and_rejects_exactly_what_the_reference_does(
     batch: list[Any], source: str | None
 ) -> None:
     """The whole-batch props check (marshal + msgspec.convert) changes no outcome."""
-    fast_counters, reference_counters = Counters(), Counters()
-    fast = build_events(batch, source, fast_counters)
-    reference = build_events_reference(batch, source, reference_counters)
-    assert fast_counters.rejected == reference_counters.rejected
+    fast, reference = _built_both_ways(batch, source)
     assert _masked(fast) == _masked(reference)
     assert fast.payload == pack_array(fast.raw)
 
