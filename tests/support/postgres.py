@@ -1,0 +1,147 @@
+"""A throwaway PostgreSQL cluster for the tests: started once per session, always stopped.
+
+``PostgresCluster.start()`` runs Debian's ``initdb`` and ``pg_ctl`` (as the ``postgres``
+user when the tests run as root: initdb refuses root) in a short tmp dir, with the unix
+socket in that dir and TCP on 127.0.0.1 at a free port, durability off (fsync,
+synchronous_commit, full_page_writes: a crash loses the cluster, which is thrown away
+anyway). Tests get fresh databases from ``new_database()``: ``CREATE DATABASE`` copies
+``template1`` (a few ms), so each test may have its own.
+
+The ``postgres`` fixture (tests/conftest.py) gives the session's cluster; tests skip with
+a clear reason when no PostgreSQL is installed (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["PostgresCluster", "find_pg_bin"]
+
+_SUPERUSER = "uptake"
+_PASSWORD = "uptake-test-pw"
+
+
+def find_pg_bin() -> Path | None:
+    """The newest ``/usr/lib/postgresql/*/bin`` holding ``initdb`` (None when absent)."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda path: int(Path(path).parent.parent.name),
+    )
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PostgresCluster:
+    """One cluster in its own directory; ``stop()`` it (idempotent) when done."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self.user = _SUPERUSER
+        self.password = _PASSWORD
+        self._as_postgres = os.geteuid() == 0
+        self._counter = 0
+        self._lock = threading.Lock()
+        self.running = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bin_dir / argv[0]), *argv[1:]]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=check, capture_output=True, text=True, timeout=60)
+
+    def start(self) -> PostgresCluster:
+        """initdb (once) and start the server; raises when it cannot."""
+        if self._as_postgres:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        if not self.data.exists():
+            pwfile = self.root / "pw"
+            pwfile.write_text(self.password)
+            if self._as_postgres:
+                os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
+            pwfile.unlink()
+            with (self.data / "postgresql.conf").open("a") as conf:
+                conf.write(
+                    f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                    f"unix_socket_directories = '{self.root}'\n"
+                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                    "max_connections = 60\nshared_buffers = 64MB\n"
+                )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")
+        self.running = True
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``mode``: fast or immediate); nothing when it is not running."""
+        if self.running:
+            self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+            self.running = False
+
+    def destroy(self) -> None:
+        """Stop the server and remove its directory."""
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- databases ------------------------------------------------------------------------
+
+    def url(self, database: str = "postgres", *, password: bool = True) -> str:
+        """A TCP URL of ``database`` (with the password unless ``password=False``)."""
+        secret = f":{self.password}" if password else ""
+        return f"postgresql://{self.user}{secret}@127.0.0.1:{self.port}/{database}"
+
+    def socket_url(self, database: str = "postgres") -> str:
+        """A URL over the unix socket in the cluster's directory (trust auth)."""
+        return f"postgresql://{self.user}@/{database}?host={self.root}&port={self.port}"
+
+    def new_database(self) -> str:
+        """Create a fresh empty database; return its URL."""
+        import psycopg
+
+        with self._lock:
+            self._counter += 1
+            name = f"t{os.getpid()}_{self._counter}"
+        with psycopg.connect(self.socket_url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template1')
+        return self.url(name)
+
+    def __enter__(self) -> PostgresCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self.destroy()
