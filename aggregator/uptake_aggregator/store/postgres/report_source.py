@@ -1,0 +1,365 @@
+"""``PostgresReportSource``: the report's reads (``store.reports.ReportSource``) in SQL.
+
+One connection, one ``REPEATABLE READ READ ONLY`` transaction: every query sees the same
+committed state of the centre, whatever the forwarders commit meanwhile. The figures are
+computed on the server from the rollups (``schema``): distinct counts, DAU, retention
+cohorts, the implicit sessions (30-minute gaps over the session-less events, outside the
+explicit sessions' margins, with window functions). Python only reshapes the rows.
+
+The population (a user or account filter) and other user lists are passed as arrays
+(``= ANY(%s)``, ``unnest``): no temp tables, so the read transaction stays read-only.
+Text ordering that reaches the report uses ``COLLATE "C"`` (byte order, as SQLite's).
+
+Each method is one small query: a new ``ReportSource`` method is one more method here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Container, Iterable
+from typing import TYPE_CHECKING, Any, Final
+
+from uptake_aggregator.store.masks import BitMasks, IdSets, SetAlgebra
+from uptake_aggregator.store.reports import (
+    FeatureIds,
+    FeatureSets,
+    KnownUser,
+    SessionSpans,
+    UserActivity,
+)
+from uptake_aggregator.units import SESSION_GAP_US
+from uptake_aggregator.window import WEEK_BITS, Window
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PostgresReportSource"]
+
+#: Masks (one per user) while users x (features + 1) stays under this many bits (as SQLite).
+_MAX_MASK_BITS: Final = 1 << 29
+#: The end of an explicit session: its latest ``session_end`` (never before the start),
+#: else its latest event carrying the id (as ``store.sqlite.margins.EXPLICIT_STOP_SQL``).
+_STOP: Final = "greatest(coalesce(s.end_ts, s.last_ts), s.start_ts)"
+
+# Implicit sessions: a user's session-less events (distinct ts) from ``low`` on, outside
+# every explicit session's margin [start - 30 min, stop + 30 min]; a new session starts
+# where the gap to the previous event exceeds 30 minutes. Sessions starting in the
+# window, with their whole duration (even past ``until``).
+_IMPLICIT: Final = f"""
+WITH loose AS (
+    SELECT DISTINCT l."user", l.ts FROM loose_events AS l
+    WHERE l.ts >= %(low)s {{pop}}
+      AND NOT EXISTS (
+        SELECT 1 FROM sessions AS s
+        WHERE s."user" = l."user" AND s.start_ts IS NOT NULL
+          AND s.start_ts - {SESSION_GAP_US} <= l.ts
+          AND l.ts <= {_STOP} + {SESSION_GAP_US})
+), marked AS (
+    SELECT "user", ts,
+           CASE WHEN ts - lag(ts) OVER w <= {SESSION_GAP_US} THEN 0 ELSE 1 END AS starts
+    FROM loose WINDOW w AS (PARTITION BY "user" ORDER BY ts)
+), numbered AS (
+    SELECT "user", ts, sum(starts) OVER (PARTITION BY "user" ORDER BY ts) AS run
+    FROM marked
+)
+SELECT "user", max(ts) - min(ts) FROM numbered GROUP BY "user", run
+HAVING min(ts) >= %(since)s AND min(ts) < %(until)s
+"""
+
+
+class _EveryUser:
+    """Contains every user id: all stored activity lies before ``until``."""
+
+    def __contains__(self, user: object) -> bool:
+        return True
+
+
+class PostgresReportSource:
+    """One read-only repeatable-read transaction (see ``ReportSource``)."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        self.conn = conn
+        self._population: list[str] | None = None
+
+    def close(self) -> None:
+        """End the transaction and close the connection."""
+        self.conn.close()
+
+    def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _pop(self, column: str = '"user"') -> tuple[str, dict[str, Any]]:
+        """The SQL restricting ``column`` to the population, and its parameter."""
+        if self._population is None:
+            return "", {}
+        return f" AND {column} = ANY(%(pop)s)", {"pop": self._population}
+
+    def events_stored(self) -> int:
+        """Events inserted by every host, inside this transaction."""
+        [(stored,)] = self._rows("SELECT coalesce(sum(events), 0)::bigint FROM hosts")
+        return int(stored)
+
+    def restrict_to(self, population: frozenset[str] | None) -> None:
+        """Keep the population for the queries that answer over it."""
+        self._population = None if population is None else sorted(population)
+
+    # -- users and accounts ---------------------------------------------------------------
+
+    def known_users(self, end_day: int) -> dict[str, KnownUser]:
+        """First day and last event from ``user_day``; the account of the latest naming one."""
+        spans = self._rows(
+            'SELECT "user", min(day), max(last_ts) FROM user_day WHERE day < %s GROUP BY "user"',
+            (end_day,),
+        )
+        accounts = dict(
+            self._rows(
+                'SELECT DISTINCT ON ("user") "user", account FROM user_day'
+                " WHERE day < %s AND account <> ''"
+                ' ORDER BY "user", last_ts DESC, last_id DESC',
+                (end_day,),
+            )
+        )
+        return {
+            user: KnownUser(first_day, last_ts, accounts.get(user))
+            for user, first_day, last_ts in spans
+        }
+
+    def known_user_ids(self, end_day: int) -> Container[str]:
+        """Every user when no activity lies on or after ``end_day``, else those before it."""
+        [(latest,)] = self._rows("SELECT max(day) FROM user_day")
+        if latest is None or latest < end_day:
+            return _EveryUser()
+        return {
+            user
+            for (user,) in self._rows(
+                'SELECT DISTINCT "user" FROM user_day WHERE day < %s', (end_day,)
+            )
+        }
+
+    def accounts_seen(self, end_day: int) -> list[str]:
+        """From ``account_day``, in byte order."""
+        return [
+            account
+            for (account,) in self._rows(
+                'SELECT DISTINCT account COLLATE "C" FROM account_day WHERE day < %s ORDER BY 1',
+                (end_day,),
+            )
+        ]
+
+    # -- activity -------------------------------------------------------------------------
+
+    def daily_active_users(self, start_day: int, end_day: int) -> dict[int, int]:
+        """Distinct users of ``user_day`` per day."""
+        pop, params = self._pop()
+        return dict(
+            self._rows(
+                'SELECT day, count(DISTINCT "user")::integer FROM user_day'
+                f" WHERE day >= %(start)s AND day < %(end)s{pop} GROUP BY day",
+                {"start": start_day, "end": end_day, **params},
+            )
+        )
+
+    def active_user_count(self, start_day: int, end_day: int) -> int:
+        """Distinct users of ``user_day`` in the range."""
+        pop, params = self._pop()
+        [(count,)] = self._rows(
+            'SELECT count(DISTINCT "user") FROM user_day'
+            f" WHERE day >= %(start)s AND day < %(end)s{pop}",
+            {"start": start_day, "end": end_day, **params},
+        )
+        return int(count)
+
+    def users_active_between(self, start_day: int, end_day: int) -> set[str]:
+        """Distinct users of ``user_day`` in the range (every user)."""
+        return {
+            user
+            for (user,) in self._rows(
+                'SELECT DISTINCT "user" FROM user_day WHERE day >= %s AND day < %s',
+                (start_day, end_day),
+            )
+        }
+
+    def user_activity(self, window: Window, *, most_history: bool) -> dict[str, UserActivity]:
+        """Per user over the window's (user, day)s: days, logins, login days, last day, weeks."""
+        weeks = (
+            f"sum(1::bigint << ((day - %(monday)s) / 7 * {WEEK_BITS}))::bigint"
+            if window.weeks_packable
+            else "0::bigint"
+        )
+        rows = self._rows(
+            f'SELECT "user", count(*)::integer, sum(logins)::bigint,'
+            f" (count(*) FILTER (WHERE logins > 0))::integer, max(day), {weeks}"
+            ' FROM (SELECT "user", day, sum(logins) AS logins FROM user_day'
+            '       WHERE day >= %(start)s AND day < %(end)s GROUP BY "user", day) AS d'
+            ' GROUP BY "user"',
+            {"start": window.start, "end": window.end, "monday": window.first_monday},
+        )
+        return {
+            user: UserActivity(days, int(logins), login_days, last_day, int(packed))
+            for user, days, logins, login_days, last_day, packed in rows
+        }
+
+    # -- features -------------------------------------------------------------------------
+
+    def feature_totals(self, window: Window) -> list[tuple[str, str, int]]:
+        """Per (feature, account of user-less events or ''), from ``feature_day``."""
+        return [
+            (feature, account, int(events))
+            for feature, account, events in self._rows(
+                "SELECT feature, CASE WHEN \"user\" = '' THEN account ELSE '' END,"
+                " sum(events)::bigint FROM feature_day WHERE day >= %s AND day < %s"
+                " GROUP BY 1, 2",
+                (window.start, window.end),
+            )
+        ]
+
+    def population_feature_events(self, window: Window) -> dict[str, int]:
+        """Per feature, events by users of the population (none without a population)."""
+        if self._population is None:
+            return {}
+        return {
+            feature: int(events)
+            for feature, events in self._rows(
+                "SELECT feature, sum(events)::bigint FROM feature_day"
+                ' WHERE day >= %s AND day < %s AND "user" = ANY(%s) GROUP BY feature',
+                (window.start, window.end, self._population),
+            )
+        }
+
+    def feature_sets(
+        self, window: Window, known: Collection[str], users: set[str] | None
+    ) -> FeatureSets:
+        """Distinct (user, feature) of the window's ``feature_day`` rows, as id sets."""
+        only = ""
+        params: dict[str, Any] = {"start": window.start, "end": window.end}
+        if users is not None:
+            only = ' AND "user" = ANY(%(users)s)'
+            params["users"] = sorted(users)
+        pairs = self._rows(
+            'SELECT DISTINCT "user", feature FROM feature_day'
+            f" WHERE day >= %(start)s AND day < %(end)s AND \"user\" <> ''{only}",
+            params,
+        )
+        names = sorted({feature for _, feature in pairs})
+        ids = FeatureIds(dict(enumerate(names, start=1)))
+        algebra: SetAlgebra[Any]
+        if (ids.highest + 1) * max(len(known), 1) <= _MAX_MASK_BITS:
+            algebra = BitMasks()
+        else:
+            algebra = IdSets()
+        sets: dict[str, Any] = {}
+        empty = algebra.empty
+        members = {name: algebra.of(ids.of(name)) for name in names}
+        for user, feature in pairs:
+            sets[user] = sets.get(user, empty) | members[feature]
+        return FeatureSets(sets, ids, algebra)
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def seat_events(self, end_us: int) -> Iterable[tuple[str, int, int]]:
+        """From ``seats``, in (account, ts, id) order."""
+        return [
+            (account, ts, int(seats))
+            for account, ts, seats in self._rows(
+                'SELECT account COLLATE "C", ts, seats FROM seats WHERE ts < %s ORDER BY 1, ts, id',
+                (end_us,),
+            )
+        ]
+
+    def daily_logins(
+        self, window: Window, members: list[tuple[str, str]]
+    ) -> dict[str, dict[int, int]]:
+        """Per account and day, its ``members`` with a login (users joined as arrays)."""
+        if not members:
+            return {}
+        daily: dict[str, dict[int, int]] = {}
+        rows = self._rows(
+            "SELECT m.account, d.day, count(*)::integer FROM unnest(%s::text[], %s::text[])"
+            ' AS m("user", account) JOIN ('
+            '  SELECT "user", day FROM user_day WHERE day >= %s AND day < %s'
+            '  GROUP BY "user", day HAVING sum(logins) > 0'
+            ') AS d USING ("user") GROUP BY m.account, d.day',
+            (
+                [user for user, _ in members],
+                [account for _, account in members],
+                window.start,
+                window.end,
+            ),
+        )
+        for account, day, logged_in in rows:
+            daily.setdefault(account, {})[day] = logged_in
+        return daily
+
+    def integration_uses(self, window: Window, *, most_history: bool) -> set[tuple[str, str, str]]:
+        """Distinct (user, account, integration) of the window's ``integration_day`` rows."""
+        return {
+            (user, account, integration)
+            for user, account, integration in self._rows(
+                'SELECT DISTINCT "user", account, integration FROM integration_day'
+                " WHERE day >= %s AND day < %s",
+                (window.start, window.end),
+            )
+        }
+
+    def releases(self, window: Window) -> list[tuple[int, str]]:
+        """From ``releases``, in (ts, id) order."""
+        return [
+            (ts, version)
+            for ts, version in self._rows(
+                "SELECT ts, version FROM releases WHERE ts >= %s AND ts < %s ORDER BY ts, id",
+                (window.start_us, window.end_us),
+            )
+        ]
+
+    # -- retention ------------------------------------------------------------------------
+
+    def cohort_active_weeks(
+        self, cohorts: dict[int, list[str]], end_day: int
+    ) -> dict[tuple[int, int], int]:
+        """Distinct active cohort users per (cohort Monday, week offset), on the server."""
+        users = [user for users in cohorts.values() for user in users]
+        if not users:
+            return {}
+        mondays = [monday for monday, members in cohorts.items() for _ in members]
+        return {
+            (monday, week): count
+            for monday, week, count in self._rows(
+                'SELECT c.monday, (d.day - c.monday) / 7, count(DISTINCT c."user")::integer'
+                ' FROM unnest(%s::text[], %s::integer[]) AS c("user", monday)'
+                ' JOIN user_day AS d ON d."user" = c."user"'
+                " AND d.day >= c.monday AND d.day < %s GROUP BY 1, 2",
+                (users, mondays, end_day),
+            )
+        }
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def sessions(self, window: Window, known: Container[str]) -> tuple[SessionSpans, SessionSpans]:
+        """Explicit sessions from ``sessions``; implicit ones computed in SQL (``_IMPLICIT``)."""
+        since, until = window.start_us, window.end_us
+        pop, params = self._pop('s."user"')
+        explicit: dict[str, tuple[int, int]] = {}
+        explicit_durations: list[float] = []
+        for user, duration in self._rows(
+            f'SELECT s."user", {_STOP} - s.start_ts FROM sessions AS s'
+            ' WHERE s."user" IS NOT NULL AND s.start_ts >= %(since)s'
+            f" AND s.start_ts < %(until)s{pop}",
+            {"since": since, "until": until, **params},
+        ):
+            if user not in known:  # its sessions take their user from an event after until
+                continue
+            count, total = explicit.get(user, (0, 0))
+            explicit[user] = (count + 1, total + duration)
+            explicit_durations.append(float(duration))
+        # Buckets of 30 minutes as in SQLite: from one before ``since`` on, any earlier
+        # event is more than 30 minutes before an event at or after ``since``.
+        low = (since // SESSION_GAP_US - 1) * SESSION_GAP_US
+        pop, params = self._pop('l."user"')
+        implicit: dict[str, tuple[int, int]] = {}
+        implicit_durations: list[float] = []
+        for user, duration in self._rows(
+            _IMPLICIT.format(pop=pop), {"low": low, "since": since, "until": until, **params}
+        ):
+            count, total = implicit.get(user, (0, 0))
+            implicit[user] = (count + 1, total + int(duration))
+            implicit_durations.append(float(duration))
+        return (explicit, explicit_durations), (implicit, implicit_durations)
