@@ -22,9 +22,14 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["PostgresCluster", "find_pg_bin"]
+if TYPE_CHECKING:
+    from uptake.protocol import Event
+
+__all__ = ["PostgresCluster", "find_pg_bin", "forward_from_hosts", "truncate_central"]
 
 _SUPERUSER = "uptake"
 _PASSWORD = "uptake-test-pw"
@@ -43,6 +48,47 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def truncate_central(url: str) -> None:
+    """Empty every table of the central schema at ``url`` but its version (a fresh store).
+
+    DELETE, not TRUNCATE: on the tests' few rows it is ~10x faster (TRUNCATE makes new
+    files for every table and index).
+    """
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'uptake_schema'"
+            )
+        ]
+        for table in tables:
+            conn.execute(f'DELETE FROM "{table}"')
+
+
+def forward_from_hosts(url: str, batches: Sequence[Sequence[Event]], hosts: int) -> None:
+    """Batch k goes to host k mod ``hosts``; each host forwards its own distinct events.
+
+    A host's outbox holds each event once, in its local commit order (the sequence), and
+    forwards it in two chunks; an event that reached two hosts is forwarded by both.
+    """
+    from uptake_aggregator.store.postgres.central import CentralWriter
+
+    writer = CentralWriter(url)
+    try:
+        for host in range(hosts):
+            outbox = list({e.id: e for batch in batches[host::hosts] for e in batch}.values())
+            chunk = list(enumerate(outbox, start=1))
+            half = (len(chunk) + 1) // 2
+            for part in (chunk[:half], chunk[half:]):
+                if part:
+                    writer.forward(f"host{host}", part)
+    finally:
+        writer.close()
 
 
 class PostgresCluster:

@@ -59,20 +59,24 @@ _TEMP_TABLES: Final = (
     ) ON COMMIT DELETE ROWS""",
 )
 # Absent and empty names are the same "no one" (docs/metrics.md): NULL from here on.
+# An id twice in one chunk (a host resending inside its own outbox) is inserted once and
+# reaches the rollups once: DISTINCT ON keeps its first (lowest sequence) copy.
 _INSERT_EVENTS: Final = f"""
-WITH inserted AS (
+WITH candidates AS (
+    SELECT DISTINCT ON (id) * FROM stage WHERE seq > %(cursor)s ORDER BY id, seq
+), inserted AS (
     INSERT INTO events (id, ts, kind, name, "user", account, session, value, props, source,
                         host_id, seq)
     SELECT id, ts, kind, name, "user", account, session, value, props::jsonb, source,
            %(host)s, seq
-    FROM stage WHERE seq > %(cursor)s ORDER BY id
+    FROM candidates ORDER BY id
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 )
 INSERT INTO fresh
 SELECT s.id, s.ts, (s.ts / {DAY_US})::integer, s.kind, s.name, nullif(s."user", ''),
        nullif(s.account, ''), nullif(s.session, ''), s.value, s.integration
-FROM stage AS s JOIN inserted USING (id)
+FROM candidates AS s JOIN inserted USING (id)
 """
 _ROLLUPS: Final = (
     """INSERT INTO user_day AS t
@@ -148,7 +152,17 @@ _ROLLUPS: Final = (
     SELECT coalesce(account, ''), "user", ts FROM fresh
     WHERE session IS NULL AND "user" IS NOT NULL ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING""",
+    """INSERT INTO first_use AS t
+    SELECT coalesce(account, ''), "user", name, min(ts) FROM fresh
+    WHERE kind = 'feature' AND name IS NOT NULL AND "user" IS NOT NULL
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (account, "user", feature) DO UPDATE SET ts = excluded.ts
+    WHERE excluded.ts < t.ts""",
 )
+
+#: The rollups as one script: without parameters, psycopg sends it as one simple query,
+#: one round trip for all of them instead of one each.
+_ROLLUP_SCRIPT: Final = ";\n".join(_ROLLUPS)
 
 
 @dataclass(frozen=True)
@@ -309,16 +323,13 @@ class CentralWriter:
             cur.execute(_INSERT_EVENTS, {"host": host_id, "cursor": cursor})
             inserted = max(cur.rowcount, 0)
             if inserted:
-                for statement in _ROLLUPS:
-                    cur.execute(statement)
+                cur.execute(_ROLLUP_SCRIPT)
             last = rows[-1][0]
             cur.execute(
                 "UPDATE hosts SET cursor = %s, events = events + %s, last_forward = now()"
                 " WHERE host_id = %s",
                 (last, inserted, host_id),
             )
-            cur.execute("TRUNCATE fresh")
-            cur.execute("TRUNCATE stage")
         outcome.inserted += inserted
         return last
 

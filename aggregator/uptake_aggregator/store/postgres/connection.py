@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from uptake_aggregator.errors import StorageError
+from uptake_aggregator.errors import StorageError, StoreUnreachableError
 from uptake_aggregator.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from uptake_aggregator.store.postgres.urls import redact
 
@@ -31,9 +31,11 @@ def server_error(url: str, exc: Exception) -> StorageError:
 
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
-    """A psycopg connection to ``url``; ``StorageError`` (redacted) when it fails.
+    """A psycopg connection to ``url``.
 
-    Raises ``StorageError`` naming the missing extra when psycopg is not installed.
+    Raises ``StoreUnreachableError`` (redacted) for a malformed URL, a server that does
+    not answer or a refused login; ``StorageError`` naming the missing extra when
+    psycopg is not installed.
     """
     try:
         import psycopg
@@ -50,7 +52,10 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[A
             options["connect_timeout"] = _CONNECT_TIMEOUT_S
         return psycopg.connect(make_conninfo(url, **options), autocommit=autocommit)
     except psycopg.Error as exc:
-        raise server_error(url, exc) from None
+        detail = redact(str(exc).strip()) or type(exc).__name__
+        raise StoreUnreachableError(
+            f"cannot connect to the central store {redact(url)}: {detail}"
+        ) from None
 
 
 def _current_version(conn: psycopg.Connection[tuple[Any, ...]]) -> int:

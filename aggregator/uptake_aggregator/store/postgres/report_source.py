@@ -26,7 +26,7 @@ from uptake_aggregator.store.reports import (
     SessionSpans,
     UserActivity,
 )
-from uptake_aggregator.units import SESSION_GAP_US
+from uptake_aggregator.units import DAY_US, SESSION_GAP_US
 from uptake_aggregator.window import WEEK_BITS, Window
 
 if TYPE_CHECKING:
@@ -252,6 +252,46 @@ class PostgresReportSource:
         for user, feature in pairs:
             sets[user] = sets.get(user, empty) | members[feature]
         return FeatureSets(sets, ids, algebra)
+
+    def feature_user_days(self, start_day: int, end_day: int) -> dict[str, int]:
+        """Distinct (user, day) pairs per feature of ``feature_day``, counted on the server.
+
+        A user under two accounts on one day counts once (the rows are per account).
+        """
+        pop, params = self._pop()
+        return {
+            feature: int(pairs)
+            for feature, pairs in self._rows(
+                'SELECT feature, count(DISTINCT ("user", day)) FROM feature_day'
+                f" WHERE day >= %(start)s AND day < %(end)s AND \"user\" <> ''{pop}"
+                " GROUP BY feature",
+                {"start": start_day, "end": end_day, **params},
+            )
+        }
+
+    def first_values(
+        self, users: Collection[str], features: Collection[str], end_day: int
+    ) -> dict[str, tuple[int, int | None]]:
+        """First event from ``user_day``, first core use from ``first_use``, per user.
+
+        Both are least values over the user's accounts (the rollups are per account).
+        """
+        if not users:
+            return {}
+        rows = self._rows(
+            'SELECT n."user", (SELECT min(d.first_ts) FROM user_day AS d'
+            '   WHERE d."user" = n."user" AND d.day < %(end)s),'
+            ' (SELECT min(f.ts) FROM first_use AS f WHERE f."user" = n."user"'
+            "   AND f.feature = ANY(%(core)s) AND f.ts < %(end_us)s)"
+            ' FROM unnest(%(users)s::text[]) AS n("user")',
+            {
+                "users": list(users),
+                "core": list(features),
+                "end": end_day,
+                "end_us": end_day * DAY_US,
+            },
+        )
+        return {user: (first, value) for user, first, value in rows if first is not None}
 
     # -- accounts -------------------------------------------------------------------------
 

@@ -33,6 +33,10 @@ URL picks another).
   - ``loose_events``: per (account, user, ts) the events without a session id: the
     implicit sessions (30-minute gaps, outside explicit sessions' margins) are computed
     from them in SQL.
+  - ``first_use`` (version 2): per (account, user, feature) the ts of the user's first
+    ``feature`` event naming it under that account; a user's first use of a feature is
+    the least over their accounts (time to first value, docs/metrics.md *Activation*).
+- ``goal_changes`` (version 2): the alert log (``alerts``), as in SQLite.
 """
 
 from __future__ import annotations
@@ -148,6 +152,36 @@ _V1: Final = (
     'CREATE INDEX loose_events_by_user ON loose_events ("user", ts)',
 )
 
+#: Version 2: the first use of each (account, user, feature), to the microsecond, built
+#: here from the stored events and kept by the forwarders' chunks from then on; the
+#: alert log.
+_V2: Final = (
+    """CREATE TABLE first_use (
+        account text NOT NULL,
+        "user" text NOT NULL,
+        feature text NOT NULL,
+        ts bigint NOT NULL,
+        PRIMARY KEY (account, "user", feature)
+    )""",
+    'CREATE INDEX first_use_by_user ON first_use ("user", feature) INCLUDE (ts)',
+    """INSERT INTO first_use
+    SELECT coalesce(nullif(account, ''), ''), "user", name, min(ts) FROM events
+    WHERE kind = 'feature' AND name IS NOT NULL AND coalesce("user", '') <> ''
+    GROUP BY 1, 2, 3""",
+    # Goal status changes (``alerts``): no event data, no report reads them.
+    """CREATE TABLE goal_changes (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ts bigint NOT NULL,
+        goal text NOT NULL,
+        subject text NOT NULL,
+        from_status text,
+        to_status text NOT NULL,
+        value double precision
+    )""",
+    "CREATE INDEX goal_changes_by_subject ON goal_changes (goal, subject, id)",
+    "CREATE INDEX goal_changes_by_ts ON goal_changes (ts)",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -17,6 +17,7 @@ from uptake.protocol import Event
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.store.base import PruneOutcome, Synchronous
 from uptake_aggregator.store.ingest import EventWriter
+from uptake_aggregator.store.postgres.alerts import PostgresAlertLog
 from uptake_aggregator.store.postgres.connection import check_version, connect, server_error
 from uptake_aggregator.store.postgres.report_source import PostgresReportSource
 from uptake_aggregator.store.postgres.urls import redact
@@ -118,6 +119,10 @@ class PostgresStore:
             raise server_error(self.url, exc) from None
         finally:
             source.close()
+
+    def alert_log(self) -> PostgresAlertLog:
+        """The central alert log (``goal_changes``)."""
+        return PostgresAlertLog(self.url)
 
     def plan_prune(self, cut_us: int) -> PruneOutcome:
         """Refused: the central store is not pruned by uptake."""
