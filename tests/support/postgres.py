@@ -94,11 +94,19 @@ def forward_from_hosts(url: str, batches: Sequence[Sequence[Event]], hosts: int)
 class PostgresCluster:
     """One cluster in its own directory; ``stop()`` it (idempotent) when done."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, root: Path | None = None, settings: str = "") -> None:
+        """``root``: the cluster's directory (a new /tmp dir by default; an existing
+        cluster there is reused, as the benchmarks do); ``settings``: postgresql.conf
+        lines added at initdb."""
         self.bin_dir = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        self.root = root or Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.settings = settings
+        port_file = self.root / "port"
+        self.port = int(port_file.read_text()) if port_file.exists() else _free_port()
+        port_file.write_text(str(self.port))
         self.user = _SUPERUSER
         self.password = _PASSWORD
         self._as_postgres = os.geteuid() == 0
@@ -144,7 +152,7 @@ class PostgresCluster:
                     f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
                     f"unix_socket_directories = '{self.root}'\n"
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                    "max_connections = 60\nshared_buffers = 64MB\n"
+                    "max_connections = 60\nshared_buffers = 64MB\n" + self.settings
                 )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")
         self.running = True

