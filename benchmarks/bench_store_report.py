@@ -56,14 +56,19 @@ def _cluster_url(key: str) -> tuple[str, Callable[[], None]]:
     bin_dir = find_pg_bin()
     if bin_dir is None:
         raise SystemExit("PostgreSQL is not installed: apt-get install postgresql")
-    cluster = PostgresCluster(bin_dir, root=RESULTS / "pg", settings=SETTINGS).start()
+    cluster = PostgresCluster(bin_dir, root=RESULTS / "pg", settings=SETTINGS)
+    stop = cluster.stop
+    if cluster.server_running():  # started by an earlier run or by hand: left running
+        stop = lambda: None  # noqa: E731
+    else:
+        cluster.start()
     import psycopg
 
     with psycopg.connect(cluster.socket_url(), autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (key,)).fetchone()
         if found is None:
             conn.execute(f'CREATE DATABASE "{key}"')
-    return cluster.url(key), cluster.stop
+    return cluster.url(key), stop
 
 
 def load_central(url: str, db: Path) -> float:

@@ -158,6 +158,12 @@ class PostgresCluster:
         self.running = True
         return self
 
+    def server_running(self) -> bool:
+        """True when a server runs on this cluster's data directory (maybe another process's)."""
+        if not self.data.exists():
+            return False
+        return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
+
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``mode``: fast or immediate); nothing when it is not running."""
         if self.running:

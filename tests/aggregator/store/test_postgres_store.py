@@ -66,7 +66,7 @@ def test_redact_hides_passwords() -> None:
     assert "secret" not in redact("postgresql://u:secret@h/db?password=secret")
 
 
-def test_migrating_from_version_1_builds_first_use(pg_url: str) -> None:
+def test_migrating_from_version_1_builds_user_feature(pg_url: str) -> None:
     import psycopg
 
     from uptake_aggregator.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
@@ -91,9 +91,9 @@ def test_migrating_from_version_1_builds_first_use(pg_url: str) -> None:
     assert migrate(pg_url) == (SCHEMA_VERSION, SCHEMA_VERSION)  # idempotent
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
-            'SELECT account, "user", feature, ts FROM first_use ORDER BY 1'
+            'SELECT account, "user", feature, first_ts, last_day FROM user_feature ORDER BY 1'
         ).fetchall()
-    assert rows == [("", "u1", "export", 200), ("a1", "u1", "export", 300)]
+    assert rows == [("", "u1", "export", 200, 0), ("a1", "u1", "export", 300, 0)]
 
 
 def test_the_alert_log_records_each_change_once(central: str) -> None:

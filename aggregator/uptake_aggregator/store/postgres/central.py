@@ -152,12 +152,14 @@ _ROLLUPS: Final = (
     SELECT coalesce(account, ''), "user", ts FROM fresh
     WHERE session IS NULL AND "user" IS NOT NULL ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING""",
-    """INSERT INTO first_use AS t
-    SELECT coalesce(account, ''), "user", name, min(ts) FROM fresh
+    """INSERT INTO user_feature AS t
+    SELECT coalesce(account, ''), "user", name, min(ts), max(day) FROM fresh
     WHERE kind = 'feature' AND name IS NOT NULL AND "user" IS NOT NULL
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (account, "user", feature) DO UPDATE SET ts = excluded.ts
-    WHERE excluded.ts < t.ts""",
+    ON CONFLICT (account, "user", feature) DO UPDATE SET
+        first_ts = least(t.first_ts, excluded.first_ts),
+        last_day = greatest(t.last_day, excluded.last_day)
+    WHERE excluded.first_ts < t.first_ts OR excluded.last_day > t.last_day""",
 )
 
 #: The rollups as one script: without parameters, psycopg sends it as one simple query,

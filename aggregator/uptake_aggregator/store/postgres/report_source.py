@@ -246,17 +246,42 @@ class PostgresReportSource:
     def feature_sets(
         self, window: Window, known: Collection[str], users: set[str] | None
     ) -> FeatureSets:
-        """Distinct (user, feature) of the window's ``feature_day`` rows, as id sets."""
+        """Each user's features used in the window, as id sets.
+
+        From ``user_feature`` (one row per (account, user, feature): first use, last day
+        of use) when no row straddles the window (first use before ``since``, last use
+        on or after ``until``): a pair was then used in the window exactly when its span
+        meets it (the default window, ending tomorrow, has no straddler, nor has one
+        reaching the start of the data). Otherwise from the window's ``feature_day``
+        rows, which answer any window.
+        """
         only = ""
-        params: dict[str, Any] = {"start": window.start, "end": window.end}
+        params: dict[str, Any] = {
+            "start": window.start,
+            "end": window.end,
+            "start_us": window.start_us,
+            "end_us": window.end_us,
+        }
         if users is not None:
             only = ' AND "user" = ANY(%(users)s)'
             params["users"] = sorted(users)
-        pairs = self._rows(
-            'SELECT DISTINCT "user", feature FROM feature_day'
-            f" WHERE day >= %(start)s AND day < %(end)s AND \"user\" <> ''{only}",
+        [(straddling,)] = self._rows(
+            "SELECT EXISTS (SELECT 1 FROM user_feature"
+            f" WHERE first_ts < %(start_us)s AND last_day >= %(end)s{only})",
             params,
         )
+        if straddling:
+            pairs = self._rows(
+                'SELECT DISTINCT "user", feature FROM feature_day'
+                f" WHERE day >= %(start)s AND day < %(end)s AND \"user\" <> ''{only}",
+                params,
+            )
+        else:
+            pairs = self._rows(
+                'SELECT DISTINCT "user", feature FROM user_feature'
+                f" WHERE first_ts < %(end_us)s AND last_day >= %(start)s{only}",
+                params,
+            )
         names = sorted({feature for _, feature in pairs})
         ids = FeatureIds(dict(enumerate(names, start=1)))
         algebra: SetAlgebra[Any]
@@ -292,7 +317,7 @@ class PostgresReportSource:
     def first_values(
         self, users: Collection[str], features: Collection[str], end_day: int
     ) -> dict[str, tuple[int, int | None]]:
-        """First event from ``user_day``, first core use from ``first_use``, per user.
+        """First event from ``user_day``, first core use from ``user_feature``, per user.
 
         Both are least values over the user's accounts (the rollups are per account).
         """
@@ -303,8 +328,9 @@ class PostgresReportSource:
             '  SELECT "user", min(first_ts) AS first FROM user_day'
             '  WHERE day < %(end)s AND "user" = ANY(%(users)s) GROUP BY "user") AS d'
             " LEFT JOIN ("
-            '  SELECT "user", min(ts) AS first FROM first_use'
-            '  WHERE feature = ANY(%(core)s) AND ts < %(end_us)s AND "user" = ANY(%(users)s)'
+            '  SELECT "user", min(first_ts) AS first FROM user_feature'
+            "  WHERE feature = ANY(%(core)s) AND first_ts < %(end_us)s"
+            '  AND "user" = ANY(%(users)s)'
             '  GROUP BY "user") AS c USING ("user")',
             {
                 "users": list(users),

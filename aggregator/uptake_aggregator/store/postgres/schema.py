@@ -33,15 +33,19 @@ URL picks another).
   - ``loose_events``: per (account, user, ts) the events without a session id: the
     implicit sessions (30-minute gaps, outside explicit sessions' margins) are computed
     from them in SQL.
-  - ``first_use`` (version 2): per (account, user, feature) the ts of the user's first
-    ``feature`` event naming it under that account; a user's first use of a feature is
-    the least over their accounts (time to first value, docs/metrics.md *Activation*).
+  - ``user_feature`` (version 2): per (account, user, feature) the ts of the user's
+    first ``feature`` event naming it under that account and the day of the last: a
+    user's first use of a feature is the least over their accounts (time to first
+    value, docs/metrics.md *Activation*), and a pair whose span does not straddle a
+    window was used in it exactly when the span meets it (each user's features).
 - ``goal_changes`` (version 2): the alert log (``alerts``), as in SQLite.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from uptake_aggregator.units import DAY_US
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -152,20 +156,22 @@ _V1: Final = (
     'CREATE INDEX loose_events_by_user ON loose_events ("user", ts)',
 )
 
-#: Version 2: the first use of each (account, user, feature), to the microsecond, built
-#: here from the stored events and kept by the forwarders' chunks from then on; the
-#: alert log.
+#: Version 2: the first use (to the microsecond) and the last day of use of each
+#: (account, user, feature), built here from the stored events and kept by the
+#: forwarders' chunks from then on; the alert log.
 _V2: Final = (
-    """CREATE TABLE first_use (
+    """CREATE TABLE user_feature (
         account text NOT NULL,
         "user" text NOT NULL,
         feature text NOT NULL,
-        ts bigint NOT NULL,
+        first_ts bigint NOT NULL,
+        last_day integer NOT NULL,
         PRIMARY KEY (account, "user", feature)
     )""",
-    'CREATE INDEX first_use_by_user ON first_use ("user", feature) INCLUDE (ts)',
-    """INSERT INTO first_use
-    SELECT coalesce(nullif(account, ''), ''), "user", name, min(ts) FROM events
+    'CREATE INDEX user_feature_by_user ON user_feature ("user", feature) INCLUDE (first_ts)',
+    f"""INSERT INTO user_feature
+    SELECT coalesce(nullif(account, ''), ''), "user", name, min(ts), max(ts) / {DAY_US}
+    FROM events
     WHERE kind = 'feature' AND name IS NOT NULL AND coalesce("user", '') <> ''
     GROUP BY 1, 2, 3""",
     # Goal status changes (``alerts``): no event data, no report reads them.
