@@ -60,7 +60,9 @@ def test_init_creates_then_leaves_the_schema(
     first = runner.invoke(app, ["store", "init", pg_url])
     assert first.exit_code == 0, first.output
     assert "created schema version" in first.stdout
-    monkeypatch.setenv("UPTAKE_STORE", pg_url)
+    # The password from PGPASSWORD (libpq), the URL from UPTAKE_STORE.
+    monkeypatch.setenv("PGPASSWORD", "uptake-test-pw")
+    monkeypatch.setenv("UPTAKE_STORE", pg_url.replace(":uptake-test-pw@", "@"))
     again = runner.invoke(app, ["store", "init"])
     assert again.exit_code == 0, again.output
     assert "up to date" in again.stdout
