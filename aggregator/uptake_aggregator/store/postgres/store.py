@@ -9,7 +9,7 @@ report's forked child opens its own too (no connection crosses a fork).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Final, NoReturn
 
 import msgspec
 
@@ -25,6 +25,8 @@ from uptake_aggregator.store.postgres.urls import redact
 __all__ = ["PostgresStore"]
 
 _props = msgspec.json.Decoder(dict[str, bool | int | float | str])
+#: ``work_mem`` for a report's transaction (see ``report_source``).
+_REPORT_WORK_MEM: Final = "256MB"
 
 
 class PostgresStore:
@@ -61,6 +63,14 @@ class PostgresStore:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             check_version(self.url, conn)  # the first query opens the transaction
+            # The implicit sessions sort every session-less event of the window at once
+            # (~40 bytes each): in memory that sort is about twice as fast as spilled to
+            # disk. Raised for this transaction only, never lowered.
+            conn.execute(
+                "SELECT set_config('work_mem', %s, true)"
+                " WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(%s)",
+                (_REPORT_WORK_MEM, _REPORT_WORK_MEM),
+            )
         except psycopg.Error as exc:
             conn.close()
             raise server_error(self.url, exc) from None
