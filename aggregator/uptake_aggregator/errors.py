@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["AggregatorError", "ConfigError", "DaemonError", "QueryError", "StorageError"]
+__all__ = [
+    "AggregatorError",
+    "ConfigError",
+    "DaemonError",
+    "QueryError",
+    "StorageError",
+    "StoreUnreachableError",
+]
 
 
 class AggregatorError(Exception):
@@ -11,6 +18,10 @@ class AggregatorError(Exception):
 
 class StorageError(AggregatorError):
     """The database is missing, locked, corrupt or of an unknown schema version."""
+
+
+class StoreUnreachableError(StorageError):
+    """The central store's URL is malformed, or its server is down or refused the login."""
 
 
 class DaemonError(AggregatorError):

@@ -101,8 +101,8 @@ def served_database(target: Target) -> Path:
     return Path(db) if isinstance(db, str) else target.db
 
 
-def build_local(db: Path, filters: ReportFilters) -> Report:
-    """Compute the report from the database at ``db``, opened read-only.
+def build_local(db: Path | str, filters: ReportFilters) -> Report:
+    """Compute the report from the database at ``db`` (or a store URL), opened read-only.
 
     The CLI is single-threaded here, so part of the report may run in a forked child
     process on another core (``build_report(parallel=True)``).

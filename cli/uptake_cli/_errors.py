@@ -2,8 +2,10 @@
 
 Exit codes: 2 for bad input (bad dates, an unknown account, a bad argument, a bad config
 file: a ``QueryError`` or ``ConfigError`` of the aggregator, a ``QueryError`` of
-``uptake.client``), 1 for everything else that stops a command (no database yet, daemon
-failure, unreadable file). Never a traceback: those are for bugs, not for users.
+``uptake.client``; a central store URL that is malformed or names a server that does not
+answer or refuses the login: ``StoreUnreachableError``), 1 for everything else that stops
+a command (no database yet, daemon failure, unreadable file). Never a traceback: those
+are for bugs, not for users.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Final, NoReturn
 
-from uptake_aggregator.errors import AggregatorError, ConfigError, QueryError
+from uptake_aggregator.errors import (
+    AggregatorError,
+    ConfigError,
+    QueryError,
+    StoreUnreachableError,
+)
 
 __all__ = [
     "EXIT_FAILURE",
@@ -78,7 +85,7 @@ def cli_errors() -> Iterator[None]:
         yield
     except CliError as exc:
         _exit(exc.message, exc.exit_code)
-    except (QueryError, ConfigError) as exc:
+    except (QueryError, ConfigError, StoreUnreachableError) as exc:
         _exit(str(exc), EXIT_USAGE)
     except AggregatorError as exc:
         _exit(str(exc), EXIT_FAILURE)

@@ -6,7 +6,7 @@ plain shape of that command::
 
     usage report --format json [--since D] [--until D] [--account A] [--user U]
                  [--feature F] [--core NAMES] [--db PATH] [--socket PATH]
-                 [--config FILE]
+                 [--store URL] [--config FILE]
 
 (options in any order, as ``--option value`` or ``--option=value``, ``-f json``). Anything
 else (another command or format, ``--help``, an unknown or repeated option, a missing
@@ -38,10 +38,11 @@ _OPTIONS: Final = {
     "-f": "format",
     "--db": "db",
     "--socket": "socket",
+    "--store": "store",
     "--config": "config",
 }
 #: The environment variables typer reads for options not given (empty counts as unset).
-_ENVIRONMENT: Final = {"db": "UPTAKE_DB", "socket": "UPTAKE_SOCKET"}
+_ENVIRONMENT: Final = {"db": "UPTAKE_DB", "socket": "UPTAKE_SOCKET"}  # and UPTAKE_STORE
 
 
 def parse(argv: list[str]) -> dict[str, str] | None:
@@ -106,7 +107,8 @@ def run(argv: list[str]) -> int | None:
             explicit = options.get("config")
             config = read_config(Path(explicit) if explicit is not None else None)
             filters = with_config_core(filters, config)
-            usage = fetch_report(filters, paths["db"], paths["socket"])
+            store = options.get("store", os.environ.get("UPTAKE_STORE") or None)
+            usage = fetch_report(filters, paths["db"], paths["socket"], store)
             text = render_json(add_goals(usage, config))
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 1

@@ -78,8 +78,18 @@ def render_json(report: Report) -> str:
     return encoded.decode() + "\n"
 
 
-def fetch_report(filters: ReportFilters, db: Path | None, socket: Path | None) -> Report:
-    """Return the usage report: from the daemon when one answers, else from the database."""
+def fetch_report(
+    filters: ReportFilters, db: Path | None, socket: Path | None, store: str | None = None
+) -> Report:
+    """Return the usage report: from the daemon when one answers, else from the database.
+
+    ``store`` (``--store`` / ``UPTAKE_STORE``): from the central store at that URL
+    instead, whatever ``db`` and ``socket`` say.
+    """
+    if store is not None:
+        from uptake_cli._options import store_url
+
+        return build_local(store_url(store, "--store"), filters)
     target = resolve(db, socket)
     report = query_daemon(target.socket, filters)
     if report is None:

@@ -15,6 +15,7 @@ from uptake_cli import (
     report_cmd,
     seats_cmd,
     spool_cmd,
+    store_cmd,
 )
 
 __all__ = ["app", "main"]
@@ -46,6 +47,7 @@ prune_cmd.register(app)
 daemon_cmd.register(app)
 demo_cmd.register(app)
 spool_cmd.register(app)
+store_cmd.register(app)
 
 
 def main() -> None:

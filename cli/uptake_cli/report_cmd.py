@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from uptake_cli._errors import cli_errors
-from uptake_cli._options import ConfigOption, DbOption, SocketOption
+from uptake_cli._options import ConfigOption, DbOption, SocketOption, StoreOption
 from uptake_cli._present import Report, describe_scope
 from uptake_cli._reporting import (
     add_goals,
@@ -102,11 +102,13 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = None,
     db: DbOption = None,
     socket: SocketOption = None,
+    store: StoreOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Report product usage: DAU/WAU/MAU, features, accounts and seats, users, retention, goals.
 
-    Reads through the daemon when one answers on the socket, else opens the database read-only.
+    Reads through the daemon when one answers on the socket, else opens the database read-only;
+    with --store, reads the central store that every host forwards to.
 
     Examples:
 
@@ -117,13 +119,15 @@ def report(  # noqa: PLR0917 - typer maps each parameter to an option
         usage report --format csv --table accounts -o accounts.csv
 
         usage report --core export_csv,share_link --format csv --table activation
+
+        usage report --store postgresql://uptake@db.internal/uptake --format json
     """
     with cli_errors():
         settings = read_config(config)  # validated before any report work
         filters = with_config_core(
             report_filters(since, until, account, user, feature, core=core), settings
         )
-        usage = add_goals(fetch_report(filters, db, socket), settings)
+        usage = add_goals(fetch_report(filters, db, socket, store), settings)
         scope = describe_scope(account, user, feature)
         if output_format is OutputFormat.table:
             _write_tables(usage, output, scope)

@@ -1,8 +1,8 @@
 """Where events are kept: the interfaces (``base``, ``ingest``, ``reports``) and the backends.
 
 ``open_store(location)`` is the one place a backend is chosen: the daemon, the CLI and the
-report open stores only through it. ``store/sqlite/`` is the local SQLite backend; a
-central one (``store/postgres/``) would implement the same protocols.
+report open stores only through it. ``store/sqlite/`` is the local SQLite backend,
+``store/postgres/`` the central PostgreSQL one (psycopg is imported only for a URL).
 
 Example::
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uptake_aggregator.errors import StorageError
+from uptake_aggregator.store.postgres.urls import is_postgres_url
 
 if TYPE_CHECKING:
     from uptake_aggregator.store.base import Store
@@ -26,17 +27,25 @@ _SQLITE_SCHEME = "sqlite:///"
 
 
 def open_store(location: str | Path) -> Store:
-    """The store at ``location``: a file path (SQLite) or a URL (``sqlite:///PATH``).
+    """The store at ``location``: a file path or ``sqlite:///PATH`` (SQLite), or a
+    ``postgresql://`` / ``postgres://`` URL (the central store).
 
     Opens nothing yet: each use opens what it needs. Raises ``StorageError`` for a URL of
     a backend this uptake does not have.
     """
     text = str(location)
+    if is_postgres_url(text):
+        from uptake_aggregator.store.postgres.store import PostgresStore
+
+        return PostgresStore(text)
     if text.startswith(_SQLITE_SCHEME):
         text = text[len(_SQLITE_SCHEME) - 1 :]
     elif "://" in text:
         scheme = text.split("://", 1)[0]
-        raise StorageError(f"no store backend for {scheme!r} URLs: give a database file path")
+        raise StorageError(
+            f"no store backend for {scheme!r} URLs: "
+            "give a database file path or a postgresql:// URL"
+        )
     from uptake_aggregator.store.sqlite.store import SqliteStore
 
     return SqliteStore(Path(text))

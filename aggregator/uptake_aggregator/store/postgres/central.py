@@ -1,0 +1,372 @@
+"""The forwarders' write path into the central store: one transaction per chunk.
+
+A chunk is a host's events with their local sequence numbers, oldest first. In one
+transaction: lock the host's row and drop the events at or below its cursor (already
+applied: a daemon killed between the central COMMIT and its local cursor write resends
+them), COPY the rest into a temp stage table, ``INSERT ... SELECT ... ON CONFLICT (id)
+DO NOTHING RETURNING`` into the events (the same event forwarded by two hosts, or
+resent, is stored once), update every rollup from the rows actually inserted, and move
+the host's cursor to the chunk's last sequence. The caller moves its local cursor only
+after ``forward`` returns, i.e. after the COMMIT: no duplicate and no gap.
+
+A chunk the server refuses as data (SQLSTATE class 22 or 23, e.g. a NUL character in a
+text) is split in halves, each its own transaction, down to the event(s) at fault, which
+go to ``dead_letters`` with the server's message, the cursor moving past them: the rest
+is stored and nothing is retried forever.
+
+Rollup statements are ordered by their keys so that two hosts' chunks touching the same
+rows lock them in the same order (no deadlock between forwarders).
+
+Example::
+
+    writer = CentralWriter(url)
+    cursor = writer.host_cursor(host_id)
+    outcome = writer.forward(host_id, [(seq, event), ...])
+    writer.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from uptake.protocol import Event
+from uptake_aggregator.errors import StorageError
+from uptake_aggregator.store.postgres.connection import check_version, connect, server_error
+from uptake_aggregator.units import DAY_US
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["CentralWriter", "DeadLetter", "ForwardOutcome"]
+
+_json_encode = msgspec.json.Encoder().encode
+
+_STAGE_COLUMNS: Final = (
+    'id, ts, kind, name, "user", account, session, value, props, source, seq, integration'
+)
+_TEMP_TABLES: Final = (
+    """CREATE TEMP TABLE IF NOT EXISTS stage (
+        id bytea, ts bigint, kind text, name text, "user" text, account text, session text,
+        value bigint, props text, source text, seq bigint, integration text
+    ) ON COMMIT DELETE ROWS""",
+    """CREATE TEMP TABLE IF NOT EXISTS fresh (
+        id bytea, ts bigint, day integer, kind text, name text, "user" text, account text,
+        session text, value bigint, integration text
+    ) ON COMMIT DELETE ROWS""",
+)
+# Absent and empty names are the same "no one" (docs/metrics.md): NULL from here on.
+# An id twice in one chunk (a host resending inside its own outbox) is inserted once and
+# reaches the rollups once: DISTINCT ON keeps its first (lowest sequence) copy.
+_INSERT_EVENTS: Final = f"""
+WITH candidates AS (
+    SELECT DISTINCT ON (id) * FROM stage WHERE seq > %(cursor)s ORDER BY id, seq
+), inserted AS (
+    INSERT INTO events (id, ts, kind, name, "user", account, session, value, props, source,
+                        host_id, seq)
+    SELECT id, ts, kind, name, "user", account, session, value, props::jsonb, source,
+           %(host)s, seq
+    FROM candidates ORDER BY id
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO fresh
+SELECT s.id, s.ts, (s.ts / {DAY_US})::integer, s.kind, s.name, nullif(s."user", ''),
+       nullif(s.account, ''), nullif(s.session, ''), s.value, s.integration
+FROM candidates AS s JOIN inserted USING (id)
+"""
+_ROLLUPS: Final = (
+    """INSERT INTO user_day AS t
+    SELECT coalesce(account, ''), day, "user", count(*), count(*) FILTER (WHERE kind = 'login'),
+           min(ts), max(ts), (array_agg(id ORDER BY ts DESC, id DESC))[1]
+    FROM fresh WHERE "user" IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (account, day, "user") DO UPDATE SET
+        events = t.events + excluded.events,
+        logins = t.logins + excluded.logins,
+        first_ts = least(t.first_ts, excluded.first_ts),
+        last_id = CASE WHEN (excluded.last_ts, excluded.last_id) > (t.last_ts, t.last_id)
+                       THEN excluded.last_id ELSE t.last_id END,
+        last_ts = greatest(t.last_ts, excluded.last_ts)""",
+    """INSERT INTO account_day AS t
+    SELECT account, day, count(*) FROM fresh WHERE account IS NOT NULL
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (account, day) DO UPDATE SET events = t.events + excluded.events""",
+    """INSERT INTO feature_day AS t
+    SELECT coalesce(account, ''), day, name, coalesce("user", ''), count(*)
+    FROM fresh WHERE kind = 'feature' AND name IS NOT NULL
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (account, day, feature, "user") DO UPDATE SET
+        events = t.events + excluded.events""",
+    """INSERT INTO integration_day AS t
+    SELECT coalesce(account, ''), day, coalesce("user", ''), integration, count(*)
+    FROM fresh WHERE integration IS NOT NULL
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (account, day, "user", integration) DO UPDATE SET
+        events = t.events + excluded.events""",
+    """INSERT INTO seats SELECT account, ts, id, value FROM fresh
+    WHERE kind = 'seats' AND account IS NOT NULL AND value IS NOT NULL ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING""",
+    """INSERT INTO releases SELECT coalesce(account, ''), ts, id, name FROM fresh
+    WHERE kind = 'release' AND name IS NOT NULL ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING""",
+    # The user (account) of a session: that of its earliest event, by (ts, id), naming one.
+    """INSERT INTO sessions AS t
+    SELECT session,
+           (array_agg(account ORDER BY ts, id) FILTER (WHERE account IS NOT NULL))[1],
+           (array_agg(ts ORDER BY ts, id) FILTER (WHERE account IS NOT NULL))[1],
+           (array_agg(id ORDER BY ts, id) FILTER (WHERE account IS NOT NULL))[1],
+           (array_agg("user" ORDER BY ts, id) FILTER (WHERE "user" IS NOT NULL))[1],
+           (array_agg(ts ORDER BY ts, id) FILTER (WHERE "user" IS NOT NULL))[1],
+           (array_agg(id ORDER BY ts, id) FILTER (WHERE "user" IS NOT NULL))[1],
+           min(ts) FILTER (WHERE kind = 'session_start'),
+           max(ts) FILTER (WHERE kind = 'session_end'),
+           min(ts), max(ts)
+    FROM fresh WHERE session IS NOT NULL GROUP BY session ORDER BY session
+    ON CONFLICT (session) DO UPDATE SET
+        account = CASE WHEN excluded.account IS NOT NULL AND (t.account IS NULL
+            OR (excluded.account_ts, excluded.account_id) < (t.account_ts, t.account_id))
+            THEN excluded.account ELSE t.account END,
+        account_ts = CASE WHEN excluded.account IS NOT NULL AND (t.account IS NULL
+            OR (excluded.account_ts, excluded.account_id) < (t.account_ts, t.account_id))
+            THEN excluded.account_ts ELSE t.account_ts END,
+        account_id = CASE WHEN excluded.account IS NOT NULL AND (t.account IS NULL
+            OR (excluded.account_ts, excluded.account_id) < (t.account_ts, t.account_id))
+            THEN excluded.account_id ELSE t.account_id END,
+        "user" = CASE WHEN excluded."user" IS NOT NULL AND (t."user" IS NULL
+            OR (excluded.user_ts, excluded.user_id) < (t.user_ts, t.user_id))
+            THEN excluded."user" ELSE t."user" END,
+        user_ts = CASE WHEN excluded."user" IS NOT NULL AND (t."user" IS NULL
+            OR (excluded.user_ts, excluded.user_id) < (t.user_ts, t.user_id))
+            THEN excluded.user_ts ELSE t.user_ts END,
+        user_id = CASE WHEN excluded."user" IS NOT NULL AND (t."user" IS NULL
+            OR (excluded.user_ts, excluded.user_id) < (t.user_ts, t.user_id))
+            THEN excluded.user_id ELSE t.user_id END,
+        start_ts = least(t.start_ts, excluded.start_ts),
+        end_ts = greatest(t.end_ts, excluded.end_ts),
+        first_ts = least(t.first_ts, excluded.first_ts),
+        last_ts = greatest(t.last_ts, excluded.last_ts)""",
+    """INSERT INTO loose_events
+    SELECT coalesce(account, ''), "user", ts FROM fresh
+    WHERE session IS NULL AND "user" IS NOT NULL ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING""",
+    """INSERT INTO user_feature AS t
+    SELECT coalesce(account, ''), "user", name, min(ts), max(day) FROM fresh
+    WHERE kind = 'feature' AND name IS NOT NULL AND "user" IS NOT NULL
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (account, "user", feature) DO UPDATE SET
+        first_ts = least(t.first_ts, excluded.first_ts),
+        last_day = greatest(t.last_day, excluded.last_day)
+    WHERE excluded.first_ts < t.first_ts OR excluded.last_day > t.last_day""",
+)
+
+#: The rollups as one script: without parameters, psycopg sends it as one simple query,
+#: one round trip for all of them instead of one each.
+_ROLLUP_SCRIPT: Final = ";\n".join(_ROLLUPS)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event the centre refused as data: its local sequence, id and the server's reason."""
+
+    seq: int
+    id: bytes
+    error: str
+
+
+@dataclass
+class ForwardOutcome:
+    """What one ``forward`` did: the host's central cursor after it, events inserted."""
+
+    cursor: int
+    inserted: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def stage_row(seq: int, event: Event) -> tuple[Any, ...]:
+    """The stage table row of ``event`` (props as JSON text, the integration prop as text).
+
+    The integration is rendered as the SQLite rollup renders it (Python's ``str``), so
+    both stores count the same distinct integrations.
+    """
+    props = event.props
+    return (
+        event.id,
+        event.ts,
+        event.kind,
+        event.name,
+        event.user,
+        event.account,
+        event.session,
+        event.value,
+        None if props is None else _json_encode(props).decode(),
+        event.source,
+        seq,
+        str(props["integration"]) if props and "integration" in props else None,
+    )
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """True for errors about the rows themselves (SQLSTATE classes 22, 23), not the server."""
+    import psycopg
+
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, psycopg.Error) and sqlstate[:2] in {"22", "23"}
+
+
+class CentralWriter:
+    """One connection to the central store for one forwarding daemon.
+
+    Connects on first use; any failure but a data error closes the connection (the next
+    call reconnects) and raises ``StorageError`` with a password-free message.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed:
+            import psycopg
+
+            conn = connect(self.url)
+            try:
+                check_version(self.url, conn)
+                for statement in _TEMP_TABLES:
+                    conn.execute(statement)
+                conn.commit()
+            except psycopg.Error as exc:
+                conn.close()
+                raise server_error(self.url, exc) from None
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _fail(self, exc: Exception) -> StorageError:
+        self.close()
+        return server_error(self.url, exc)
+
+    def host_cursor(self, host_id: str) -> int:
+        """The highest local sequence of ``host_id`` the centre holds (registering the host)."""
+        import psycopg
+
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO hosts (host_id) VALUES (%s) ON CONFLICT DO NOTHING", (host_id,)
+                )
+                row = conn.execute(
+                    "SELECT cursor FROM hosts WHERE host_id = %s", (host_id,)
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+        return int(row[0]) if row is not None else 0
+
+    def forward(self, host_id: str, chunk: Sequence[tuple[int, Event]]) -> ForwardOutcome:
+        """Apply a chunk of (local seq, event), oldest first, exactly once (module docs).
+
+        Returns once committed. Raises ``StorageError`` when the server cannot be reached
+        or fails (nothing of the chunk is applied then); rows refused as data go to the
+        dead letters instead.
+        """
+        import psycopg
+
+        conn = self._connection()
+        outcome = ForwardOutcome(cursor=0)
+        pending = [list(chunk)]
+        try:
+            while pending:
+                part = pending.pop()
+                try:
+                    with conn.transaction():
+                        outcome.cursor = self._apply(conn, host_id, part, outcome)
+                except psycopg.Error as exc:
+                    if not _is_data_error(exc) or conn.closed or conn.broken:
+                        raise
+                    if len(part) == 1:
+                        outcome.cursor = self._bury(conn, host_id, part[0], exc, outcome)
+                    else:
+                        half = len(part) // 2
+                        pending += [part[half:], part[:half]]  # the older half first
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+        return outcome
+
+    def _lock_cursor(self, conn: psycopg.Connection[tuple[Any, ...]], host_id: str) -> int:
+        conn.execute("INSERT INTO hosts (host_id) VALUES (%s) ON CONFLICT DO NOTHING", (host_id,))
+        row = conn.execute(
+            "SELECT cursor FROM hosts WHERE host_id = %s FOR UPDATE", (host_id,)
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _apply(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        host_id: str,
+        part: list[tuple[int, Event]],
+        outcome: ForwardOutcome,
+    ) -> int:
+        """One chunk's transaction body; returns the host's new cursor."""
+        cursor = self._lock_cursor(conn, host_id)
+        rows = [(seq, event) for seq, event in part if seq > cursor]
+        if not rows:
+            return cursor
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+                for seq, event in rows:
+                    copy.write_row(stage_row(seq, event))
+            cur.execute(_INSERT_EVENTS, {"host": host_id, "cursor": cursor})
+            inserted = max(cur.rowcount, 0)
+            if inserted:
+                cur.execute(_ROLLUP_SCRIPT)
+            last = rows[-1][0]
+            cur.execute(
+                "UPDATE hosts SET cursor = %s, events = events + %s, last_forward = now()"
+                " WHERE host_id = %s",
+                (last, inserted, host_id),
+            )
+        outcome.inserted += inserted
+        return last
+
+    def _bury(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        host_id: str,
+        row: tuple[int, Event],
+        exc: Exception,
+        outcome: ForwardOutcome,
+    ) -> int:
+        """Record one refused event as a dead letter and move the cursor past it."""
+        seq, event = row
+        error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with conn.transaction():
+            cursor = self._lock_cursor(conn, host_id)
+            if seq <= cursor:
+                return cursor
+            # JSON escapes what the server refused (a NUL becomes \u0000): storable text.
+            text = msgspec.json.encode(event).decode()
+            conn.execute(
+                "INSERT INTO dead_letters (host_id, seq, id, error, event)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (host_id, seq, event.id, error, text),
+            )
+            conn.execute(
+                "UPDATE hosts SET cursor = %s, dead_letters = dead_letters + 1,"
+                " last_forward = now() WHERE host_id = %s",
+                (seq, host_id),
+            )
+        outcome.dead_letters.append(DeadLetter(seq, event.id, error))
+        return seq
+
+    def close(self) -> None:
+        """Close the connection (the next call reconnects)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,110 @@
+"""The central PostgreSQL store's write path on a real server (tests/support/postgres.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.postgres import PostgresCluster, truncate_central
+from uptake_aggregator.store import open_store
+from uptake_aggregator.store.postgres.central import CentralWriter
+from uptake_aggregator.store.postgres.connection import migrate
+from uptake_aggregator.store.postgres.urls import redact
+
+
+@pytest.fixture(scope="module")
+def central(postgres: PostgresCluster) -> str:
+    url = postgres.new_database()
+    migrate(url)
+    return url
+
+
+def test_forward_is_idempotent_per_host_cursor(central: str) -> None:
+    from uptake.protocol import Event, content_event_id
+
+    truncate_central(central)
+    events = [
+        Event(id=content_event_id(10**15 + i, b"x"), ts=10**15 + i, kind="login", user="u")
+        for i in range(5)
+    ]
+    writer = CentralWriter(central)
+    try:
+        assert writer.host_cursor("h") == 0
+        assert writer.forward("h", list(enumerate(events, start=1))).inserted == 5
+        again = writer.forward("h", list(enumerate(events, start=1)))
+        assert (again.inserted, again.cursor) == (0, 5)
+        assert writer.host_cursor("h") == 5
+    finally:
+        writer.close()
+    assert open_store(central).events_stored() == 5
+
+
+def test_a_row_refused_as_data_goes_to_the_dead_letters(central: str) -> None:
+    from uptake.protocol import Event, content_event_id
+
+    truncate_central(central)
+    events = [
+        Event(
+            id=content_event_id(10**15 + i, b"y"),
+            ts=10**15 + i,
+            kind="feature",
+            name="bad\x00name" if i == 3 else "ok",
+            user="u",
+        )
+        for i in range(8)
+    ]
+    writer = CentralWriter(central)
+    try:
+        outcome = writer.forward("h", list(enumerate(events, start=1)))
+    finally:
+        writer.close()
+    assert outcome.cursor == 8
+    assert outcome.inserted == 7
+    assert [letter.seq for letter in outcome.dead_letters] == [4]
+
+
+def test_redact_hides_passwords() -> None:
+    assert "secret" not in redact("postgresql://u:secret@h/db?password=secret")
+
+
+def test_migrating_from_version_1_builds_user_feature(pg_url: str) -> None:
+    import psycopg
+
+    from uptake_aggregator.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "CREATE TABLE uptake_schema (version integer PRIMARY KEY, applied timestamptz)"
+        )
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO uptake_schema VALUES (1, now())")
+        conn.cursor().executemany(
+            'INSERT INTO events (id, ts, kind, name, "user", account, host_id, seq)'
+            " VALUES (%s, %s, 'feature', %s, %s, %s, 'h', %s)",
+            [
+                (b"a" * 16, 300, "export", "u1", "a1", 1),
+                (b"b" * 16, 200, "export", "u1", "", 2),
+                (b"c" * 16, 100, "export", "", "a1", 3),
+            ],
+        )
+    assert migrate(pg_url) == (1, SCHEMA_VERSION)
+    assert migrate(pg_url) == (SCHEMA_VERSION, SCHEMA_VERSION)  # idempotent
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            'SELECT account, "user", feature, first_ts, last_day FROM user_feature ORDER BY 1'
+        ).fetchall()
+    assert rows == [("", "u1", "export", 200, 0), ("a1", "u1", "export", 300, 0)]
+
+
+def test_the_alert_log_records_each_change_once(central: str) -> None:
+    from uptake_aggregator.store.alerts import GoalReading
+
+    truncate_central(central)
+    log = open_store(central).alert_log()
+    reading = GoalReading("utilization", "a1", "critical", 0.2)
+    first = log.record(10, [reading], lambda before, after: True)
+    again = log.record(20, [reading], lambda before, after: True)
+    assert [(c.before, c.after) for c in first] == [(None, "critical")]
+    assert again == []
+    assert log.changes() == first
+    assert log.changes(since_us=11) == []
