@@ -11,6 +11,7 @@ from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.metrics.test_medium_datasets import FILTERS, TODAY, medium_dataset
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.metrics import build_report
+from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS
 from uptake_aggregator.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from uptake_aggregator.store.sqlite.storage import connect_readonly
 
@@ -44,15 +45,21 @@ def _write_version_1(current: Path, old: Path) -> None:
                 " AND name != 'schema_version'"
             ).fetchall()
         ]
+        sources = {
+            "user_feature": "current.user_feature_named",
+            # Version 6 added the local sequence and the outbox counters.
+            "events": f"(SELECT {EVENT_COLUMNS} FROM current.events)",
+            "counters": "(SELECT * FROM current.counters WHERE name = 'events')",
+        }
         for table in tables:
-            source = "user_feature_named" if table == "user_feature" else table
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM current.{source}")
+            source = sources.get(table, f"current.{table}")
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM {source}")
         conn.commit()
         conn.execute("DETACH DATABASE current")
 
 
 def test_a_version_1_database_migrates_and_reports_the_same(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     current, old = tmp_path / "current.db", tmp_path / "old.db"
     events = medium_dataset(11)
     ingest_batches(current, [events])
