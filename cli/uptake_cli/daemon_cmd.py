@@ -244,7 +244,11 @@ def _format_forward(forward: dict[str, Any]) -> list[str]:
     if forward["last_error"]:
         lines.append(
             f"  forward error   {forward['last_error']}"
-            f" ({forward['failed_attempts']} failed attempts in a row)"
+            + (
+                f" ({forward['failed_attempts']} failed attempts in a row)"
+                if forward["failed_attempts"]
+                else " (recovered since)"
+            )
         )
     return lines
 

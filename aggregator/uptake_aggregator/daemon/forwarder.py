@@ -31,6 +31,7 @@ counts from the start).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import os
 import random
@@ -41,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from uptake.protocol import Event
 from uptake_aggregator.errors import AggregatorError
 from uptake_aggregator.store.ingest import ForwardTarget, Outbox
 
@@ -54,7 +56,7 @@ __all__ = [
 
 #: Events per central transaction: large enough that the per-transaction costs (cursor
 #: row lock, rollup statements, commit) are small against the rows' own.
-DEFAULT_CHUNK_EVENTS: Final = 10_000
+DEFAULT_CHUNK_EVENTS: Final = 20_000
 #: Longest sleep between two attempts while the centre fails.
 DEFAULT_BACKOFF_MAX_S: Final = 30.0
 #: First backoff step (the sleep before the first retry is uniform in [0, this]).
@@ -121,6 +123,10 @@ class Forwarder:
         # forwarded is that of the first entry above the cursor.
         self._seen: collections.deque[tuple[int, float]] = collections.deque()
         self._crash_after = int(os.environ.get(CRASH_AFTER_COMMIT_ENV, "0") or 0)
+        # The outbox is read on a second thread of the forwarder's, one call at a time:
+        # the next chunk is read while the centre works on the current one.
+        self._reads = concurrent.futures.ThreadPoolExecutor(1, "uptake-forwarder-read")
+        self._ahead: tuple[int, concurrent.futures.Future[list[tuple[int, Event]]]] | None = None
 
     # -- control --------------------------------------------------------------------------
 
@@ -172,7 +178,7 @@ class Forwarder:
 
     def _run(self) -> None:
         try:
-            outbox = self._open_outbox()
+            outbox = self._reads.submit(self._open_outbox).result()
         except AggregatorError as exc:
             _log.error("forwarding disabled: cannot read the local database: %s", exc)
             self._failed(str(exc))
@@ -186,9 +192,14 @@ class Forwarder:
             while not self._stop.is_set():
                 try:
                     busy = self._step(outbox, target)
-                except AggregatorError as exc:
+                except Exception as exc:
+                    # AggregatorError: the centre (its message is password-free). Anything
+                    # else is a bug or a local read error: logged with its traceback, and
+                    # retried the same way, so the thread never dies.
+                    if not isinstance(exc, AggregatorError):
+                        _log.exception("forwarding failed unexpectedly")
                     self._synced_lost()
-                    self._failed(str(exc))
+                    self._failed(str(exc) or type(exc).__name__)
                     attempt += 1
                     self._stop.wait(self._backoff(attempt))
                     continue
@@ -206,11 +217,12 @@ class Forwarder:
         finally:
             if target is not None:
                 target.close()
-            outbox.close()
+            self._reads.submit(outbox.close).result()
+            self._reads.shutdown()
 
     def _step(self, outbox: Outbox, target: ForwardTarget) -> bool:
         """One chunk (after syncing the cursor); False when there was nothing to send."""
-        self._observe(outbox.last_seq())
+        self._observe(self._reads.submit(outbox.last_seq).result())
         host_id = outbox.host_id
         if not self.synced:
             central = target.host_cursor(host_id)
@@ -226,9 +238,12 @@ class Forwarder:
                 )
             self.cursor = central
             self.synced = True
-        chunk = outbox.read_after(self.cursor, self.settings.chunk_events)
+        chunk = self._chunk_after(outbox, self.cursor)
         if not chunk:
             return False
+        size = self.settings.chunk_events
+        last = chunk[-1][0]
+        self._ahead = (last, self._reads.submit(outbox.read_after, last, size))
         outcome = target.forward(host_id, chunk)
         self.chunks += 1
         if self._crash_after and self.chunks >= self._crash_after:
@@ -247,6 +262,16 @@ class Forwarder:
             )
         self._forget_forwarded()
         return True
+
+    def _chunk_after(self, outbox: Outbox, cursor: int) -> list[tuple[int, Event]]:
+        """The next chunk: the one read ahead if it follows ``cursor`` and is not empty."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            after, future = ahead
+            chunk = future.result()
+            if after == cursor and chunk:
+                return chunk
+        return self._reads.submit(outbox.read_after, cursor, self.settings.chunk_events).result()
 
     def _observe(self, last_seq: int) -> None:
         if last_seq > self.last_seq or not self._seen:

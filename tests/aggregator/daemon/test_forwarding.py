@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.support.daemon import DaemonProcess, make_events
@@ -23,6 +24,7 @@ from uptake.protocol import Event
 from uptake_aggregator.daemon.forwarder import CRASH_AFTER_COMMIT_ENV
 from uptake_aggregator.store import open_store
 from uptake_aggregator.store.postgres.connection import migrate
+from uptake_cli.app import app
 
 #: Retries every ~0.5 s at most: a test's outage of a few seconds sees several attempts.
 _FAST_RETRY = ("--forward-backoff-max", "0.5")
@@ -109,7 +111,7 @@ def _send(daemon: DaemonProcess, events: list[Event], batch: int = 500) -> None:
 
 
 def test_each_event_reaches_the_centre_once_and_the_lag_drains(
-    central: str, daemons: Callable[..., DaemonProcess]
+    central: str, postgres: PostgresCluster, daemons: Callable[..., DaemonProcess]
 ) -> None:
     daemon = daemons("host", central)
     events = make_events(3000, start=_T0)
@@ -124,6 +126,10 @@ def test_each_event_reaches_the_centre_once_and_the_lag_drains(
     status = _forward_status(daemon)
     assert status["state"] == "caught_up" and status["lag_s"] == 0.0
     assert status["forwarded_events"] == 3000 and status["last_error"] is None
+    shown = CliRunner().invoke(app, ["daemon", "status", "--socket", str(daemon.socket)])
+    assert shown.exit_code == 0, shown.output
+    assert "forward lag     0 events, 0s (caught up; cursor 3,000)" in shown.output
+    assert ":***@" in shown.output and postgres.password not in shown.output
     assert daemon.terminate() == 0
     host, last, forwarded = _local_cursor(daemon.db)
     assert (last, forwarded) == (3000, 3000)

@@ -74,6 +74,16 @@ SELECT s.id, s.ts, (s.ts / {DAY_US})::integer, s.kind, s.name, nullif(s."user", 
        nullif(s.account, ''), nullif(s.session, ''), s.value, s.integration
 FROM stage AS s JOIN inserted USING (id)
 """
+_EVENT_COLUMNS: Final = (
+    'id, ts, kind, name, "user", account, session, value, props, source, host_id, seq'
+)
+# After a COPY straight into ``events``: every staged row is new.
+_ALL_FRESH: Final = f"""
+INSERT INTO fresh
+SELECT id, ts, (ts / {DAY_US})::integer, kind, name, nullif("user", ''), nullif(account, ''),
+       nullif(session, ''), value, integration
+FROM stage
+"""
 _ROLLUPS: Final = (
     """INSERT INTO user_day AS t
     SELECT coalesce(account, ''), day, "user", count(*), count(*) FILTER (WHERE kind = 'login'),
@@ -219,6 +229,9 @@ class CentralWriter:
 
             conn = connect(self.url)
             try:
+                # The stage tables have no statistics: a chunk's estimates can pass
+                # jit_above_cost and pay ~100 ms of JIT compilation per statement.
+                conn.execute("SET jit = off")
                 check_version(self.url, conn)
                 for statement in _TEMP_TABLES:
                     conn.execute(statement)
@@ -302,11 +315,16 @@ class CentralWriter:
         rows = [(seq, event) for seq, event in part if seq > cursor]
         if not rows:
             return cursor
+        staged = [stage_row(seq, event) for seq, event in rows]
         with conn.cursor() as cur:
+            copied = self._copy_new(conn, cur, host_id, staged)
             with cur.copy(f"COPY stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
-                for seq, event in rows:
-                    copy.write_row(stage_row(seq, event))
-            cur.execute(_INSERT_EVENTS, {"host": host_id, "cursor": cursor})
+                for row in staged:
+                    copy.write_row(row)
+            if copied:
+                cur.execute(_ALL_FRESH)
+            else:
+                cur.execute(_INSERT_EVENTS, {"host": host_id, "cursor": cursor})
             inserted = max(cur.rowcount, 0)
             if inserted:
                 for statement in _ROLLUPS:
@@ -321,6 +339,32 @@ class CentralWriter:
             cur.execute("TRUNCATE stage")
         outcome.inserted += inserted
         return last
+
+    def _copy_new(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        cur: psycopg.Cursor[tuple[Any, ...]],
+        host_id: str,
+        staged: list[tuple[Any, ...]],
+    ) -> bool:
+        """COPY the rows straight into ``events``; False (nothing kept) if one is stored.
+
+        The usual chunk holds only new events, and COPY inserts rows in bulk where
+        ``INSERT ... ON CONFLICT`` checks and inserts them one by one (measured: about
+        half the time of the staged insert). An event the centre holds already (resent,
+        or forwarded by another host too) fails the COPY, inside a savepoint: then the
+        staged ``ON CONFLICT DO NOTHING`` insert sorts it out.
+        """
+        import psycopg
+
+        try:
+            copying = f"COPY events ({_EVENT_COLUMNS}) FROM STDIN"
+            with conn.transaction(), cur.copy(copying) as copy:
+                for row in staged:
+                    copy.write_row((*row[:10], host_id, row[10]))
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
 
     def _bury(
         self,
