@@ -293,3 +293,20 @@ def test_three_hosts_forward_into_one_centre(
         expected[host] = last
     assert _host_cursors(central) == expected
     assert sum(len(_local_events(daemon.db)) for daemon in hosts) == sum(map(len, sent))
+
+
+def test_an_event_the_centre_refuses_is_named_once_and_the_rest_is_stored(
+    central: str, daemons: Callable[..., DaemonProcess]
+) -> None:
+    import msgspec
+
+    daemon = daemons("host", central)
+    events = make_events(10, start=_T0)
+    events[4] = msgspec.structs.replace(events[4], name="bad\x00name")  # PostgreSQL: no NUL
+    _send(daemon, events)
+
+    _wait_for("the centre to catch up", _caught_up(daemon, 10))
+    assert {e.id for e in _central_events(central)} == {e.id for e in events} - {events[4].id}
+    assert _forward_status(daemon)["dead_letters"] == 1
+    named = [line for line in daemon.log_text().splitlines() if events[4].id.hex() in line]
+    assert len(named) == 1 and "dead_letters" in named[0]
