@@ -25,7 +25,7 @@ together do not return in lock step. Events the centre refuses as data go to its
 The forward lag of ``usage daemon status``: events committed locally and not yet at the
 centre, and the seconds since the oldest of them was committed (observed by this
 forwarder's polls, so to within a poll interval; a backlog older than the daemon's start
-counts from the start).
+counts from the start; the daemon notes its commits every 0.2 s).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ __all__ = [
     "CRASH_AFTER_COMMIT_ENV",
     "DEFAULT_BACKOFF_MAX_S",
     "DEFAULT_CHUNK_EVENTS",
+    "POLL_S",
     "ForwardSettings",
     "Forwarder",
 ]
@@ -61,8 +62,8 @@ DEFAULT_CHUNK_EVENTS: Final = 20_000
 DEFAULT_BACKOFF_MAX_S: Final = 30.0
 #: First backoff step (the sleep before the first retry is uniform in [0, this]).
 _BACKOFF_BASE_S: Final = 0.5
-#: How often an idle forwarder looks for new commits.
-_POLL_S: Final = 0.2
+#: How often an idle forwarder looks for new commits (and the daemon notes its commits).
+POLL_S: Final = 0.2
 #: Fault injection for the tests only: ``N`` makes the daemon ``SIGKILL`` itself right
 #: after its N-th central COMMIT, before the local cursor is noted.
 CRASH_AFTER_COMMIT_ENV: Final = "UPTAKE_TEST_CRASH_AFTER_FORWARD_COMMIT"
@@ -122,6 +123,7 @@ class Forwarder:
         # (latest sequence seen, when first seen): the commit time of the oldest event not
         # forwarded is that of the first entry above the cursor.
         self._seen: collections.deque[tuple[int, float]] = collections.deque()
+        self._seen_lock = threading.Lock()  # observed from the daemon's loop and this thread
         self._crash_after = int(os.environ.get(CRASH_AFTER_COMMIT_ENV, "0") or 0)
         # The outbox is read on a second thread of the forwarder's, one call at a time:
         # the next chunk is read while the centre works on the current one.
@@ -135,7 +137,7 @@ class Forwarder:
         self._thread = threading.Thread(target=self._run, name="uptake-forwarder", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """Ask the thread to stop after its current chunk and wait up to ``timeout`` s.
 
         A chunk in flight at the centre commits or not; either way the next start resumes
@@ -151,8 +153,9 @@ class Forwarder:
         """The ``forward`` object of the daemon's status body, ``last_seq`` committed."""
         now = time.time() if now is None else now
         lag = max(0, last_seq - self.cursor)
-        seen = self._seen
-        since = next((at for seq, at in list(seen) if seq > self.cursor), None) if lag else None
+        with self._seen_lock:
+            seen = list(self._seen)
+        since = next((at for seq, at in seen if seq > self.cursor), None) if lag else None
         if self.failures:
             state = "retrying"
         elif not self.synced:
@@ -213,7 +216,7 @@ class Forwarder:
                     self.failures = 0
                     self._logged_error = None
                 if not busy:
-                    self._stop.wait(_POLL_S)
+                    self._stop.wait(POLL_S)
         finally:
             if target is not None:
                 target.close()
@@ -222,7 +225,7 @@ class Forwarder:
 
     def _step(self, outbox: Outbox, target: ForwardTarget) -> bool:
         """One chunk (after syncing the cursor); False when there was nothing to send."""
-        self._observe(self._reads.submit(outbox.last_seq).result())
+        self.observe(self._reads.submit(outbox.last_seq).result())
         host_id = outbox.host_id
         if not self.synced:
             central = target.host_cursor(host_id)
@@ -273,15 +276,19 @@ class Forwarder:
                 return chunk
         return self._reads.submit(outbox.read_after, cursor, self.settings.chunk_events).result()
 
-    def _observe(self, last_seq: int) -> None:
-        if last_seq > self.last_seq or not self._seen:
-            self._seen.append((last_seq, time.time() if self._seen else self._started_at))
-        self.last_seq = max(self.last_seq, last_seq)
+    def observe(self, last_seq: int) -> None:
+        """Note that events up to ``last_seq`` are committed (any thread; the daemon calls
+        it every 0.2 s, so the lag in seconds is right to within that)."""
+        with self._seen_lock:
+            if last_seq > self.last_seq or not self._seen:
+                self._seen.append((last_seq, time.time() if self._seen else self._started_at))
+            self.last_seq = max(self.last_seq, last_seq)
 
     def _forget_forwarded(self) -> None:
-        seen = self._seen
-        while len(seen) > 1 and seen[0][0] <= self.cursor:
-            seen.popleft()
+        with self._seen_lock:
+            seen = self._seen
+            while len(seen) > 1 and seen[0][0] <= self.cursor:
+                seen.popleft()
 
     def _synced_lost(self) -> None:
         # The connection failed: the chunk may or may not have committed. Ask the centre.

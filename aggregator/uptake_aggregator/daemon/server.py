@@ -47,6 +47,7 @@ from uptake_aggregator.daemon.connection import Connection, ConnectionSettings
 from uptake_aggregator.daemon.forwarder import (
     DEFAULT_BACKOFF_MAX_S,
     DEFAULT_CHUNK_EVENTS,
+    POLL_S,
     Forwarder,
     ForwardSettings,
 )
@@ -303,7 +304,9 @@ class Daemon:
             async with anyio.create_task_group() as root:
                 root.start_soon(writer.run)
                 if forwarder is not None:
-                    root.start_soon(_run_in_scope, saving, partial(_save_cursor, storage))
+                    root.start_soon(
+                        _run_in_scope, saving, partial(_keep_cursor, storage, forwarder)
+                    )
                 if settings is not None:
                     root.start_soon(self._watch_goals, settings)
                 if config.spool_dirs:
@@ -587,10 +590,16 @@ def _start_forwarder(config: DaemonConfig, storage: EventWriter) -> Forwarder:
     return forwarder
 
 
-async def _save_cursor(storage: EventWriter) -> None:
-    """Store the forward cursor every second when no ingest transaction carried it."""
+async def _keep_cursor(storage: EventWriter, forwarder: Forwarder) -> None:
+    """Tell the forwarder what is committed (its lag in seconds) every ``POLL_S``; store
+    the forward cursor every second when no ingest transaction carried it."""
+    saved_at = time.monotonic()
     while True:
-        await anyio.sleep(_SAVE_CURSOR_EVERY_S)
+        await anyio.sleep(POLL_S)
+        forwarder.observe(storage.last_seq())
+        if time.monotonic() - saved_at < _SAVE_CURSOR_EVERY_S:
+            continue
+        saved_at = time.monotonic()
         try:
             await storage.save_forwarded()
         except Exception:
