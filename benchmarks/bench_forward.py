@@ -22,6 +22,8 @@ fsync and synchronous_commit off, which favours both sides alike).
     .venv/bin/python benchmarks/bench_forward.py                       # 1M events
     .venv/bin/python benchmarks/bench_forward.py --events 200000 --repeat 1   # quick
     .venv/bin/python benchmarks/bench_forward.py --url postgresql://me@db/postgres
+    .venv/bin/python benchmarks/bench_forward.py --events 300000 --breakdown
+                            # where the central time goes: seconds per statement
 
 Target: forwarding >= 50% of the ceiling.
 """
@@ -194,6 +196,65 @@ def forward(db: Path, url: str, events: int, chunk: int, workdir: Path) -> float
         daemon.wait(30)
 
 
+def breakdown(db: Path, url: str, chunk: int) -> None:
+    """Forward ``db`` in this process through ``CentralWriter``; print seconds per statement."""
+    import collections
+    import contextlib
+
+    import psycopg
+
+    from uptake_aggregator.store.postgres.central import CentralWriter
+
+    spent: collections.Counter[str] = collections.Counter()
+    execute, copy = psycopg.Cursor.execute, psycopg.Cursor.copy
+
+    def timed_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(self, query, *args, **kwargs)
+        finally:
+            spent[" ".join(str(query).split())[:60]] += time.perf_counter() - started
+
+    @contextlib.contextmanager
+    def timed_copy(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        started = time.perf_counter()
+        with copy(self, statement, *args, **kwargs) as copying:
+            yield copying
+        spent[str(statement)[:60]] += time.perf_counter() - started
+
+    psycopg.Cursor.execute = timed_execute  # type: ignore[method-assign]
+    psycopg.Cursor.copy = timed_copy  # type: ignore[method-assign,assignment]
+    outbox = SqliteOutbox(connect_readonly(db))
+    writer = CentralWriter(url)
+    cursor, reading, started = 0, 0.0, time.perf_counter()
+    while True:
+        read_at = time.perf_counter()
+        rows = outbox.read_after(cursor, chunk)
+        reading += time.perf_counter() - read_at
+        if not rows:
+            break
+        cursor = writer.forward(outbox.host_id, rows).cursor
+    total = time.perf_counter() - started
+    writer.close()
+    outbox.close()
+    psycopg.Cursor.execute, psycopg.Cursor.copy = execute, copy  # type: ignore[method-assign]
+    central = total - reading
+    print(
+        f"in-process: {cursor / total:,.0f} events/s; outbox reads {reading:.1f} s, "
+        f"central {central:.1f} s"
+    )
+    for statement, seconds in spent.most_common(12):
+        print(f"  {seconds:7.2f} s {seconds / central:5.0%}  {statement}")
+
+
+def _size_mb(url: str) -> float:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        [(size,)] = conn.execute("SELECT pg_database_size(current_database())")
+    return float(size) / 1e6
+
+
 def _reset_cursor(db: Path) -> None:
     """Make the database an unforwarded backlog again (for the next forward run)."""
     import sqlite3
@@ -229,6 +290,9 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=2, help="(ceiling, forward) pairs")
     parser.add_argument("--url", help="an existing server's admin URL (default: a throwaway)")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="only time each central statement (in-process)"
+    )
     args = parser.parse_args()
     cluster = None
     if args.url is None:
@@ -251,6 +315,9 @@ def main() -> int:
             outbox = SqliteOutbox(connect_readonly(db))
             host_id = outbox.host_id
             outbox.close()
+            if args.breakdown:
+                breakdown(db, _fresh_central(admin, "breakdown"), args.chunk)
+                return 0
             rows = _rows(db, host_id)
             ceilings = [ceiling(_fresh_central(admin, "ceiling"), rows, args.chunk)]
             print(f"ceiling:  {ceilings[-1]:>9,.0f} events/s (psycopg COPY into events)")
@@ -260,6 +327,7 @@ def main() -> int:
                 _reset_cursor(db)
                 url = _fresh_central(admin, f"forward{run}")
                 rates.append(forward(db, url, args.events, args.chunk, workdir))
+                print(f"central database after it: {_size_mb(url):,.0f} MB")
                 ceilings.append(ceiling(_fresh_central(admin, "ceiling"), rows, args.chunk))
                 around = (ceilings[-2] + ceilings[-1]) / 2
                 ratios.append(rates[-1] / around)

@@ -3,10 +3,11 @@
 A chunk is a host's events with their local sequence numbers, oldest first. In one
 transaction: lock the host's row and drop the events at or below its cursor (already
 applied: a daemon killed between the central COMMIT and its local cursor write resends
-them), COPY the rest into a temp stage table, ``INSERT ... SELECT ... ON CONFLICT (id)
-DO NOTHING RETURNING`` into the events (the same event forwarded by two hosts, or
-resent, is stored once), update every rollup from the rows actually inserted, and move
-the host's cursor to the chunk's last sequence. The caller moves its local cursor only
+them), COPY the rest straight into the events inside a savepoint (the usual chunk: only
+new events), or, when the centre holds one of them already (forwarded by two hosts),
+``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING RETURNING`` from a temp stage table,
+so each event is stored once; update every rollup from the rows actually inserted; and
+move the host's cursor to the chunk's last sequence. The caller moves its local cursor only
 after ``forward`` returns, i.e. after the COMMIT: no duplicate and no gap.
 
 A chunk the server refuses as data (SQLSTATE class 22 or 23, e.g. a NUL character in a
@@ -15,7 +16,10 @@ go to ``dead_letters`` with the server's message, the cursor moving past them: t
 is stored and nothing is retried forever.
 
 Rollup statements are ordered by their keys so that two hosts' chunks touching the same
-rows lock them in the same order (no deadlock between forwarders).
+rows lock them in the same order (no deadlock between forwarders). The COPY is not: two
+hosts sending the same new events at the same moment in a different order may deadlock;
+PostgreSQL aborts one, whose forwarder retries (by then the other committed, and the
+ordered staged insert takes over).
 
 Example::
 
