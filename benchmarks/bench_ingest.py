@@ -286,7 +286,10 @@ def _raw_ceiling(source_db: Path, workdir: Path) -> tuple[float, int]:
         sql for sql in MIGRATIONS[0] if sql.lstrip().startswith("CREATE TABLE events")
     )
     source = sqlite3.connect(f"file:{source_db}?mode=ro", uri=True)
-    rows = source.execute("SELECT * FROM events ORDER BY id").fetchall()
+    rows = source.execute(
+        "SELECT id, ts, kind, name, user, account, session, value, props, source"
+        " FROM events ORDER BY id"
+    ).fetchall()
     source.close()
     target_db = workdir / "ceiling.db"
     conn = sqlite3.connect(target_db, isolation_level=None)

@@ -17,6 +17,7 @@ from pathlib import Path
 from uptake.paths import default_db_path, default_socket_path
 from uptake_aggregator.daemon.adoption import DEFAULT_ADOPT_INTERVAL, spool_roots
 from uptake_aggregator.daemon.connection import ConnectionSettings
+from uptake_aggregator.daemon.forwarder import DEFAULT_BACKOFF_MAX_S, DEFAULT_CHUNK_EVENTS
 from uptake_aggregator.daemon.server import DaemonConfig
 from uptake_aggregator.daemon.writer import DEFAULT_MAX_QUEUED_EVENTS
 from uptake_aggregator.errors import AggregatorError
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="never adopt orphaned spool files (SDK processes still replay their own)",
     )
     parser.add_argument(
+        "--forward",
+        metavar="URL",
+        help="forward every committed event to the central store at URL"
+        " (postgresql://...; env UPTAKE_FORWARD, which keeps the password out of `ps`)",
+    )
+    parser.add_argument(
         "--foreground", action="store_true", help="run in this process (systemd, supervisors)"
     )
     parser.add_argument(
@@ -95,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="events waiting for the writer before clients are made to wait",
     )
     limits.add_argument(
+        "--forward-chunk",
+        type=int,
+        default=DEFAULT_CHUNK_EVENTS,
+        metavar="EVENTS",
+        help="events per central transaction when forwarding",
+    )
+    limits.add_argument(
+        "--forward-backoff-max",
+        type=float,
+        default=DEFAULT_BACKOFF_MAX_S,
+        metavar="SECONDS",
+        help="longest wait between two attempts while the central store fails",
+    )
+    limits.add_argument(
         "--adopt-interval",
         type=float,
         default=DEFAULT_ADOPT_INTERVAL,
@@ -119,6 +140,9 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         config_path=_config_path(args.config),
         spool_dirs=() if args.no_adopt else spool_roots(args.spool_dir),
         adopt_interval=args.adopt_interval,
+        forward=args.forward or os.environ.get("UPTAKE_FORWARD") or None,
+        forward_chunk_events=args.forward_chunk,
+        forward_backoff_max_s=args.forward_backoff_max,
     )
 
 
@@ -148,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 lifecycle.daemon_argv(config, log_file, args.log_level),
                 config.socket_path,
                 log_file,
+                env=lifecycle.daemon_env(config),
             )
             print(f"uptake daemon started (pid {pid}) on {config.socket_path}; log {log_file}")
     except AggregatorError as exc:

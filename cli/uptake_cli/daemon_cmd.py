@@ -73,13 +73,27 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
         ),
     ] = None,
     config: ConfigOption = None,
+    forward: Annotated[
+        Optional[str],
+        typer.Option(
+            "--forward",
+            envvar="UPTAKE_FORWARD",
+            metavar="URL",
+            help="Forward every committed event to the central store at this"
+            " postgresql:// URL (create it first: usage store init URL). The password may"
+            " come from the URL, PGPASSWORD or ~/.pgpass; it is never logged.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the daemon (detached unless --foreground).
 
     The daemon also stores what SDK processes spooled for it and could not replay
     before they ended (see `usage spool`). With goals in the config file, it evaluates
     them every [alerts] every and delivers each status change to [alerts] command /
-    webhook (see `usage alerts`).
+    webhook (see `usage alerts`). With --forward it also forwards every event to a
+    central store, exactly once; the local database keeps what the centre lacks while
+    the centre is down (`usage daemon status` shows the lag).
 
     Example: usage daemon start --db ~/uptake.db --config ~/uptake.toml
     """
@@ -101,6 +115,7 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
             token_path=token_file.absolute() if token_file else None,
             config_path=config_path.absolute() if config_path is not None else None,
             spool_dirs=spool_roots(spool_dir or ()),
+            forward=forward or None,
         )
         log = (log_file or lifecycle.default_log_file()).absolute()
         pid = lifecycle.running_pid(daemon_config.socket_path)
@@ -112,7 +127,10 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
             lifecycle.run_foreground(daemon_config)
             return
         pid = lifecycle.start_detached(
-            lifecycle.daemon_argv(daemon_config, log), daemon_config.socket_path, log
+            lifecycle.daemon_argv(daemon_config, log),
+            daemon_config.socket_path,
+            log,
+            env=lifecycle.daemon_env(daemon_config),
         )
         typer.echo(f"uptake daemon started (pid {pid}) on {daemon_config.socket_path}")
         typer.echo(f"database {daemon_config.db_path}; log {log}")
@@ -208,7 +226,31 @@ def _format_status(body: dict[str, Any]) -> str:
             f" refused, {spool['damaged_files']} damaged files)",
             f"  spool waiting   {waiting}",
         ]
+    forward = body.get("forward")
+    if isinstance(forward, dict):
+        lines += _format_forward(forward)
     return "\n".join(lines)
+
+
+def _format_forward(forward: dict[str, Any]) -> list[str]:
+    """The forwarding lines: target, state, lag (events and seconds), the last error."""
+    lines = [
+        f"  forward to      {forward['target']} (host {forward['host_id'] or '?'})",
+        f"  forward lag     {forward['lag_events']:,} events, {_duration(forward['lag_s'])}"
+        f" ({forward['state'].replace('_', ' ')}; cursor {forward['cursor']:,})",
+        f"  forwarded       {forward['forwarded_events']:,} events since start,"
+        f" {forward['dead_letters']:,} dead letters",
+    ]
+    if forward["last_error"]:
+        lines.append(
+            f"  forward error   {forward['last_error']}"
+            + (
+                f" ({forward['failed_attempts']} failed attempts in a row)"
+                if forward["failed_attempts"]
+                else " (recovered since)"
+            )
+        )
+    return lines
 
 
 def _duration(seconds: float) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "PidFile",
     "configure_logging",
     "daemon_argv",
+    "daemon_env",
     "database_daemon",
     "database_pidfile_path",
     "default_log_file",
@@ -255,18 +256,34 @@ def daemon_argv(config: DaemonConfig, log_file: Path, log_level: str = "INFO") -
         argv += ["--adopt-interval", str(config.adopt_interval)]
     else:
         argv += ["--no-adopt"]
+    if config.forward is not None:
+        argv += ["--forward-chunk", str(config.forward_chunk_events)]
+        argv += ["--forward-backoff-max", str(config.forward_backoff_max_s)]
     return argv
 
 
+def daemon_env(config: DaemonConfig) -> dict[str, str]:
+    """Environment for the daemon process: the forward URL, which may hold a password.
+
+    Passed in the environment rather than ``argv``, which any user on the host can read.
+    """
+    return {} if config.forward is None else {"UPTAKE_FORWARD": config.forward}
+
+
 def start_detached(
-    argv: list[str], socket_path: Path, log_file: Path, *, wait: float = 15.0
+    argv: list[str],
+    socket_path: Path,
+    log_file: Path,
+    *,
+    wait: float = 15.0,
+    env: dict[str, str] | None = None,
 ) -> int:
     """Start ``python -m uptake_aggregator --foreground <argv>`` detached; return its pid.
 
     The daemon runs in a new session with stdin closed and stdout/stderr appended to
     ``log_file`` (tracebacks from a crash at start end up there). Returns once the daemon
     answers on ``socket_path``; raises ``DaemonError`` with the end of the log if it exits
-    or does not answer within ``wait`` seconds.
+    or does not answer within ``wait`` seconds. ``env`` is added to this environment.
     """
     from uptake.client import DaemonClient  # nothing heavy
     from uptake.client import DaemonError as ClientError
@@ -281,6 +298,7 @@ def start_detached(
             stderr=log,
             start_new_session=True,
             close_fds=True,
+            env={**os.environ, **env} if env else None,
         )
     deadline = time.monotonic() + wait
     while True:

@@ -44,6 +44,13 @@ from uptake.protocol import (
 )
 from uptake_aggregator.daemon.adoption import DEFAULT_ADOPT_INTERVAL, SpoolAdopter
 from uptake_aggregator.daemon.connection import Connection, ConnectionSettings
+from uptake_aggregator.daemon.forwarder import (
+    DEFAULT_BACKOFF_MAX_S,
+    DEFAULT_CHUNK_EVENTS,
+    POLL_S,
+    Forwarder,
+    ForwardSettings,
+)
 from uptake_aggregator.daemon.status import (
     DaemonSnapshot,
     daemon_version,
@@ -56,13 +63,14 @@ from uptake_aggregator.daemon.writer import (
     BatchWriter,
 )
 from uptake_aggregator.errors import AggregatorError, DaemonError, QueryError
-from uptake_aggregator.store import open_store
+from uptake_aggregator.store import open_forward_target, open_store, shown_location
 
 if TYPE_CHECKING:
     # Loaded only when a config has goals: the daemon without goals never imports them.
     from uptake_aggregator.alerts import Notifier
     from uptake_aggregator.config import Config
     from uptake_aggregator.store.alerts import AlertLog
+    from uptake_aggregator.store.ingest import EventWriter
 
 __all__ = [
     "Daemon",
@@ -76,6 +84,8 @@ __all__ = [
 #: AF_UNIX paths are limited to 108 bytes including the terminating NUL on Linux.
 _MAX_UNIX_PATH: Final = 107
 _log = logging.getLogger("uptake_aggregator.daemon.server")
+#: How often the forward cursor is written when no ingest transaction carries it.
+_SAVE_CURSOR_EVERY_S: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,13 @@ class DaemonConfig:
     spool_dirs: tuple[Path, ...] = ()
     #: Seconds between two looks for orphaned spool files.
     adopt_interval: float = DEFAULT_ADOPT_INTERVAL
+    #: Forward every committed event to this central store (``postgresql://...``); None:
+    #: no forwarding. See ``uptake_aggregator.daemon.forwarder``.
+    forward: str | None = None
+    #: Events per central transaction.
+    forward_chunk_events: int = DEFAULT_CHUNK_EVENTS
+    #: Longest sleep between two attempts while the centre fails (full-jitter backoff).
+    forward_backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
 
 
 @dataclass(frozen=True)
@@ -225,6 +242,8 @@ class Daemon:
         self._tcp_port: int | None = None
         self._writer: BatchWriter | None = None
         self._adopter: SpoolAdopter | None = None
+        self._forwarder: Forwarder | None = None
+        self._storage: EventWriter | None = None
         self._query_limiter = anyio.CapacityLimiter(config.max_queries)
         self._goal_evaluations = 0
         self._goal_changes = 0
@@ -251,8 +270,12 @@ class Daemon:
         config = self.config
         # A bad config file stops the start before the socket is claimed or the db opened.
         settings = _goal_settings(config.config_path)
+        if config.forward is not None:
+            open_forward_target(config.forward)  # a bad URL stops the start (no connection)
         storage = await open_store(config.db_path).open_writer(synchronous=config.synchronous)
+        self._storage = storage
         token_path: Path | None = None
+        forwarder: Forwarder | None = None
         try:
             listeners: list[tuple[SocketListener, str | None]] = []
             unix_sock = claim_unix_socket(config.socket_path)
@@ -275,8 +298,15 @@ class Daemon:
                 max_round_events=config.max_round_events,
             )
             adoption = anyio.CancelScope()
+            saving = anyio.CancelScope()
+            if config.forward is not None:
+                forwarder = self._forwarder = _start_forwarder(config, storage)
             async with anyio.create_task_group() as root:
                 root.start_soon(writer.run)
+                if forwarder is not None:
+                    root.start_soon(
+                        _run_in_scope, saving, partial(_keep_cursor, storage, forwarder)
+                    )
                 if settings is not None:
                     root.start_soon(self._watch_goals, settings)
                 if config.spool_dirs:
@@ -293,6 +323,7 @@ class Daemon:
                     # A file being adopted stays on disk (its events are committed or
                     # not; the next start drops the committed ones as duplicates).
                     adoption.cancel()
+                    saving.cancel()
                     _unlink_quietly(config.socket_path)
                     writer.close()
                     self._goal_scope.cancel()  # the goal schedule; the writer drains
@@ -302,9 +333,13 @@ class Daemon:
                 writer.rounds,
             )
         finally:
+            if forwarder is not None:
+                # Its chunk in flight commits or not; the next start asks the centre.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(forwarder.stop)
             if token_path is not None:
                 _unlink_quietly(token_path)
-            await storage.close()
+            await storage.close()  # writes the last forward cursor noted
 
     def addresses(self) -> list[str]:
         """The addresses SDKs reach this daemon by (and name their spool directories by)."""
@@ -482,6 +517,8 @@ class Daemon:
             }
         if self._adopter is not None:
             body["spool"] = self._adopter.stats.body(self._adopter.directories)
+        if self._forwarder is not None and self._storage is not None:
+            body["forward"] = self._forwarder.status(self._storage.last_seq())
         return body
 
     async def _usage(self, query: Query) -> dict[str, Any]:
@@ -528,6 +565,45 @@ class Daemon:
             build_report, *args, limiter=self._query_limiter
         )
         return body
+
+
+def _start_forwarder(config: DaemonConfig, storage: EventWriter) -> Forwarder:
+    """Start forwarding ``storage``'s events to ``config.forward`` on a thread of its own."""
+    url = config.forward
+    assert url is not None
+    start = storage.forward_cursor()
+    # From now on the database is an outbox: a prune keeps what the centre lacks.
+    storage.note_forwarded(max(start, 0))
+    forwarder = Forwarder(
+        ForwardSettings(
+            url=url,
+            shown_url=shown_location(url),
+            chunk_events=config.forward_chunk_events,
+            backoff_max_s=config.forward_backoff_max_s,
+        ),
+        open_outbox=storage.open_outbox,
+        open_target=partial(open_forward_target, url),
+        noted=storage.note_forwarded,
+        start_cursor=start,
+    )
+    forwarder.start()
+    return forwarder
+
+
+async def _keep_cursor(storage: EventWriter, forwarder: Forwarder) -> None:
+    """Tell the forwarder what is committed (its lag in seconds) every ``POLL_S``; store
+    the forward cursor every second when no ingest transaction carried it."""
+    saved_at = time.monotonic()
+    while True:
+        await anyio.sleep(POLL_S)
+        forwarder.observe(storage.last_seq())
+        if time.monotonic() - saved_at < _SAVE_CURSOR_EVERY_S:
+            continue
+        saved_at = time.monotonic()
+        try:
+            await storage.save_forwarded()
+        except Exception:
+            _log.exception("saving the forward cursor failed; it is retried in a second")
 
 
 def report_in_worker(db_path: Path, filters: ReportFilters) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uptake_aggregator.errors import StorageError
-from uptake_aggregator.store.postgres.urls import is_postgres_url
+from uptake_aggregator.store.postgres.urls import is_postgres_url, redact
 
 if TYPE_CHECKING:
     from uptake_aggregator.store.base import Store
+    from uptake_aggregator.store.ingest import ForwardTarget
 
-__all__ = ["open_store"]
+__all__ = ["open_forward_target", "open_store", "shown_location"]
 
 _SQLITE_SCHEME = "sqlite:///"
 
@@ -49,3 +50,29 @@ def open_store(location: str | Path) -> Store:
     from uptake_aggregator.store.sqlite.store import SqliteStore
 
     return SqliteStore(Path(text))
+
+
+def shown_location(location: str | Path) -> str:
+    """``location`` safe to print and log: a URL's password replaced by ``***``."""
+    return redact(str(location))
+
+
+def open_forward_target(url: str) -> ForwardTarget:
+    """The central store at the ``postgresql://`` ``url``, as a forwarding daemon writes to it.
+
+    Connects on first use. Raises ``StorageError`` for anything but a PostgreSQL URL, and
+    when psycopg (the extra ``uptake[postgres]``) is not installed.
+    """
+    if not is_postgres_url(url):
+        shown = url.split("://", 1)[0] + "://..." if "://" in url else "a path"
+        raise StorageError(
+            "forwarding needs a central store URL (postgresql://user@host/db), "
+            f"not {shown}: see `usage store init`"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:
+        raise StorageError("forwarding needs psycopg: pip install 'uptake[postgres]'")
+    from uptake_aggregator.store.postgres.central import CentralWriter
+
+    return CentralWriter(url)

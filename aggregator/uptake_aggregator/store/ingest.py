@@ -1,4 +1,9 @@
-"""The write side of a store: what the daemon's writer ingests through.
+"""The write side of a store: what the daemon's writer ingests through, and forwards from.
+
+A local store is also the outbox of forwarding to a central store (README, *Scale out*):
+each committed event has a local sequence number, ``Outbox`` reads them in that order,
+``ForwardTarget`` (``open_forward_target`` in ``uptake_aggregator.store``) applies them
+to the centre, and the writer keeps the forward cursor.
 
 Example::
 
@@ -15,7 +20,7 @@ from typing import Protocol
 
 from uptake.protocol import Event
 
-__all__ = ["EventWriter", "IngestResult"]
+__all__ = ["DeadLetter", "EventWriter", "ForwardResult", "ForwardTarget", "IngestResult", "Outbox"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,89 @@ class IngestResult:
 
     accepted: int
     duplicates: int
+
+
+class Outbox(Protocol):
+    """A local store's committed events by local sequence, on a connection of its own.
+
+    Used from one thread at a time (the forwarder's), never waiting behind the writer.
+    """
+
+    #: The store's persistent name to a central store (random, created once).
+    host_id: str
+
+    def read_after(self, seq: int, limit: int) -> list[tuple[int, Event]]:
+        """Up to ``limit`` committed events with a sequence above ``seq``, oldest first."""
+        ...
+
+    def last_seq(self) -> int:
+        """The sequence of the latest committed event (0 when none was ever stored)."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class DeadLetter(Protocol):
+    """An event the centre refused as data, kept aside there (never retried)."""
+
+    @property
+    def seq(self) -> int:
+        """Its local sequence."""
+        ...
+
+    @property
+    def id(self) -> bytes:
+        """Its event id."""
+        ...
+
+    @property
+    def error(self) -> str:
+        """Why the centre refused it (the server's message)."""
+        ...
+
+
+class ForwardResult(Protocol):
+    """What one chunk did at the centre."""
+
+    @property
+    def cursor(self) -> int:
+        """The host's central cursor after the chunk (its events up to it are applied)."""
+        ...
+
+    @property
+    def inserted(self) -> int:
+        """Events the centre did not hold yet."""
+        ...
+
+    @property
+    def dead_letters(self) -> Sequence[DeadLetter]:
+        """Events of the chunk the centre refused as data."""
+        ...
+
+
+class ForwardTarget(Protocol):
+    """One connection to a central store, for one forwarding host (blocking calls).
+
+    A failure raises ``StorageError`` with a password-free message; the next call
+    reconnects.
+    """
+
+    def host_cursor(self, host_id: str) -> int:
+        """The highest local sequence of ``host_id`` the centre holds."""
+        ...
+
+    def forward(self, host_id: str, chunk: Sequence[tuple[int, Event]]) -> ForwardResult:
+        """Apply a chunk of (local seq, event), oldest first, in one central transaction.
+
+        Returns after the COMMIT; events at or below the host's cursor change nothing.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
 
 
 class EventWriter(Protocol):
@@ -50,6 +138,30 @@ class EventWriter(Protocol):
 
     async def events_stored(self) -> int:
         """Distinct events stored (a running counter, no scan)."""
+        ...
+
+    def last_seq(self) -> int:
+        """The local sequence of the latest committed event (no I/O)."""
+        ...
+
+    def open_outbox(self) -> Outbox:
+        """A reader of the committed events by local sequence, on its own connection."""
+        ...
+
+    def forward_cursor(self) -> int:
+        """The forward cursor last noted (-1 while the store was never forwarded)."""
+        ...
+
+    def note_forwarded(self, seq: int) -> None:
+        """Remember that the centre holds every event up to ``seq`` (callable from any thread).
+
+        Stored with the next transaction or by ``save_forwarded``; a prune never deletes
+        an event above the stored cursor once the store was forwarded.
+        """
+        ...
+
+    async def save_forwarded(self) -> None:
+        """Store the noted forward cursor now, if no transaction has carried it yet."""
         ...
 
     async def close(self) -> None:

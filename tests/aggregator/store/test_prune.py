@@ -23,6 +23,7 @@ from tests.support.datasets import BASE_DATE, BASE_DAY, DAY, Dataset, datasets
 from uptake.protocol import Event, ReportFilters, content_event_id
 from uptake_aggregator.errors import QueryError, StorageError
 from uptake_aggregator.metrics import build_report
+from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS
 from uptake_aggregator.store.sqlite.prune import plan_prune, prune, rollup_tables, vacuum_db
 from uptake_aggregator.store.sqlite.rollups import Rollups
 from uptake_aggregator.store.sqlite.storage import connect_readonly, read_events
@@ -33,22 +34,30 @@ _SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 #: Tables that are neither raw events nor rollups.
-_NOT_ROLLUPS = {"events", "counters", "schema_version"}
+_NOT_ROLLUPS = {"events", "counters", "schema_version", "meta"}
 
 
 def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows, sorted: equal dumps mean equal reports for any query.
 
     Feature ids depend on the order names first arrived, so ``user_feature`` is shown
-    with its names and ``features`` as its names.
+    with its names and ``features`` as its names; local sequences on the order events
+    were committed, so ``events`` is shown without them. The database's own identity
+    and outbox (``meta``, the sequence counters) are left out.
     """
-    shown = {"user_feature": "user_feature_named", "features": "(SELECT name FROM features)"}
+    shown = {
+        "user_feature": "user_feature_named",
+        "features": "(SELECT name FROM features)",
+        "events": f"(SELECT {EVENT_COLUMNS} FROM events)",
+        "counters": "(SELECT * FROM counters WHERE name = 'events')",
+    }
     conn = sqlite3.connect(db)
     try:
         names = [
             name
             for (name,) in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " AND name != 'meta'"
             )
         ]
         return {

@@ -11,6 +11,7 @@ from tests.aggregator.metrics.conftest import ingest_batches
 from tests.aggregator.metrics.test_medium_datasets import FILTERS, TODAY, medium_dataset
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.metrics import build_report
+from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS
 from uptake_aggregator.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from uptake_aggregator.store.sqlite.storage import connect_readonly
 
@@ -44,9 +45,15 @@ def _write_version_1(current: Path, old: Path) -> None:
                 " AND name != 'schema_version'"
             ).fetchall()
         ]
+        sources = {
+            "user_feature": "current.user_feature_named",
+            # Version 6 added the local sequence and the outbox counters.
+            "events": f"(SELECT {EVENT_COLUMNS} FROM current.events)",
+            "counters": "(SELECT * FROM current.counters WHERE name = 'events')",
+        }
         for table in tables:
-            source = "user_feature_named" if table == "user_feature" else table
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM current.{source}")
+            source = sources.get(table, f"current.{table}")
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM {source}")
         conn.commit()
         conn.execute("DETACH DATABASE current")
 
@@ -109,6 +116,12 @@ def test_feature_day_users_and_user_span_are_filled_on_migration(tmp_path: Path)
         conn.execute("DROP TRIGGER feature_day_new_user")
         conn.execute("DROP TABLE feature_day_users")
         conn.execute("DROP TABLE user_span")
+        # The later step (the forwarding outbox) undone too: migrating replays it.
+        assert _step_creating("meta") == step + 1 == SCHEMA_VERSION - 1
+        conn.execute("DROP INDEX events_by_seq")
+        conn.execute("ALTER TABLE events DROP COLUMN seq")
+        conn.execute("DROP TABLE meta")
+        conn.execute("DELETE FROM counters WHERE name IN ('seq', 'forwarded')")
         conn.execute("DELETE FROM schema_version WHERE version > ?", (step,))
 
     ingest_batches(old, [])  # the daemon's start: open and migrate

@@ -14,26 +14,33 @@ from hypothesis import strategies as st
 
 from uptake.protocol import Event, new_event_id
 from uptake_aggregator.errors import StorageError
+from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS
 from uptake_aggregator.store.sqlite.schema import SCHEMA_VERSION
 from uptake_aggregator.store.sqlite.storage import IngestResult, Storage, connect_readonly
 
-ROLLUP_TABLES = (
-    "events",
-    "user_day",
-    "user_span",
-    "user_account",
-    "account_day",
-    "feature_day",
-    "feature_day_users",
-    "user_feature_named",
-    "feature_totals",
-    "integration_day",
-    "seats",
-    "releases",
-    "sessions",
-    "activity_bucket",
-    "counters",
-)
+#: What a snapshot compares, by name: every table but the outbox's commit-order numbering.
+ROLLUP_TABLES = {
+    "events": f"(SELECT {EVENT_COLUMNS} FROM events)",
+    **{
+        table: table
+        for table in (
+            "user_day",
+            "user_span",
+            "user_account",
+            "account_day",
+            "feature_day",
+            "feature_day_users",
+            "user_feature_named",
+            "feature_totals",
+            "integration_day",
+            "seats",
+            "releases",
+            "sessions",
+            "activity_bucket",
+        )
+    },
+    "counters": "(SELECT * FROM counters WHERE name = 'events')",
+}
 DAY = 86_400_000_000
 T0 = 1_750_000_000_000_000
 
@@ -65,7 +72,10 @@ def ingest_calls(path: Path, calls: list[list[list[Event]]]) -> list[list[Ingest
 def snapshot(path: Path) -> dict[str, list[Any]]:
     conn = connect_readonly(path)
     try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in ROLLUP_TABLES}
+        return {
+            table: sorted(conn.execute(f"SELECT * FROM {source}").fetchall())
+            for table, source in ROLLUP_TABLES.items()
+        }
     finally:
         conn.close()
 

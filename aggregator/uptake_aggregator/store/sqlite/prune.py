@@ -21,6 +21,8 @@ before"). Without them a report for a window wholly after the cut would change:
 - explicit sessions whose 30-minute margin reaches the last 30 minutes before the cut,
   whole: the session-less events of their margin (docs/metrics.md, *Sessions*) after the
   cut, or just before it where they could join an implicit session across it, stay theirs.
+- once the database forwards to a central store (README, *Scale out*), every event not
+  yet forwarded (local sequence above the forward cursor): it exists nowhere else yet.
 
 With these, a report whose window -- and the look-backs of bounded length it makes: the
 previous window of the same length (growth, churn, health) and the trailing 7 / 30 days of
@@ -300,7 +302,26 @@ def _anchors(conn: sqlite3.Connection, cut_us: int) -> tuple[set[bytes], int]:
             keep.add(event_id)
     for extremes in (last, account_last):
         keep.update(event_id for _, event_id in extremes.values())
+    keep.update(_unforwarded(conn, cut_us))
     return keep, older
+
+
+def _unforwarded(conn: sqlite3.Connection, cut_us: int) -> list[bytes]:
+    """Ids of the events before the cut not yet forwarded (none if never forwarded).
+
+    The database is the outbox of a central store: an event above the forward cursor
+    exists nowhere else yet. Kept like anchors (older events that change no report from
+    the cut on: they are not any user's or account's latest, nor in a session across it).
+    """
+    (forwarded,) = conn.execute("SELECT value FROM counters WHERE name = 'forwarded'").fetchone()
+    if forwarded < 0:
+        return []
+    return [
+        event_id
+        for (event_id,) in conn.execute(
+            "SELECT id FROM events WHERE seq > ? AND ts < ?", (forwarded, cut_us)
+        )
+    ]
 
 
 def _latest(latest: dict[str, tuple[int, bytes]], name: str, key: tuple[int, bytes]) -> None:

@@ -47,7 +47,12 @@ cannot be NULL.
   daily users over any span without reading per-user rows.
 - ``user_span``: per user the first and last day with activity and the latest event's ts
   (schema v6): the known users without a pass over every (user, day).
-- ``counters``: running totals (events stored) so status never scans ``events``.
+- ``counters``: running totals (events stored) so status never scans ``events``; since
+  schema v7 also ``seq`` (the last local sequence given) and ``forwarded`` (the forward
+  cursor: every event with ``seq`` at or below it is in the central store; -1 while the
+  database was never forwarded).
+- ``meta``: named values of the database itself; ``host_id`` (schema v7) names it to a
+  central store, random and created once.
 """
 
 from __future__ import annotations
@@ -292,6 +297,28 @@ _V6: Final = (
     " GROUP BY user",
 )
 
+#: Version 7: the outbox of forwarding to a central store (README, *Scale out*). Each
+#: event gets a local sequence number when its transaction commits (``events.seq``, in
+#: commit order: a duplicate gets none, as it is not stored), so "every event after the
+#: forward cursor" is one index range however old the events' own times are. Stored
+#: events are numbered in id order here. The database gets its ``host_id``, and the
+#: ``seq`` and ``forwarded`` counters. Ingest cost: one more column per row and one
+#: index entry at the right edge of ``events_by_seq``.
+_V7: Final = (
+    "ALTER TABLE events ADD COLUMN seq INTEGER",
+    "UPDATE events SET seq = numbered.seq"
+    " FROM (SELECT id, row_number() OVER (ORDER BY id) AS seq FROM events) AS numbered"
+    " WHERE events.id = numbered.id",
+    "CREATE INDEX events_by_seq ON events (seq)",
+    """CREATE TABLE meta (
+        name TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "INSERT INTO meta VALUES ('host_id', lower(hex(randomblob(16))))",
+    "INSERT INTO counters SELECT 'seq', count(*) FROM events",
+    "INSERT INTO counters VALUES ('forwarded', -1)",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION: Final = len(MIGRATIONS)

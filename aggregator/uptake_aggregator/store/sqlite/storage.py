@@ -30,13 +30,15 @@ from uptake.protocol import Event
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.store.ingest import IngestResult
 from uptake_aggregator.store.sqlite.checkpointer import Checkpointer
+from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS, SqliteOutbox, event_from_row
 from uptake_aggregator.store.sqlite.readonly import connect_readonly, db_bytes, events_stored
 from uptake_aggregator.store.sqlite.rollups import Covered, Rollups
 from uptake_aggregator.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "event_row", "read_events"]
 
-_INSERT: Final = "INSERT {verb} INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {rest})"
+# The last column is the local sequence (schema v7), given in commit order.
+_INSERT: Final = "INSERT {verb} INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {rest}, ?)"
 # Most events carry no value and no props: their rows bind NULL literals instead. The
 # sqlite3 module passes None (and bytes) through its adapter registry, a lookup per value
 # that costs more than the insert's B-tree work for those columns; bytearray ids skip it.
@@ -46,7 +48,7 @@ _INSERT_NEW: Final = _INSERT.format(verb="", rest="?, ?, ?")
 _INSERT_NEW_PLAIN: Final = _INSERT.format(verb="", rest="NULL, NULL, ?")
 #: Raw event rows per statement execution (multi-row VALUES): this halves the insert's
 #: cost per event (sqlite3-module and statement overhead per execution). The rollup
-#: upserts measured no gain: their cost is B-tree work. 64 rows of up to 10 values stay
+#: upserts measured no gain: their cost is B-tree work. 64 rows of up to 11 values stay
 #: under the 999 host parameters of old SQLite builds.
 _ROWS_PER_STATEMENT: Final = 64
 # Under SQLite's default limit of 999 host parameters on old builds.
@@ -72,11 +74,14 @@ def event_row(event: Event) -> tuple[Any, ...]:
     )
 
 
-def _event_rows(events: Iterable[Event]) -> tuple[list[Any], list[Any]]:
-    """Row values, flat, for ``_INSERT_*_PLAIN`` (no value, no props) and the full inserts."""
+def _event_rows(events: Iterable[Event], after: int) -> tuple[list[Any], list[Any]]:
+    """Row values, flat, for ``_INSERT_*_PLAIN`` (no value, no props) and the full inserts.
+
+    The events get the local sequence numbers after ``after``, in order.
+    """
     plain: list[Any] = []
     full: list[Any] = []
-    for event in events:
+    for seq, event in enumerate(events, start=after + 1):
         if event.value is None and event.props is None:
             plain += (
                 bytearray(event.id),
@@ -87,9 +92,11 @@ def _event_rows(events: Iterable[Event]) -> tuple[list[Any], list[Any]]:
                 event.account,
                 event.session,
                 event.source,
+                seq,
             )
         else:
             full += event_row(event)
+            full.append(seq)
     return plain, full
 
 
@@ -101,36 +108,15 @@ def read_events(
     For export and inspection; reports read the rollups instead. Streams row by row, so
     memory stays flat whatever the database size.
     """
-    # A stored prop may be null: props are kept as JSON, which has no inf/nan floats.
-    decode_props = msgspec.json.Decoder(dict[str, bool | int | float | str | None]).decode
     rows = conn.execute(
-        "SELECT id, ts, kind, name, user, account, session, value, props, source FROM events"
-        " WHERE ts >= ? AND ts < ? ORDER BY id",
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? ORDER BY id",
         (
             since_us if since_us is not None else -(2**63),
             until_us if until_us is not None else 2**63 - 1,
         ),
     )
-    for event_id, ts, kind, name, user, account, session, value, props, source in rows:
-        yield Event(
-            id=bytes(event_id),
-            ts=ts,
-            kind=kind,
-            name=name,
-            user=user,
-            account=account,
-            session=session,
-            value=value,
-            props=None if props is None else _finite(decode_props(props)),
-            source=source,
-        )
-
-
-def _finite(
-    props: dict[str, bool | int | float | str | None],
-) -> dict[str, bool | int | float | str]:
-    """Props without the nulls JSON left where a non-finite float was."""
-    return {key: value for key, value in props.items() if value is not None}
+    for row in rows:
+        yield event_from_row(row)
 
 
 class Storage:
@@ -149,6 +135,10 @@ class Storage:
         self._covered = Covered()
         self._checkpointer = checkpointer
         self.path = path
+        # The single writer owns the sequence: the last number given, and the forward
+        # cursor as stored and as last noted by the forwarder (any thread).
+        self._seq, self._forwarded_saved = _read_cursors(conn)
+        self._forwarded_noted = self._forwarded_saved
 
     @classmethod
     async def open(cls, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> Storage:
@@ -186,8 +176,16 @@ class Storage:
         # in between: a started transaction always ends in COMMIT or ROLLBACK.
         with anyio.CancelScope(shield=True):
             async with self._transaction:
+                forwarded = self._forwarded_noted
                 accepted, user_feature_rows = await self._run(
-                    partial(_write, self._conn, batches, self._covered)
+                    partial(
+                        _write,
+                        self._conn,
+                        batches,
+                        self._covered,
+                        self._seq,
+                        None if forwarded == self._forwarded_saved else forwarded,
+                    )
                 )
                 try:
                     if written is not None:
@@ -204,10 +202,42 @@ class Storage:
                         self._checkpointer.nudge,
                     )
                 )
+                self._seq += sum(accepted)
+                self._forwarded_saved = forwarded
         return [
             IngestResult(accepted=new, duplicates=len(batch) - new)
             for batch, new in zip(batches, accepted, strict=True)
         ]
+
+    def last_seq(self) -> int:
+        """The local sequence of the latest committed event (no I/O)."""
+        return self._seq
+
+    def open_outbox(self) -> SqliteOutbox:
+        """The committed events in commit order, on a read-only connection of their own."""
+        return SqliteOutbox(connect_readonly(self.path))
+
+    def forward_cursor(self) -> int:
+        """The forward cursor as last noted (-1: this database was never forwarded)."""
+        return self._forwarded_noted
+
+    def note_forwarded(self, seq: int) -> None:
+        """Remember that the centre holds every event up to ``seq`` (from any thread).
+
+        Written with the next ingest transaction (no commit of its own under load), or by
+        ``save_forwarded``. Losing it in a crash is harmless: the forwarder starts from
+        the centre's cursor, and a prune keeps more than it must.
+        """
+        self._forwarded_noted = max(seq, self._forwarded_noted)
+
+    async def save_forwarded(self) -> None:
+        """Write the noted forward cursor now if no transaction has carried it yet."""
+        with anyio.CancelScope(shield=True):
+            async with self._transaction:
+                forwarded = self._forwarded_noted
+                if forwarded != self._forwarded_saved:
+                    await self._run(partial(_save_forwarded, self._conn, forwarded))
+                    self._forwarded_saved = forwarded
 
     async def events_stored(self) -> int:
         """Number of distinct events stored (a counter kept at ingest; no table scan)."""
@@ -220,6 +250,7 @@ class Storage:
 
     async def close(self) -> None:
         """Checkpoint and close the connection; the file stays consistent without this."""
+        await self.save_forwarded()
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._checkpointer.close)
             await self._run(partial(_close, self._conn))
@@ -251,23 +282,50 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+def _read_cursors(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The last local sequence given and the stored forward cursor."""
+    counters = dict(
+        conn.execute("SELECT name, value FROM counters WHERE name IN ('seq', 'forwarded')")
+    )
+    return int(counters["seq"]), int(counters["forwarded"])
+
+
+def _save_forwarded(conn: sqlite3.Connection, forwarded: int) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("UPDATE counters SET value = ? WHERE name = 'forwarded'", (forwarded,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _write(
-    conn: sqlite3.Connection, batches: Sequence[Sequence[Event]], covered: Covered
+    conn: sqlite3.Connection,
+    batches: Sequence[Sequence[Event]],
+    covered: Covered,
+    seq: int,
+    forwarded: int | None,
 ) -> tuple[list[int], list[tuple[Any, ...]]]:
     """The ingest transaction up to its ``COMMIT`` (on the worker thread).
 
-    Returns the new events per batch and the ``user_feature`` rows written (for
-    ``Covered`` once committed). On failure it rolls back and raises.
+    The new events get the local sequence numbers after ``seq``; ``forwarded`` (when
+    not None) is the forward cursor to store with them. Returns the new events per batch
+    and the ``user_feature`` rows written (for ``Covered`` once committed). On failure
+    it rolls back and raises.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         rollups = Rollups()
-        accepted = _insert_events(conn, batches, rollups)
+        accepted = _insert_events(conn, batches, rollups, seq)
         for sql, rows in rollups.statements(covered):
             conn.executemany(sql, rows)
-        conn.execute(
-            "UPDATE counters SET value = value + ? WHERE name = 'events'", (sum(accepted),)
-        )
+        new = sum(accepted)
+        conn.execute("UPDATE counters SET value = value + ? WHERE name = 'events'", (new,))
+        conn.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (seq + new,))
+        if forwarded is not None:
+            conn.execute("UPDATE counters SET value = ? WHERE name = 'forwarded'", (forwarded,))
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -292,18 +350,19 @@ def _commit(
 
 
 def _insert_events(
-    conn: sqlite3.Connection, batches: Sequence[Sequence[Event]], rollups: Rollups
+    conn: sqlite3.Connection, batches: Sequence[Sequence[Event]], rollups: Rollups, seq: int
 ) -> list[int]:
     """Insert the events not stored yet, fold them into ``rollups``; new events per batch.
 
-    An id repeated across batches is new (at most) in the first batch naming it.
+    An id repeated across batches is new (at most) in the first batch naming it. The
+    new events get the local sequence numbers after ``seq`` (a duplicate gets none).
     """
     # Fast path: insert every row (one statement per row shape for all batches). When all
     # were inserted, every event was new and no id repeated, which is the usual case: no
     # dict of ids is built (hashing 40k fresh ids cost ~5% of the writer's time). Only
     # when some were ignored find out which, so the rollups count each event once.
     conn.execute("SAVEPOINT batch")
-    plain, full = _event_rows(chain.from_iterable(batches))
+    plain, full = _event_rows(chain.from_iterable(batches), seq)
     inserted = 0
     if plain:
         inserted += _insert_rows(conn, _INSERT_OR_IGNORE_PLAIN, plain)
@@ -324,7 +383,7 @@ def _insert_events(
                 seen.add(event.id)
                 fresh.append(event)
         accepted.append(len(fresh) - count)
-    plain, full = _event_rows(fresh)
+    plain, full = _event_rows(fresh, seq)
     if plain:
         _insert_rows(conn, _INSERT_NEW_PLAIN, plain)
     if full:

@@ -1,0 +1,81 @@
+"""The forwarding side of a local database: its events in commit order (schema v7).
+
+Each stored event has a local sequence number given when its transaction committed
+(``events.seq``); the forwarder reads "the events after the cursor" as one range of the
+``events_by_seq`` index, on a read-only connection of its own, so it never waits behind
+the writer and the writer never waits behind it (WAL).
+
+Example::
+
+    outbox = SqliteOutbox(connect_readonly(Path("uptake.db")))
+    chunk = outbox.read_after(outbox_cursor, 5000)      # [(seq, Event), ...], oldest first
+    outbox.close()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Final
+
+import msgspec
+
+from uptake.protocol import Event
+
+__all__ = ["EVENT_COLUMNS", "SqliteOutbox", "event_from_row"]
+
+#: The ``events`` columns an ``Event`` is made of, in its field order.
+EVENT_COLUMNS: Final = "id, ts, kind, name, user, account, session, value, props, source"
+
+# A stored prop may be null: props are kept as JSON, which has no inf/nan floats.
+_decode_props = msgspec.json.Decoder(dict[str, bool | int | float | str | None]).decode
+
+
+def event_from_row(row: tuple[Any, ...]) -> Event:
+    """The ``Event`` of an ``events`` row selected as ``EVENT_COLUMNS``."""
+    event_id, ts, kind, name, user, account, session, value, props, source = row
+    return Event(
+        id=bytes(event_id),
+        ts=ts,
+        kind=kind,
+        name=name,
+        user=user,
+        account=account,
+        session=session,
+        value=value,
+        props=None if props is None else _finite(_decode_props(props)),
+        source=source,
+    )
+
+
+def _finite(
+    props: dict[str, bool | int | float | str | None],
+) -> dict[str, bool | int | float | str]:
+    """Props without the nulls JSON left where a non-finite float was."""
+    return {key: value for key, value in props.items() if value is not None}
+
+
+class SqliteOutbox:
+    """Reads one database's events by local sequence; one connection, one thread at a time."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        row = conn.execute("SELECT value FROM meta WHERE name = 'host_id'").fetchone()
+        #: The database's persistent name to a central store (random, created once).
+        self.host_id: str = str(row[0])
+
+    def read_after(self, seq: int, limit: int) -> list[tuple[int, Event]]:
+        """Up to ``limit`` committed events with a sequence above ``seq``, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [(row[0], event_from_row(row[1:])) for row in rows]
+
+    def last_seq(self) -> int:
+        """The sequence of the latest committed event (0 when none was ever stored)."""
+        row = self._conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
