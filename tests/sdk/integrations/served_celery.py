@@ -8,6 +8,7 @@ tracks once at import, so a live uptake client exists before the pool forks.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from celery import Celery
@@ -43,6 +44,12 @@ app = make_app(os.environ.get("SERVED_CELERY_BROKER", "/nonexistent-broker"))
 def export(expected: str) -> None:
     """Track a feature for whoever enqueued the task (``expected`` says who that was)."""
     uptake.track("celery_export", expected=expected, pid=os.getpid())
+    # A mark per task run: the test waits for every task to have run before it stops the
+    # worker (the filesystem broker drops a message once taken, so a task taken but not
+    # started at a warm shutdown never runs, and tracks nothing for the SDK to deliver).
+    done = Path(os.environ["SERVED_CELERY_BROKER"]) / "done"
+    done.mkdir(exist_ok=True)
+    (done / f"{os.getpid()}-{uuid.uuid4().hex}").touch()
 
 
 if "SERVED_CELERY_BROKER" in os.environ:

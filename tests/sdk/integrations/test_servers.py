@@ -290,8 +290,9 @@ def test_celery_prefork_tasks_carry_their_producers_identity(
         deadline = time.monotonic() + 60
         while len(_celery_exports(real_daemon)) < 14 and time.monotonic() < deadline:
             time.sleep(0.1)
-        # ... and the rest once every message is taken (the shutdown finishes them).
-        while any(broker.glob("*.msg")) and time.monotonic() < deadline:
+        # ... and the rest from the pool processes still running, once every task has run:
+        # those processes deliver at the shutdown's exit.
+        while len(list(broker.glob("done/*"))) < expected and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         uptake.restore_context((None, None, None))
