@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from uptake_cli._backend import build_local, query_daemon, resolve
+from uptake_cli._backend import build_local, query_daemon, resolve, served_database
 from uptake_cli._errors import EXIT_USAGE, fail, parse_day
 from uptake_cli._present import Report
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_goals",
+    "alert_log_location",
     "fetch_report",
     "read_config",
     "render_json",
@@ -95,6 +96,16 @@ def fetch_report(
     if report is None:
         report = build_local(target.db, filters)
     return report
+
+
+def alert_log_location(db: Path | None, socket: Path | None, store: str | None) -> Path | str:
+    """Where the alert log of this report lives: the central store at ``store`` (``--store``),
+    else the database the answering daemon serves (or ``--db``)."""
+    if store is not None:
+        from uptake_cli._options import store_url
+
+        return store_url(store, "--store")
+    return served_database(resolve(db, socket))
 
 
 def report_filters(

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from uptake_cli._errors import cli_errors, parse_day
-from uptake_cli._options import DbOption, SocketOption
+from uptake_cli._options import DbOption, SocketOption, StoreOption
 
 __all__ = ["AlertsFormat", "alerts", "register"]
 
@@ -31,26 +31,29 @@ def alerts(
     ] = AlertsFormat.table,
     db: DbOption = None,
     socket: SocketOption = None,
+    store: StoreOption = None,
 ) -> None:
     """List goal status changes: when, which goal, which subject, from, to, and the value.
 
     Recorded by the daemon every [alerts] every (with --config) and by
-    `usage check --record`. A first reading of a subject that is met or unknown is not
-    a change; "from" is "none" when nothing was recorded before.
+    `usage check --record`; with --store, those recorded at the central store. A first
+    reading of a subject that is met or unknown is not a change; "from" is "none" when
+    nothing was recorded before.
 
     Example: usage alerts --since 2026-11-01 --format json
     """
     with cli_errors():
         from uptake_aggregator.alerts import iso_time
         from uptake_aggregator.store import open_store
-        from uptake_cli._backend import resolve, served_database
+        from uptake_cli._reporting import alert_log_location
 
         day = parse_day(since, "--since")
         since_us = None
         if day is not None:
             start = datetime.combine(day, time(0), tzinfo=timezone.utc)
             since_us = int(start.timestamp()) * 1_000_000
-        changes = open_store(served_database(resolve(db, socket))).alert_log().changes(since_us)
+        log = open_store(alert_log_location(db, socket, store)).alert_log()
+        changes = log.changes(since_us)
         rows: list[dict[str, Any]] = [
             {
                 "time": iso_time(change.ts_us),

@@ -16,8 +16,14 @@ from typing import Annotated, Any, Final, Optional
 import typer
 
 from uptake_cli._errors import EXIT_USAGE, cli_errors, fail
-from uptake_cli._options import ConfigOption, DbOption, SocketOption
-from uptake_cli._reporting import add_goals, fetch_report, read_config, report_filters
+from uptake_cli._options import ConfigOption, DbOption, SocketOption, StoreOption
+from uptake_cli._reporting import (
+    add_goals,
+    alert_log_location,
+    fetch_report,
+    read_config,
+    report_filters,
+)
 
 __all__ = ["EXIT_CRITICAL", "EXIT_WARNING", "check", "register"]
 
@@ -90,6 +96,7 @@ def check(  # noqa: PLR0917 - typer maps each parameter to an option
     config: ConfigOption = None,
     db: DbOption = None,
     socket: SocketOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Check the goals of uptake.toml: exit 0 all met, 1 a warning, 3 a critical (2 bad input).
 
@@ -104,6 +111,8 @@ def check(  # noqa: PLR0917 - typer maps each parameter to an option
         usage report --format json -o base.json   # on the main branch
 
         usage check --baseline base.json --fail-on 'stickiness<-10%' --fail-on 'mau<0'
+
+        usage check --store postgresql://uptake@db.internal/uptake --record   # every host
     """
     code = 0
     with cli_errors():
@@ -129,7 +138,7 @@ def check(  # noqa: PLR0917 - typer maps each parameter to an option
                 "--since/--until/--account/--user/--feature",
                 EXIT_USAGE,
             )
-        usage = add_goals(fetch_report(filters, db, socket), settings)
+        usage = add_goals(fetch_report(filters, db, socket, store), settings)
 
         from uptake_cli.render_goals import fmt_goal, goals_not_met
 
@@ -157,23 +166,22 @@ def check(  # noqa: PLR0917 - typer maps each parameter to an option
             met = sum(1 for row in usage["goals"] if row["status"] == "met")
             typer.echo(f"ok: {met} of {len(usage['goals'])} goals met, no regression", err=True)
         if record:
-            _record(usage, settings, db, socket)
+            _record(usage, settings, alert_log_location(db, socket, store))
     if code:
         raise typer.Exit(code)
 
 
-def _record(usage: dict[str, Any], settings: Any, db: Path | None, socket: Path | None) -> None:
+def _record(usage: dict[str, Any], settings: Any, location: Path | str) -> None:
     from uptake_aggregator.alerts import Notifier, evaluate_and_record
-    from uptake_aggregator.store import open_store
-    from uptake_cli._backend import resolve, served_database
+    from uptake_aggregator.store import open_store, shown_location
 
-    database = served_database(resolve(db, socket))
-    messages = evaluate_and_record(usage, settings.goals, open_store(database).alert_log())
+    messages = evaluate_and_record(usage, settings.goals, open_store(location).alert_log())
     notifier = Notifier(settings.alerts)
     notifier.send(messages)
     notifier.close(timeout=_DELIVERY_WAIT_S)
     delivered = f", {notifier.failed} deliveries failed" if notifier.failed else ""
-    typer.echo(f"recorded {len(messages)} status changes in {database}{delivered}", err=True)
+    where = shown_location(location)
+    typer.echo(f"recorded {len(messages)} status changes in {where}{delivered}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ bytes `usage report --db` prints.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,34 @@ def test_a_store_never_initialised_says_how_to_create_it(
     result = runner.invoke(app, ["report", "--store", postgres.new_database()])
     assert result.exit_code == 1, result.output
     assert "usage store init" in result.stderr
+
+
+def test_check_and_alerts_read_and_record_at_the_centre(
+    runner: CliRunner, central: str, loaded_db: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "uptake.toml"
+    goals = (
+        '[[goal]]\nmetric = "utilization"\nscope = "account"\ntarget = 1.0\n\n'
+        '[[goal]]\nmetric = "mau"\nscope = "product"\ntarget = 1\n'
+    )
+    config.write_text(goals, encoding="utf-8")
+    check = ["check", "--config", str(config)]
+    # The gate reads what the local report reads, from the centre.
+    local = runner.invoke(app, [*check, *WINDOW, "--db", str(loaded_db)])
+    found = runner.invoke(app, [*check, *WINDOW, "--store", central])
+    assert found.exit_code == local.exit_code == 1, found.output
+    assert found.stdout == local.stdout
+    # --record writes the centre's alert log (once per change), not the local database's.
+    recorded = [runner.invoke(app, [*check, "--store", central, "--record"]) for _ in range(2)]
+    assert [result.exit_code for result in recorded] == [1, 1], recorded[0].output
+    changes = int(recorded[0].stderr.split("recorded ")[1].split()[0])
+    assert changes >= 1
+    assert "recorded 0 status changes" in recorded[1].stderr
+    assert "uptake-test-pw" not in recorded[0].stderr
+    listed = runner.invoke(app, ["alerts", "--store", central, "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert len(rows) == changes and {row["to"] for row in rows} == {"warning"}
+    assert all(row["from"] is None for row in rows)
+    untouched = runner.invoke(app, ["alerts", "--db", str(loaded_db), "--format", "json"])
+    assert json.loads(untouched.stdout) == []
