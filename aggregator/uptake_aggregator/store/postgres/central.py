@@ -269,6 +269,9 @@ class CentralWriter:
                 # The stage tables have no statistics: a chunk's estimates can pass
                 # jit_above_cost and pay ~100 ms of JIT compilation per statement.
                 conn.execute("SET jit = off")
+                # The rollups sort a chunk's rows (GROUP BY, array_agg ORDER BY): at the
+                # default 4 MB those sorts spill to temporary files.
+                conn.execute("SET work_mem = '64MB'")
                 check_version(self.url, conn)
                 for statement in _TEMP_TABLES:
                     conn.execute(statement)
