@@ -4,7 +4,8 @@ A chunk is a host's events with their local sequence numbers, oldest first. In o
 transaction: lock the host's row and drop the events at or below its cursor (already
 applied: a daemon killed between the central COMMIT and its local cursor write resends
 them), COPY the rest straight into the events inside a savepoint (the usual chunk: only
-new events), or, when the centre holds one of them already (forwarded by two hosts),
+new events; their normalised rollup rows, built client-side, are COPYed once into the
+``fresh`` temp table), or, when the centre holds one of them already (forwarded by two hosts),
 ``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING RETURNING`` from a temp stage table,
 so each event is stored once; update every rollup from the rows actually inserted; and
 move the host's cursor to the chunk's last sequence. The caller moves its local cursor only
