@@ -209,6 +209,11 @@ def breakdown(db: Path, url: str, chunk: int) -> None:
     execute, copy = psycopg.Cursor.execute, psycopg.Cursor.copy
 
     def timed_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(query, str) and ";\n" in query and not args and not kwargs:
+            # A script (the rollups): time each of its statements.
+            for statement in query.split(";\n"):
+                timed_execute(self, statement)
+            return self
         started = time.perf_counter()
         try:
             return execute(self, query, *args, **kwargs)
@@ -243,7 +248,7 @@ def breakdown(db: Path, url: str, chunk: int) -> None:
         f"in-process: {cursor / total:,.0f} events/s; outbox reads {reading:.1f} s, "
         f"central {central:.1f} s"
     )
-    for statement, seconds in spent.most_common(12):
+    for statement, seconds in spent.most_common(16):
         print(f"  {seconds:7.2f} s {seconds / central:5.0%}  {statement}")
 
 

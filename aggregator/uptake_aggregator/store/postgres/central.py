@@ -4,7 +4,8 @@ A chunk is a host's events with their local sequence numbers, oldest first. In o
 transaction: lock the host's row and drop the events at or below its cursor (already
 applied: a daemon killed between the central COMMIT and its local cursor write resends
 them), COPY the rest straight into the events inside a savepoint (the usual chunk: only
-new events), or, when the centre holds one of them already (forwarded by two hosts),
+new events; their normalised rollup rows, built client-side, are COPYed once into the
+``fresh`` temp table), or, when the centre holds one of them already (forwarded by two hosts),
 ``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING RETURNING`` from a temp stage table,
 so each event is stored once; update every rollup from the rows actually inserted; and
 move the host's cursor to the chunk's last sequence. The caller moves its local cursor only
@@ -85,13 +86,7 @@ FROM candidates AS s JOIN inserted USING (id)
 _EVENT_COLUMNS: Final = (
     'id, ts, kind, name, "user", account, session, value, props, source, host_id, seq'
 )
-# After a COPY straight into ``events``: every staged row is new.
-_ALL_FRESH: Final = f"""
-INSERT INTO fresh
-SELECT id, ts, (ts / {DAY_US})::integer, kind, name, nullif("user", ''), nullif(account, ''),
-       nullif(session, ''), value, integration
-FROM stage
-"""
+_FRESH_COLUMNS: Final = 'id, ts, day, kind, name, "user", account, session, value, integration'
 _ROLLUPS: Final = (
     """INSERT INTO user_day AS t
     SELECT coalesce(account, ''), day, "user", count(*), count(*) FILTER (WHERE kind = 'login'),
@@ -222,6 +217,29 @@ def stage_row(seq: int, event: Event) -> tuple[Any, ...]:
     )
 
 
+def _fresh_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The ``fresh`` row of a stage row, normalised as ``_INSERT_EVENTS`` does in SQL.
+
+    After a COPY straight into ``events`` every row is new: built here, the rows go to the
+    server once more only as ``fresh`` (not as a stage too, then normalised there).
+    """
+    event_id, ts, kind, name, user, account, session, value, _, _, _, integration = row
+    # PostgreSQL's integer division truncates towards zero, Python's // floors.
+    day = ts // DAY_US if ts >= 0 else -(-ts // DAY_US)
+    return (
+        event_id,
+        ts,
+        day,
+        kind,
+        name,
+        user or None,
+        account or None,
+        session or None,
+        value,
+        integration,
+    )
+
+
 def _is_data_error(exc: Exception) -> bool:
     """True for errors about the rows themselves (SQLSTATE classes 22, 23), not the server."""
     import psycopg
@@ -252,6 +270,9 @@ class CentralWriter:
                 # The stage tables have no statistics: a chunk's estimates can pass
                 # jit_above_cost and pay ~100 ms of JIT compilation per statement.
                 conn.execute("SET jit = off")
+                # The rollups sort a chunk's rows (GROUP BY, array_agg ORDER BY): at the
+                # default 4 MB those sorts spill to temporary files.
+                conn.execute("SET work_mem = '64MB'")
                 check_version(self.url, conn)
                 for statement in _TEMP_TABLES:
                     conn.execute(statement)
@@ -337,15 +358,17 @@ class CentralWriter:
             return cursor
         staged = [stage_row(seq, event) for seq, event in rows]
         with conn.cursor() as cur:
-            copied = self._copy_new(conn, cur, host_id, staged)
-            with cur.copy(f"COPY stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
-                for row in staged:
-                    copy.write_row(row)
-            if copied:
-                cur.execute(_ALL_FRESH)
+            if self._copy_new(conn, cur, host_id, staged):
+                with cur.copy(f"COPY fresh ({_FRESH_COLUMNS}) FROM STDIN") as copy:
+                    for row in staged:
+                        copy.write_row(_fresh_row(row))
+                inserted = len(staged)
             else:
+                with cur.copy(f"COPY stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+                    for row in staged:
+                        copy.write_row(row)
                 cur.execute(_INSERT_EVENTS, {"host": host_id, "cursor": cursor})
-            inserted = max(cur.rowcount, 0)
+                inserted = max(cur.rowcount, 0)
             if inserted:
                 cur.execute(_ROLLUP_SCRIPT)
             last = rows[-1][0]
