@@ -41,6 +41,7 @@ import msgspec
 from uptake.protocol import Event
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.store.postgres.connection import check_version, connect, server_error
+from uptake_aggregator.store.rows import event_row
 from uptake_aggregator.units import DAY_US
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CentralWriter", "DeadLetter", "ForwardOutcome"]
 
-_json_encode = msgspec.json.Encoder().encode
 
 _STAGE_COLUMNS: Final = (
     'id, ts, kind, name, "user", account, session, value, props, source, seq, integration'
@@ -201,20 +201,8 @@ def stage_row(seq: int, event: Event) -> tuple[Any, ...]:
     both stores count the same distinct integrations.
     """
     props = event.props
-    return (
-        event.id,
-        event.ts,
-        event.kind,
-        event.name,
-        event.user,
-        event.account,
-        event.session,
-        event.value,
-        None if props is None else _json_encode(props).decode(),
-        event.source,
-        seq,
-        str(props["integration"]) if props and "integration" in props else None,
-    )
+    integration = str(props["integration"]) if props and "integration" in props else None
+    return (*event_row(event), seq, integration)
 
 
 def _fresh_row(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final, NoReturn
 
-import msgspec
-
 from uptake.protocol import Event
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.store.base import PruneOutcome, Synchronous
@@ -21,10 +19,10 @@ from uptake_aggregator.store.postgres.alerts import PostgresAlertLog
 from uptake_aggregator.store.postgres.connection import check_version, connect, server_error
 from uptake_aggregator.store.postgres.report_source import PostgresReportSource
 from uptake_aggregator.store.postgres.urls import redact
+from uptake_aggregator.store.rows import event_from_row
 
 __all__ = ["PostgresStore"]
 
-_props = msgspec.json.Decoder(dict[str, bool | int | float | str])
 #: ``work_mem`` for a report's transaction (see ``report_source``).
 _REPORT_WORK_MEM: Final = "256MB"
 
@@ -112,19 +110,7 @@ class PostgresStore:
                     ),
                 )
                 for row in cur:
-                    event_id, ts, kind, name, user, account, session, value, props, origin = row
-                    yield Event(
-                        id=bytes(event_id),
-                        ts=ts,
-                        kind=kind,
-                        name=name,
-                        user=user,
-                        account=account,
-                        session=session,
-                        value=value,
-                        props=None if props is None else _props.decode(props),
-                        source=origin,
-                    )
+                    yield event_from_row(row)
         except psycopg.Error as exc:
             raise server_error(self.url, exc) from None
         finally:

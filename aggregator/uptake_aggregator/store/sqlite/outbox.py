@@ -15,43 +15,15 @@ Example::
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Final
-
-import msgspec
+from typing import Final
 
 from uptake.protocol import Event
+from uptake_aggregator.store.rows import event_from_row
 
-__all__ = ["EVENT_COLUMNS", "SqliteOutbox", "event_from_row"]
+__all__ = ["EVENT_COLUMNS", "SqliteOutbox"]
 
 #: The ``events`` columns an ``Event`` is made of, in its field order.
 EVENT_COLUMNS: Final = "id, ts, kind, name, user, account, session, value, props, source"
-
-# A stored prop may be null: props are kept as JSON, which has no inf/nan floats.
-_decode_props = msgspec.json.Decoder(dict[str, bool | int | float | str | None]).decode
-
-
-def event_from_row(row: tuple[Any, ...]) -> Event:
-    """The ``Event`` of an ``events`` row selected as ``EVENT_COLUMNS``."""
-    event_id, ts, kind, name, user, account, session, value, props, source = row
-    return Event(
-        id=bytes(event_id),
-        ts=ts,
-        kind=kind,
-        name=name,
-        user=user,
-        account=account,
-        session=session,
-        value=value,
-        props=None if props is None else _finite(_decode_props(props)),
-        source=source,
-    )
-
-
-def _finite(
-    props: dict[str, bool | int | float | str | None],
-) -> dict[str, bool | int | float | str]:
-    """Props without the nulls JSON left where a non-finite float was."""
-    return {key: value for key, value in props.items() if value is not None}
 
 
 class SqliteOutbox:

@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 import anyio
-import msgspec
 
 from uptake.protocol import Event
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.store.ingest import IngestResult
+from uptake_aggregator.store.rows import event_from_row, event_row
 from uptake_aggregator.store.sqlite.checkpointer import Checkpointer
-from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS, SqliteOutbox, event_from_row
+from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS, SqliteOutbox
 from uptake_aggregator.store.sqlite.readonly import connect_readonly, db_bytes, events_stored
 from uptake_aggregator.store.sqlite.rollups import Covered, Rollups
 from uptake_aggregator.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "event_row", "read_events"]
+__all__ = ["IngestResult", "Storage", "connect_readonly", "db_bytes", "read_events"]
 
 # The last column is the local sequence (schema v7), given in commit order.
 _INSERT: Final = "INSERT {verb} INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {rest}, ?)"
@@ -54,24 +54,7 @@ _ROWS_PER_STATEMENT: Final = 64
 # Under SQLite's default limit of 999 host parameters on old builds.
 _LOOKUP_CHUNK: Final = 900
 
-_json_encode = msgspec.json.Encoder().encode
 _T = TypeVar("_T")
-
-
-def event_row(event: Event) -> tuple[Any, ...]:
-    """Return the ``events`` table row of an event (props as compact JSON text)."""
-    return (
-        event.id,
-        event.ts,
-        event.kind,
-        event.name,
-        event.user,
-        event.account,
-        event.session,
-        event.value,
-        None if event.props is None else _json_encode(event.props).decode(),
-        event.source,
-    )
 
 
 def _event_rows(events: Iterable[Event], after: int) -> tuple[list[Any], list[Any]]:
