@@ -10,11 +10,17 @@ centre), so ingest and acks never wait for the centre:
    write, only makes the forwarder resend what the centre then drops.
 2. Read the next chunk of committed events after the cursor (local sequence order) and
    hand it to ``ForwardTarget.forward``: one central transaction that stores the events
-   once, updates the rollups and advances the host's cursor.
+   once, queues the rows it inserted for the central rollups and advances the host's
+   cursor.
 3. Only after that COMMIT returns, note the new cursor locally
    (``EventWriter.note_forwarded``: written with the next ingest transaction, or within
    a second when idle). Hence no duplicate (the centre drops what its cursor covers)
    and no gap (the local cursor never runs ahead of the centre).
+4. Once nothing is left to send, fold the centre's rollup queue into its rollups
+   (``ForwardTarget.fold``), a bounded piece per transaction, a new chunk first whenever
+   one is committed: the events leave the host, whose disk is what is at risk, before
+   the centre's rollups catch up. A report folds whatever is still queued before it
+   reads, so it is exact either way; folded here, it seldom finds anything left.
 
 Centre down, refusing, wrong password: the error is logged once (password redacted;
 again only when it changes), and retried forever with full-jitter exponential backoff
@@ -50,6 +56,7 @@ __all__ = [
     "CRASH_AFTER_COMMIT_ENV",
     "DEFAULT_BACKOFF_MAX_S",
     "DEFAULT_CHUNK_EVENTS",
+    "DEFAULT_FOLD_ROWS",
     "POLL_S",
     "ForwardSettings",
     "Forwarder",
@@ -60,6 +67,9 @@ __all__ = [
 #: with 50k-event chunks, 11-12% with 20k (docs/benchmarks.md). A chunk and the one
 #: read ahead take ~60 MB of the daemon's memory while a backlog drains.
 DEFAULT_CHUNK_EVENTS: Final = 50_000
+#: Queued rollup rows per fold transaction: a fold holds its rows' locks until it commits,
+#: and a chunk committed meanwhile waits for the next turn of the loop.
+DEFAULT_FOLD_ROWS: Final = 200_000
 #: Longest sleep between two attempts while the centre fails.
 DEFAULT_BACKOFF_MAX_S: Final = 30.0
 #: First backoff step (the sleep before the first retry is uniform in [0, this]).
@@ -82,6 +92,7 @@ class ForwardSettings:
     #: Its form safe to print (no password).
     shown_url: str
     chunk_events: int = DEFAULT_CHUNK_EVENTS
+    fold_rows: int = DEFAULT_FOLD_ROWS
     backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
 
 
@@ -116,6 +127,10 @@ class Forwarder:
         self.last_seq = self.cursor
         self.synced = False  # True once the centre's cursor was read
         self.inserted = 0
+        self.folded = 0  # rollup queue rows this forwarder folded (any host's)
+        # Rows may wait in the centre's queue: from this forwarder's chunks, or from before
+        # a restart. False once a fold found nothing more to take.
+        self._fold_due = True
         self.chunks = 0
         self.dead_letters = 0
         self.failures = 0  # attempts that failed since the last success
@@ -172,6 +187,7 @@ class Forwarder:
             "lag_events": lag,
             "lag_s": 0.0 if since is None else round(max(0.0, now - since), 1),
             "forwarded_events": self.inserted,
+            "folded_events": self.folded,
             "chunks": self.chunks,
             "dead_letters": self.dead_letters,
             "failed_attempts": self.failures,
@@ -245,7 +261,7 @@ class Forwarder:
             self.synced = True
         chunk = self._chunk_after(outbox, self.cursor)
         if not chunk:
-            return False
+            return self._fold(target)
         size = self.settings.chunk_events
         last = chunk[-1][0]
         self._ahead = (last, self._reads.submit(outbox.read_after, last, size))
@@ -256,6 +272,7 @@ class Forwarder:
         self.cursor = outcome.cursor
         self._noted(outcome.cursor)
         self.inserted += outcome.inserted
+        self._fold_due = self._fold_due or outcome.inserted > 0
         for letter in outcome.dead_letters:
             self.dead_letters += 1
             _log.error(
@@ -267,6 +284,17 @@ class Forwarder:
             )
         self._forget_forwarded()
         return True
+
+    def _fold(self, target: ForwardTarget) -> bool:
+        """Fold one piece of the centre's rollup queue if some may wait; True if it did."""
+        if not self._fold_due:
+            return False
+        limit = self.settings.fold_rows
+        folded = target.fold(limit)
+        self.folded += folded
+        # Fewer than asked: the queue is empty, or its rest is another host's fold.
+        self._fold_due = folded >= limit
+        return folded > 0
 
     def _chunk_after(self, outbox: Outbox, cursor: int) -> list[tuple[int, Event]]:
         """The next chunk: the one read ahead if it follows ``cursor`` and is not empty."""

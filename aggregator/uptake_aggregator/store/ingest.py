@@ -109,6 +109,11 @@ class ForwardTarget(Protocol):
         """
         ...
 
+    def fold(self, limit: int) -> int:
+        """Bring up to ``limit`` of the centre's pending rollup rows up to date; return
+        how many (0 when none is left that another host is not folding already)."""
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...

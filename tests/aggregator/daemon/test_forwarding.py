@@ -170,10 +170,10 @@ def test_the_centre_restarted_in_the_middle_of_a_chunk(
 ) -> None:
     import psycopg
 
-    # A session holding a rollup table makes the forwarder's transaction wait inside,
+    # A session holding the rollup queue makes the forwarder's transaction wait inside,
     # after its events are inserted: the restart below aborts it there.
     blocker = psycopg.connect(central)
-    blocker.execute("LOCK TABLE user_day IN EXCLUSIVE MODE")
+    blocker.execute("LOCK TABLE rollup_queue IN EXCLUSIVE MODE")
     daemon = daemons("host", central, "--forward-chunk", "400")
     events = make_events(2000, start=_T0)
     _send(daemon, events)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import datetime as dt
+import time
+from pathlib import Path
+
 import pytest
 
+from tests.aggregator.metrics.conftest import ingest_batches
+from tests.support.daemon import make_events
 from tests.support.postgres import PostgresCluster, truncate_central
+from uptake.protocol import ReportFilters
+from uptake_aggregator.metrics import build_report
 from uptake_aggregator.store import open_store
 from uptake_aggregator.store.postgres.central import CentralWriter
 from uptake_aggregator.store.postgres.connection import migrate
 from uptake_aggregator.store.postgres.urls import redact
+
+_T0 = time.time_ns() // 1000 - 7_200_000_000
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +119,65 @@ def test_the_alert_log_records_each_change_once(central: str) -> None:
     assert again == []
     assert log.changes() == first
     assert log.changes(since_us=11) == []
+
+
+def _queued_rows(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        [(rows,)] = conn.execute("SELECT count(*) FROM rollup_queue")
+    return int(rows)
+
+
+def test_folds_in_parallel_count_each_event_once(central: str, tmp_path: Path) -> None:
+    """Two hosts forward overlapping events; their forwarders and a report fold the queue
+    at the same time, in pieces of different sizes: the report equals SQLite's."""
+    truncate_central(central)
+    events = make_events(3000, start=_T0, users=9)
+    shares = [events[:2000], events[1000:]]  # 1000 events reach both hosts
+    writers = [CentralWriter(central), CentralWriter(central)]
+    try:
+        for host, (writer, share) in enumerate(zip(writers, shares, strict=True)):
+            chunk = list(enumerate(share, start=1))
+            for start in range(0, len(chunk), 500):
+                writer.forward(f"host{host}", chunk[start : start + 500])
+        assert _queued_rows(central) == len(events)  # each event queued once
+
+        def fold_all(writer: CentralWriter, limit: int) -> None:
+            while writer.fold(limit):
+                pass
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            folds = [
+                pool.submit(fold_all, writer, limit)
+                for writer, limit in zip(writers, (37, 211), strict=True)
+            ]
+            today = dt.datetime.fromtimestamp(_T0 / 1e6, dt.UTC).date() + dt.timedelta(days=1)
+            reading = pool.submit(build_report, central, ReportFilters(), today=today)
+            for fold in folds:
+                fold.result()
+            central_report = reading.result()
+    finally:
+        for writer in writers:
+            writer.close()
+    assert _queued_rows(central) == 0
+    local = tmp_path / "union.db"
+    ingest_batches(local, [events])
+    assert central_report == build_report(local, ReportFilters(), today=today)
+    assert build_report(central, ReportFilters(), today=today) == central_report
+
+
+def test_a_report_folds_what_is_queued_and_counts_only_what_it_folded(central: str) -> None:
+    truncate_central(central)
+    writer = CentralWriter(central)
+    try:
+        writer.forward("h", list(enumerate(make_events(400, start=_T0), start=1)))
+    finally:
+        writer.close()
+    assert _queued_rows(central) == 400
+    source = open_store(central).report_source()
+    try:
+        assert source.events_stored() == 400
+    finally:
+        source.close()
+    assert _queued_rows(central) == 0

@@ -4,29 +4,30 @@ A chunk is a host's events with their local sequence numbers, oldest first. In o
 transaction: lock the host's row and drop the events at or below its cursor (already
 applied: a daemon killed between the central COMMIT and its local cursor write resends
 them), COPY the rest straight into the events inside a savepoint (the usual chunk: only
-new events; their normalised rollup rows, built client-side, are COPYed once into the
-``fresh`` temp table), or, when the centre holds one of them already (forwarded by two hosts),
-``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING RETURNING`` from a temp stage table,
-so each event is stored once; update every rollup from the rows actually inserted; and
-move the host's cursor to the chunk's last sequence. The caller moves its local cursor only
-after ``forward`` returns, i.e. after the COMMIT: no duplicate and no gap.
+new events; their normalised rollup rows, built client-side, are COPYed into
+``rollup_queue``), or, when the centre holds one of them already (forwarded by two
+hosts), ``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING RETURNING`` from a temp stage
+table, so each event is stored once, queueing only the rows actually inserted; and move
+the host's cursor to the chunk's last sequence. The caller moves its local cursor only
+after ``forward`` returns, i.e. after the COMMIT: no duplicate and no gap. ``fold``
+brings the rollups up to date from the queue (``rollups``: why the rollups are not
+updated row by row in the chunk's transaction, and how a reader stays exact).
 
 A chunk the server refuses as data (SQLSTATE class 22 or 23, e.g. a NUL character in a
 text) is split in halves, each its own transaction, down to the event(s) at fault, which
 go to ``dead_letters`` with the server's message, the cursor moving past them: the rest
 is stored and nothing is retried forever.
 
-Rollup statements are ordered by their keys so that two hosts' chunks touching the same
-rows lock them in the same order (no deadlock between forwarders). The COPY is not: two
-hosts sending the same new events at the same moment in a different order may deadlock;
-PostgreSQL aborts one, whose forwarder retries (by then the other committed, and the
-ordered staged insert takes over).
+The COPY into ``events`` is not ordered: two hosts sending the same new events at the
+same moment in a different order may deadlock; PostgreSQL aborts one, whose forwarder
+retries (by then the other committed, and the ordered staged insert takes over).
 
 Example::
 
     writer = CentralWriter(url)
     cursor = writer.host_cursor(host_id)
     outcome = writer.forward(host_id, [(seq, event), ...])
+    writer.fold(limit=200_000)
     writer.close()
 """
 
@@ -41,6 +42,7 @@ import msgspec
 from uptake.protocol import Event
 from uptake_aggregator.errors import StorageError
 from uptake_aggregator.store.postgres.connection import check_version, connect, server_error
+from uptake_aggregator.store.postgres.rollups import QUEUE_COLUMNS, fold
 from uptake_aggregator.store.rows import event_row
 from uptake_aggregator.units import DAY_US
 
@@ -53,19 +55,13 @@ __all__ = ["CentralWriter", "DeadLetter", "ForwardOutcome"]
 _STAGE_COLUMNS: Final = (
     'id, ts, kind, name, "user", account, session, value, props, source, seq, integration'
 )
-_TEMP_TABLES: Final = (
-    """CREATE TEMP TABLE IF NOT EXISTS stage (
-        id bytea, ts bigint, kind text, name text, "user" text, account text, session text,
-        value bigint, props text, source text, seq bigint, integration text
-    ) ON COMMIT DELETE ROWS""",
-    """CREATE TEMP TABLE IF NOT EXISTS fresh (
-        id bytea, ts bigint, day integer, kind text, name text, "user" text, account text,
-        session text, value bigint, integration text
-    ) ON COMMIT DELETE ROWS""",
-)
+_STAGE_TABLE: Final = """CREATE TEMP TABLE IF NOT EXISTS stage (
+    id bytea, ts bigint, kind text, name text, "user" text, account text, session text,
+    value bigint, props text, source text, seq bigint, integration text
+) ON COMMIT DELETE ROWS"""
 # Absent and empty names are the same "no one" (docs/metrics.md): NULL from here on.
 # An id twice in one chunk (a host resending inside its own outbox) is inserted once and
-# reaches the rollups once: DISTINCT ON keeps its first (lowest sequence) copy.
+# is queued for the rollups once: DISTINCT ON keeps its first (lowest sequence) copy.
 _INSERT_EVENTS: Final = f"""
 WITH candidates AS (
     SELECT DISTINCT ON (id) * FROM stage WHERE seq > %(cursor)s ORDER BY id, seq
@@ -78,7 +74,7 @@ WITH candidates AS (
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 )
-INSERT INTO fresh
+INSERT INTO rollup_queue
 SELECT s.id, s.ts, (s.ts / {DAY_US})::integer, s.kind, s.name, nullif(s."user", ''),
        nullif(s.account, ''), nullif(s.session, ''), s.value, s.integration
 FROM candidates AS s JOIN inserted USING (id)
@@ -86,94 +82,6 @@ FROM candidates AS s JOIN inserted USING (id)
 _EVENT_COLUMNS: Final = (
     'id, ts, kind, name, "user", account, session, value, props, source, host_id, seq'
 )
-_FRESH_COLUMNS: Final = 'id, ts, day, kind, name, "user", account, session, value, integration'
-_ROLLUPS: Final = (
-    """INSERT INTO user_day AS t
-    SELECT coalesce(account, ''), day, "user", count(*), count(*) FILTER (WHERE kind = 'login'),
-           min(ts), max(ts), (array_agg(id ORDER BY ts DESC, id DESC))[1]
-    FROM fresh WHERE "user" IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (account, day, "user") DO UPDATE SET
-        events = t.events + excluded.events,
-        logins = t.logins + excluded.logins,
-        first_ts = least(t.first_ts, excluded.first_ts),
-        last_id = CASE WHEN (excluded.last_ts, excluded.last_id) > (t.last_ts, t.last_id)
-                       THEN excluded.last_id ELSE t.last_id END,
-        last_ts = greatest(t.last_ts, excluded.last_ts)""",
-    """INSERT INTO account_day AS t
-    SELECT account, day, count(*) FROM fresh WHERE account IS NOT NULL
-    GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (account, day) DO UPDATE SET events = t.events + excluded.events""",
-    """INSERT INTO feature_day AS t
-    SELECT coalesce(account, ''), day, name, coalesce("user", ''), count(*)
-    FROM fresh WHERE kind = 'feature' AND name IS NOT NULL
-    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (account, day, feature, "user") DO UPDATE SET
-        events = t.events + excluded.events""",
-    """INSERT INTO integration_day AS t
-    SELECT coalesce(account, ''), day, coalesce("user", ''), integration, count(*)
-    FROM fresh WHERE integration IS NOT NULL
-    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (account, day, "user", integration) DO UPDATE SET
-        events = t.events + excluded.events""",
-    """INSERT INTO seats SELECT account, ts, id, value FROM fresh
-    WHERE kind = 'seats' AND account IS NOT NULL AND value IS NOT NULL ORDER BY 1, 2, 3
-    ON CONFLICT DO NOTHING""",
-    """INSERT INTO releases SELECT coalesce(account, ''), ts, id, name FROM fresh
-    WHERE kind = 'release' AND name IS NOT NULL ORDER BY 1, 2, 3
-    ON CONFLICT DO NOTHING""",
-    # The user (account) of a session: that of its earliest event, by (ts, id), naming one.
-    """INSERT INTO sessions AS t
-    SELECT session,
-           (array_agg(account ORDER BY ts, id) FILTER (WHERE account IS NOT NULL))[1],
-           (array_agg(ts ORDER BY ts, id) FILTER (WHERE account IS NOT NULL))[1],
-           (array_agg(id ORDER BY ts, id) FILTER (WHERE account IS NOT NULL))[1],
-           (array_agg("user" ORDER BY ts, id) FILTER (WHERE "user" IS NOT NULL))[1],
-           (array_agg(ts ORDER BY ts, id) FILTER (WHERE "user" IS NOT NULL))[1],
-           (array_agg(id ORDER BY ts, id) FILTER (WHERE "user" IS NOT NULL))[1],
-           min(ts) FILTER (WHERE kind = 'session_start'),
-           max(ts) FILTER (WHERE kind = 'session_end'),
-           min(ts), max(ts)
-    FROM fresh WHERE session IS NOT NULL GROUP BY session ORDER BY session
-    ON CONFLICT (session) DO UPDATE SET
-        account = CASE WHEN excluded.account IS NOT NULL AND (t.account IS NULL
-            OR (excluded.account_ts, excluded.account_id) < (t.account_ts, t.account_id))
-            THEN excluded.account ELSE t.account END,
-        account_ts = CASE WHEN excluded.account IS NOT NULL AND (t.account IS NULL
-            OR (excluded.account_ts, excluded.account_id) < (t.account_ts, t.account_id))
-            THEN excluded.account_ts ELSE t.account_ts END,
-        account_id = CASE WHEN excluded.account IS NOT NULL AND (t.account IS NULL
-            OR (excluded.account_ts, excluded.account_id) < (t.account_ts, t.account_id))
-            THEN excluded.account_id ELSE t.account_id END,
-        "user" = CASE WHEN excluded."user" IS NOT NULL AND (t."user" IS NULL
-            OR (excluded.user_ts, excluded.user_id) < (t.user_ts, t.user_id))
-            THEN excluded."user" ELSE t."user" END,
-        user_ts = CASE WHEN excluded."user" IS NOT NULL AND (t."user" IS NULL
-            OR (excluded.user_ts, excluded.user_id) < (t.user_ts, t.user_id))
-            THEN excluded.user_ts ELSE t.user_ts END,
-        user_id = CASE WHEN excluded."user" IS NOT NULL AND (t."user" IS NULL
-            OR (excluded.user_ts, excluded.user_id) < (t.user_ts, t.user_id))
-            THEN excluded.user_id ELSE t.user_id END,
-        start_ts = least(t.start_ts, excluded.start_ts),
-        end_ts = greatest(t.end_ts, excluded.end_ts),
-        first_ts = least(t.first_ts, excluded.first_ts),
-        last_ts = greatest(t.last_ts, excluded.last_ts)""",
-    """INSERT INTO loose_events
-    SELECT coalesce(account, ''), "user", ts FROM fresh
-    WHERE session IS NULL AND "user" IS NOT NULL ORDER BY 1, 2, 3
-    ON CONFLICT DO NOTHING""",
-    """INSERT INTO user_feature AS t
-    SELECT coalesce(account, ''), "user", name, min(ts), max(day) FROM fresh
-    WHERE kind = 'feature' AND name IS NOT NULL AND "user" IS NOT NULL
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (account, "user", feature) DO UPDATE SET
-        first_ts = least(t.first_ts, excluded.first_ts),
-        last_day = greatest(t.last_day, excluded.last_day)
-    WHERE excluded.first_ts < t.first_ts OR excluded.last_day > t.last_day""",
-)
-
-#: The rollups as one script: without parameters, psycopg sends it as one simple query,
-#: one round trip for all of them instead of one each.
-_ROLLUP_SCRIPT: Final = ";\n".join(_ROLLUPS)
 
 
 @dataclass(frozen=True)
@@ -205,11 +113,11 @@ def stage_row(seq: int, event: Event) -> tuple[Any, ...]:
     return (*event_row(event), seq, integration)
 
 
-def _fresh_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The ``fresh`` row of a stage row, normalised as ``_INSERT_EVENTS`` does in SQL.
+def _queue_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The ``rollup_queue`` row of a stage row, normalised as ``_INSERT_EVENTS`` does in SQL.
 
     After a COPY straight into ``events`` every row is new: built here, the rows go to the
-    server once more only as ``fresh`` (not as a stage too, then normalised there).
+    server once more only as queue rows (not as a stage too, then normalised there).
     """
     event_id, ts, kind, name, user, account, session, value, _, _, _, integration = row
     # PostgreSQL's integer division truncates towards zero, Python's // floors.
@@ -258,12 +166,8 @@ class CentralWriter:
                 # The stage tables have no statistics: a chunk's estimates can pass
                 # jit_above_cost and pay ~100 ms of JIT compilation per statement.
                 conn.execute("SET jit = off")
-                # The rollups sort a chunk's rows (GROUP BY, array_agg ORDER BY): at the
-                # default 4 MB those sorts spill to temporary files.
-                conn.execute("SET work_mem = '64MB'")
                 check_version(self.url, conn)
-                for statement in _TEMP_TABLES:
-                    conn.execute(statement)
+                conn.execute(_STAGE_TABLE)
                 conn.commit()
             except psycopg.Error as exc:
                 conn.close()
@@ -325,6 +229,20 @@ class CentralWriter:
             raise self._fail(exc) from None
         return outcome
 
+    def fold(self, limit: int) -> int:
+        """Fold up to ``limit`` queued rows into the rollups, skipping rows another fold
+        holds; return how many (0: the queue is empty, or all of it is being folded).
+
+        Raises ``StorageError`` as ``forward`` does; nothing is folded then.
+        """
+        import psycopg
+
+        conn = self._connection()
+        try:
+            return fold(conn, limit=limit)
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+
     def _lock_cursor(self, conn: psycopg.Connection[tuple[Any, ...]], host_id: str) -> int:
         conn.execute("INSERT INTO hosts (host_id) VALUES (%s) ON CONFLICT DO NOTHING", (host_id,))
         row = conn.execute(
@@ -347,9 +265,9 @@ class CentralWriter:
         staged = [stage_row(seq, event) for seq, event in rows]
         with conn.cursor() as cur:
             if self._copy_new(conn, cur, host_id, staged):
-                with cur.copy(f"COPY fresh ({_FRESH_COLUMNS}) FROM STDIN") as copy:
+                with cur.copy(f"COPY rollup_queue ({QUEUE_COLUMNS}) FROM STDIN") as copy:
                     for row in staged:
-                        copy.write_row(_fresh_row(row))
+                        copy.write_row(_queue_row(row))
                 inserted = len(staged)
             else:
                 with cur.copy(f"COPY stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
@@ -357,8 +275,6 @@ class CentralWriter:
                         copy.write_row(row)
                 cur.execute(_INSERT_EVENTS, {"host": host_id, "cursor": cursor})
                 inserted = max(cur.rowcount, 0)
-            if inserted:
-                cur.execute(_ROLLUP_SCRIPT)
             last = rows[-1][0]
             cur.execute(
                 "UPDATE hosts SET cursor = %s, events = events + %s, last_forward = now()"

@@ -129,8 +129,16 @@ class PostgresReportSource:
         return self._one_account_a_day
 
     def events_stored(self) -> int:
-        """Events inserted by every host, inside this transaction."""
-        [(stored,)] = self._rows("SELECT coalesce(sum(events), 0)::bigint FROM hosts")
+        """Events inserted by every host and folded into the rollups, in this transaction.
+
+        The rows queued after the report's fold (``rollups``) are left out, as the
+        rollups leave them out: the mark of a snapshot changes exactly when what the
+        report reads does.
+        """
+        [(stored,)] = self._rows(
+            "SELECT coalesce(sum(events), 0)::bigint - (SELECT count(*) FROM rollup_queue)"
+            " FROM hosts"
+        )
         return int(stored)
 
     def restrict_to(self, population: frozenset[str] | None) -> None:

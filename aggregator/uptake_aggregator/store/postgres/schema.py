@@ -13,8 +13,11 @@ URL picks another).
   transaction as its events, so the cursor is exactly "what the centre has".
 - ``dead_letters``: events the centre refused as data (say a NUL character in a text),
   isolated from their chunk, with the server's error; they never block the rest.
-- Rollups, updated in the chunk's transaction from the rows actually inserted (the same
-  definitions as the SQLite rollups, docs/metrics.md). Every rollup row has an
+- ``rollup_queue`` (version 3): the rows a chunk's transaction actually inserted, queued
+  for the rollups (``rollups.fold`` moves them in, exactly once); no index, so a chunk
+  queues them at about the cost of a COPY.
+- Rollups, folded from the queue (the same definitions as the SQLite rollups,
+  docs/metrics.md). Every rollup row has an
   ``account`` column ('' when the events name none), first in its key where the key is
   per account, so the tables can later be distributed by account (Citus) without
   changing the metric SQL, which always aggregates across accounts:
@@ -188,6 +191,23 @@ _V2: Final = (
     "CREATE INDEX goal_changes_by_ts ON goal_changes (ts)",
 )
 
+#: Version 3: the rollup queue. A chunk's transaction queues the rows it inserted instead
+#: of updating the rollups itself; the rollups of version 2 are current, nothing to move.
+_V3: Final = (
+    """CREATE TABLE rollup_queue (
+        id bytea NOT NULL,
+        ts bigint NOT NULL,
+        day integer NOT NULL,
+        kind text NOT NULL,
+        name text,
+        "user" text,
+        account text,
+        session text,
+        value bigint,
+        integration text
+    )""",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)

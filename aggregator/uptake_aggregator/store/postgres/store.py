@@ -18,6 +18,7 @@ from uptake_aggregator.store.ingest import EventWriter
 from uptake_aggregator.store.postgres.alerts import PostgresAlertLog
 from uptake_aggregator.store.postgres.connection import check_version, connect, server_error
 from uptake_aggregator.store.postgres.report_source import PostgresReportSource
+from uptake_aggregator.store.postgres.rollups import fold, queued
 from uptake_aggregator.store.postgres.urls import redact
 from uptake_aggregator.store.rows import event_from_row
 
@@ -25,6 +26,8 @@ __all__ = ["PostgresStore"]
 
 #: ``work_mem`` for a report's transaction (see ``report_source``).
 _REPORT_WORK_MEM: Final = "256MB"
+#: Rows per transaction when a report folds a long rollup queue.
+_READER_FOLD_ROWS: Final = 500_000
 
 
 class PostgresStore:
@@ -53,11 +56,24 @@ class PostgresStore:
         raise StorageError(f"{what} ({redact(self.url)}): {instead}")
 
     def report_source(self) -> PostgresReportSource:
-        """A connection inside one read-only repeatable-read transaction."""
+        """A connection inside one read-only repeatable-read transaction.
+
+        Folds the rollup queue first (its own transaction, waiting for the forwarders'
+        folds in flight), so the rollups read hold every event committed before.
+        """
         import psycopg
 
         conn = connect(self.url)
         try:
+            check_version(self.url, conn)
+            if queued(conn):
+                conn.rollback()  # the check's snapshot; each fold takes its own
+                # Pieces first (each a bounded transaction), then one that waits for
+                # the forwarders' folds in flight and takes whatever is left.
+                while fold(conn, limit=_READER_FOLD_ROWS) == _READER_FOLD_ROWS:
+                    pass
+                fold(conn)
+            conn.rollback()
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             check_version(self.url, conn)  # the first query opens the transaction
