@@ -121,6 +121,8 @@ def test_each_event_reaches_the_centre_once_and_the_lag_drains(
     _send(daemon, events[:700])  # resent by an SDK that lost its acks: stored once
 
     _wait_for("the centre to catch up", _caught_up(daemon, 3000))
+    # Caught up, the forwarder folds the centre's rollup queue itself (no report asked).
+    _wait_for("the rollups to catch up", lambda: _forward_status(daemon)["folded_events"] == 3000)
 
     assert sorted(_central_events(central), key=lambda e: e.id) == sorted(
         events, key=lambda e: e.id
