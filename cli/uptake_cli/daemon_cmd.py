@@ -239,7 +239,8 @@ def _format_forward(forward: dict[str, Any]) -> list[str]:
         f"  forward lag     {forward['lag_events']:,} events, {_duration(forward['lag_s'])}"
         f" ({forward['state'].replace('_', ' ')}; cursor {forward['cursor']:,})",
         f"  forwarded       {forward['forwarded_events']:,} events since start,"
-        f" {forward['dead_letters']:,} dead letters",
+        f" {forward['dead_letters']:,} dead letters,"
+        f" {forward.get('folded_events', 0):,} folded into the centre's rollups",
     ]
     if forward["last_error"]:
         lines.append(
