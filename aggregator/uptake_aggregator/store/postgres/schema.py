@@ -161,7 +161,7 @@ _V1: Final = (
 
 #: Version 2: the first use (to the microsecond) and the last day of use of each
 #: (account, user, feature), built here from the stored events and kept by the
-#: forwarders' chunks from then on; the alert log.
+#: folds from then on; the alert log.
 _V2: Final = (
     """CREATE TABLE user_feature (
         account text NOT NULL,
