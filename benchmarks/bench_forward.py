@@ -7,12 +7,12 @@ then in one run times, in alternation:
 - **forward**: a real daemon (``python -m uptake_aggregator --foreground --forward URL``)
   on that database, into a fresh central database; from its first central COMMIT until
   ``usage daemon status`` reports no lag. This is the whole production path: reading
-  the outbox, one central transaction per chunk (COPY into ``events``, the inserted
-  rows queued for the rollups, the host cursor), the local cursor; then, not part of
-  the figure, the time until the forwarder has folded the queue into the rollups;
-- **ceiling**: psycopg ``COPY`` of the same rows (built beforehand, not timed) into the
-  same ``events`` table of another fresh central database, one transaction per chunk of
-  the same size.
+  the outbox, one central transaction per chunk (COPY into ``events``, the host
+  cursor), the local cursor; then, not part of the figure, the time until the
+  forwarder has folded the events into the rollups;
+- **ceiling**: psycopg ``COPY`` of the same rows (built beforehand by the writer's own
+  ``copy_row``, not timed) into the same ``events`` table of another fresh central
+  database, one transaction per chunk of the same size.
 
 The order is ceiling, forward, ceiling, forward, ... (``--repeat``, default 2 pairs); the
 verdict is the median ratio of each forward run to the mean of the ceilings around it.
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 from uptake.client import DaemonClient, DaemonError
 from uptake.protocol import Event, new_event_ids
 from uptake_aggregator.daemon.forwarder import DEFAULT_CHUNK_EVENTS, DEFAULT_FOLD_ROWS
-from uptake_aggregator.store.postgres.central import stage_row
+from uptake_aggregator.store.postgres.central import EVENT_COPY_COLUMNS, copy_row
 from uptake_aggregator.store.postgres.connection import migrate
 from uptake_aggregator.store.sqlite.outbox import SqliteOutbox
 from uptake_aggregator.store.sqlite.readonly import connect_readonly
@@ -58,7 +58,6 @@ from uptake_aggregator.store.sqlite.storage import Storage
 TARGET_RATIO = 0.5
 FEATURES = [f"feature_{i:02d}" for i in range(40)]
 INTEGRATIONS = ["slack", "jira", "github"]
-_COPY_COLUMNS = 'id, ts, kind, name, "user", account, session, value, props, source, host_id, seq'
 
 
 def _backlog(count: int, seed: int = 7) -> Iterator[list[Event]]:
@@ -128,10 +127,10 @@ def build_outbox(db: Path, count: int) -> None:
 def _rows(db: Path, host_id: str) -> list[tuple[Any, ...]]:
     outbox = SqliteOutbox(connect_readonly(db))
     try:
-        chunk = outbox.read_after(0, 10**9)
+        chunk = outbox.read_rows_after(0, 10**9)
     finally:
         outbox.close()
-    return [(*stage_row(seq, event)[:10], host_id, seq) for seq, event in chunk]
+    return [copy_row(row, host_id) for row in chunk]
 
 
 def ceiling(url: str, rows: list[tuple[Any, ...]], chunk: int) -> float:
@@ -141,7 +140,7 @@ def ceiling(url: str, rows: list[tuple[Any, ...]], chunk: int) -> float:
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
         for start in range(0, len(rows), chunk):
-            copying = f"COPY events ({_COPY_COLUMNS}) FROM STDIN"
+            copying = f"COPY events ({EVENT_COPY_COLUMNS}) FROM STDIN"
             with conn.transaction(), conn.cursor() as cur, cur.copy(copying) as copy:
                 for row in rows[start : start + chunk]:
                     copy.write_row(row)
@@ -191,7 +190,7 @@ def forward(db: Path, url: str, events: int, chunk: int, workdir: Path) -> float
             time.sleep(0.05)
         assert first is not None
         rate = (events - first[1]) / (now - first[0])
-        # The forwarder folds the centre's rollup queue once caught up: the time until
+        # The forwarder folds the centre's events into its rollups once caught up: the time until
         # the rollups hold the backlog too (not part of the target's figure).
         while status is None or status.get("folded_events", 0) < events:
             time.sleep(0.05)
@@ -210,8 +209,8 @@ def forward(db: Path, url: str, events: int, chunk: int, workdir: Path) -> float
 
 
 def breakdown(db: Path, url: str, chunk: int) -> None:
-    """Forward ``db`` in this process through ``CentralWriter``, then fold the rollup
-    queue; print seconds per statement."""
+    """Forward ``db`` in this process through ``CentralWriter``, then fold the events
+    into the rollups; print seconds per statement."""
     import collections
     import contextlib
 
@@ -248,13 +247,13 @@ def breakdown(db: Path, url: str, chunk: int) -> None:
     cursor, reading, started = 0, 0.0, time.perf_counter()
     while True:
         read_at = time.perf_counter()
-        rows = outbox.read_after(cursor, chunk)
+        rows = outbox.read_rows_after(cursor, chunk)
         reading += time.perf_counter() - read_at
         if not rows:
             break
         cursor = writer.forward(outbox.host_id, rows).cursor
     forwarded = time.perf_counter() - started
-    while writer.fold(DEFAULT_FOLD_ROWS):  # the rollups, as the forwarder folds them
+    while writer.fold(DEFAULT_FOLD_ROWS)[1]:  # the rollups, as the forwarder folds them
         pass
     total = time.perf_counter() - started
     writer.close()

@@ -80,6 +80,7 @@ def load_central(url: str, db: Path) -> float:
     from uptake_aggregator.store import open_store
     from uptake_aggregator.store.postgres.central import CentralWriter
     from uptake_aggregator.store.postgres.connection import migrate
+    from uptake_aggregator.store.rows import OutboxRow, outbox_row
 
     migrate(url)
     source = open_store(db)
@@ -92,22 +93,22 @@ def load_central(url: str, db: Path) -> float:
     writer = CentralWriter(url)
     started = time.perf_counter()
     sequences = [0] * HOSTS
-    chunk: list[tuple[int, object]] = []
+    chunk: list[OutboxRow] = []
     sent = 0
     try:
         for event in source.read_events(None, None):
             host = (sent // CHUNK) % HOSTS
             sequences[host] += 1
-            chunk.append((sequences[host], event))
+            chunk.append(outbox_row(sequences[host], event))
             sent += 1
             if len(chunk) == CHUNK:
-                writer.forward(f"host{host}", chunk)  # type: ignore[arg-type]
+                writer.forward(f"host{host}", chunk)
                 chunk = []
                 if sent % 1_000_000 == 0:
                     rate = sent / (time.perf_counter() - started)
                     print(f"  forwarded {sent:,} events ({rate:,.0f}/s)", flush=True)
         if chunk:
-            writer.forward(f"host{(sent - 1) // CHUNK % HOSTS}", chunk)  # type: ignore[arg-type]
+            writer.forward(f"host{(sent - 1) // CHUNK % HOSTS}", chunk)
     finally:
         writer.close()
     import psycopg

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from uptake.protocol import Event
 
-__all__ = ["PostgresCluster", "find_pg_bin", "forward_from_hosts", "truncate_central"]
+__all__ = [
+    "PostgresCluster",
+    "find_pg_bin",
+    "forward_from_hosts",
+    "outbox_rows",
+    "truncate_central",
+]
 
 _SUPERUSER = "uptake"
 _PASSWORD = "uptake-test-pw"
@@ -70,6 +76,13 @@ def truncate_central(url: str) -> None:
             conn.execute(f'DELETE FROM "{table}"')
 
 
+def outbox_rows(events: Sequence[Event], start: int = 1) -> list[tuple[object, ...]]:
+    """The outbox rows of ``events`` stored with sequences ``start``, ``start + 1``, ..."""
+    from uptake_aggregator.store.rows import outbox_row
+
+    return [outbox_row(seq, event) for seq, event in enumerate(events, start=start)]
+
+
 def forward_from_hosts(url: str, batches: Sequence[Sequence[Event]], hosts: int) -> None:
     """Batch k goes to host k mod ``hosts``; each host forwards its own distinct events.
 
@@ -82,7 +95,7 @@ def forward_from_hosts(url: str, batches: Sequence[Sequence[Event]], hosts: int)
     try:
         for host in range(hosts):
             outbox = list({e.id: e for batch in batches[host::hosts] for e in batch}.values())
-            chunk = list(enumerate(outbox, start=1))
+            chunk = outbox_rows(outbox)
             half = (len(chunk) + 1) // 2
             for part in (chunk[:half], chunk[half:]):
                 if part:

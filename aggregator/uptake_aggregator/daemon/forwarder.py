@@ -9,18 +9,17 @@ centre), so ingest and acks never wait for the centre:
    crash, or behind because the daemon died between the central COMMIT and its local
    write, only makes the forwarder resend what the centre then drops.
 2. Read the next chunk of committed events after the cursor (local sequence order) and
-   hand it to ``ForwardTarget.forward``: one central transaction that stores the events
-   once, queues the rows it inserted for the central rollups and advances the host's
-   cursor.
+   hand it to ``ForwardTarget.forward``, as the rows are stored (no ``Event`` is built):
+   one central transaction that stores the events once and advances the host's cursor.
 3. Only after that COMMIT returns, note the new cursor locally
    (``EventWriter.note_forwarded``: written with the next ingest transaction, or within
    a second when idle). Hence no duplicate (the centre drops what its cursor covers)
    and no gap (the local cursor never runs ahead of the centre).
-4. Once nothing is left to send, fold the centre's rollup queue into its rollups
+4. Once nothing is left to send, fold the centre's stored events into its rollups
    (``ForwardTarget.fold``), a bounded piece per transaction, a new chunk first whenever
    one is committed: the events leave the host, whose disk is what is at risk, before
-   the centre's rollups catch up. A report folds whatever is still queued before it
-   reads, so it is exact either way; folded here, it seldom finds anything left.
+   the centre's rollups catch up. A report folds whatever is left before it reads, so
+   it is exact either way; folded here, it seldom finds anything left.
 
 Centre down, refusing, wrong password: the error is logged once (password redacted;
 again only when it changes), and retried forever with full-jitter exponential backoff
@@ -48,9 +47,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from uptake.protocol import Event
 from uptake_aggregator.errors import AggregatorError
 from uptake_aggregator.store.ingest import ForwardTarget, Outbox
+from uptake_aggregator.store.rows import OutboxRow
 
 __all__ = [
     "CRASH_AFTER_COMMIT_ENV",
@@ -67,8 +66,8 @@ __all__ = [
 #: with 50k-event chunks, 11-12% with 20k (docs/benchmarks.md). A chunk and the one
 #: read ahead take ~60 MB of the daemon's memory while a backlog drains.
 DEFAULT_CHUNK_EVENTS: Final = 50_000
-#: Queued rollup rows per fold transaction: a fold holds its rows' locks until it commits,
-#: and a chunk committed meanwhile waits for the next turn of the loop.
+#: A host's sequences per fold transaction: a fold holds its rollup rows' locks until it
+#: commits, and a chunk committed meanwhile waits for the next turn of the loop.
 DEFAULT_FOLD_ROWS: Final = 200_000
 #: Longest sleep between two attempts while the centre fails.
 DEFAULT_BACKOFF_MAX_S: Final = 30.0
@@ -127,9 +126,9 @@ class Forwarder:
         self.last_seq = self.cursor
         self.synced = False  # True once the centre's cursor was read
         self.inserted = 0
-        self.folded = 0  # rollup queue rows this forwarder folded (any host's)
-        # Rows may wait in the centre's queue: from this forwarder's chunks, or from before
-        # a restart. False once a fold found nothing more to take.
+        self.folded = 0  # events this forwarder folded into the rollups (any host's)
+        # Events may wait for the centre's rollups: from this forwarder's chunks, or from
+        # before a restart. False once a fold found nothing more to take.
         self._fold_due = True
         self.chunks = 0
         self.dead_letters = 0
@@ -145,7 +144,7 @@ class Forwarder:
         # The outbox is read on a second thread of the forwarder's, one call at a time:
         # the next chunk is read while the centre works on the current one.
         self._reads = concurrent.futures.ThreadPoolExecutor(1, "uptake-forwarder-read")
-        self._ahead: tuple[int, concurrent.futures.Future[list[tuple[int, Event]]]] | None = None
+        self._ahead: tuple[int, concurrent.futures.Future[list[OutboxRow]]] | None = None
 
     # -- control --------------------------------------------------------------------------
 
@@ -264,7 +263,7 @@ class Forwarder:
             return self._fold(target)
         size = self.settings.chunk_events
         last = chunk[-1][0]
-        self._ahead = (last, self._reads.submit(outbox.read_after, last, size))
+        self._ahead = (last, self._reads.submit(outbox.read_rows_after, last, size))
         outcome = target.forward(host_id, chunk)
         self.chunks += 1
         if self._crash_after and self.chunks >= self._crash_after:
@@ -286,17 +285,17 @@ class Forwarder:
         return True
 
     def _fold(self, target: ForwardTarget) -> bool:
-        """Fold one piece of the centre's rollup queue if some may wait; True if it did."""
+        """Fold one piece of the centre's events into its rollups if some may wait; True
+        if more may wait."""
         if not self._fold_due:
             return False
-        limit = self.settings.fold_rows
-        folded = target.fold(limit)
+        folded, more = target.fold(self.settings.fold_rows)
         self.folded += folded
-        # Fewer than asked: the queue is empty, or its rest is another host's fold.
-        self._fold_due = folded >= limit
-        return folded > 0
+        # Nothing more: every host is folded, or the rest is another host's fold.
+        self._fold_due = more
+        return more
 
-    def _chunk_after(self, outbox: Outbox, cursor: int) -> list[tuple[int, Event]]:
+    def _chunk_after(self, outbox: Outbox, cursor: int) -> list[OutboxRow]:
         """The next chunk: the one read ahead if it follows ``cursor`` and is not empty."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
@@ -304,7 +303,9 @@ class Forwarder:
             chunk = future.result()
             if after == cursor and chunk:
                 return chunk
-        return self._reads.submit(outbox.read_after, cursor, self.settings.chunk_events).result()
+        return self._reads.submit(
+            outbox.read_rows_after, cursor, self.settings.chunk_events
+        ).result()
 
     def observe(self, last_seq: int) -> None:
         """Note that events up to ``last_seq`` are committed (any thread; the daemon calls

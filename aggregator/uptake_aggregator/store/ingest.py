@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from uptake.protocol import Event
+from uptake_aggregator.store.rows import OutboxRow
 
 __all__ = ["DeadLetter", "EventWriter", "ForwardResult", "ForwardTarget", "IngestResult", "Outbox"]
 
@@ -42,6 +43,10 @@ class Outbox(Protocol):
 
     def read_after(self, seq: int, limit: int) -> list[tuple[int, Event]]:
         """Up to ``limit`` committed events with a sequence above ``seq``, oldest first."""
+        ...
+
+    def read_rows_after(self, seq: int, limit: int) -> list[OutboxRow]:
+        """The same as outbox rows (``rows.OutboxRow``: the sequence, then the events row)."""
         ...
 
     def last_seq(self) -> int:
@@ -102,16 +107,17 @@ class ForwardTarget(Protocol):
         """The highest local sequence of ``host_id`` the centre holds."""
         ...
 
-    def forward(self, host_id: str, chunk: Sequence[tuple[int, Event]]) -> ForwardResult:
-        """Apply a chunk of (local seq, event), oldest first, in one central transaction.
+    def forward(self, host_id: str, chunk: Sequence[OutboxRow]) -> ForwardResult:
+        """Apply a chunk of outbox rows, oldest first, in one central transaction.
 
         Returns after the COMMIT; events at or below the host's cursor change nothing.
         """
         ...
 
-    def fold(self, limit: int) -> int:
-        """Bring up to ``limit`` of the centre's pending rollup rows up to date; return
-        how many (0 when none is left that another host is not folding already)."""
+    def fold(self, limit: int) -> tuple[int, bool]:
+        """Bring up to ``limit`` of the centre's stored events not yet in its rollups up
+        to date; return how many, and whether more may wait that no other host is
+        folding already."""
         ...
 
     def close(self) -> None:

@@ -5,25 +5,34 @@ session, value, props, source``) with the props as compact JSON text, so the SQL
 store, its outbox and the central store write and read events through these two
 functions and agree on what an event is.
 
+An outbox row is an events row after its local sequence: what a host's outbox hands to
+the forwarder as SQLite stores it, and what the centre COPYs, with no ``Event`` between.
+
 Example::
 
     row = event_row(event)
     assert event_from_row(row) == event
+    assert outbox_row(7, event) == (7, *row)
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import msgspec
 
 from uptake.protocol import Event
 
-__all__ = ["event_from_row", "event_row"]
+__all__ = ["OutboxRow", "event_from_row", "event_row", "outbox_row"]
 
 _json_encode: Final = msgspec.json.Encoder().encode
 # A stored prop may be null: props are kept as JSON, which has no inf/nan floats.
 _decode_props: Final = msgspec.json.Decoder(dict[str, bool | int | float | str | None]).decode
+
+
+#: ``(seq, id, ts, kind, name, user, account, session, value, props, source)``: a local
+#: sequence, then the events row (props as compact JSON text, or None).
+OutboxRow: TypeAlias = tuple[Any, ...]
 
 
 def event_row(event: Event) -> tuple[Any, ...]:
@@ -40,6 +49,11 @@ def event_row(event: Event) -> tuple[Any, ...]:
         None if event.props is None else _json_encode(event.props).decode(),
         event.source,
     )
+
+
+def outbox_row(seq: int, event: Event) -> OutboxRow:
+    """The outbox row of ``event`` stored with local sequence ``seq``."""
+    return (seq, *event_row(event))
 
 
 def event_from_row(row: tuple[Any, ...]) -> Event:

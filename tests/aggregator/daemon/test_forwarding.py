@@ -121,7 +121,7 @@ def test_each_event_reaches_the_centre_once_and_the_lag_drains(
     _send(daemon, events[:700])  # resent by an SDK that lost its acks: stored once
 
     _wait_for("the centre to catch up", _caught_up(daemon, 3000))
-    # Caught up, the forwarder folds the centre's rollup queue itself (no report asked).
+    # Caught up, the forwarder folds the centre's events into its rollups (no report asked).
     _wait_for("the rollups to catch up", lambda: _forward_status(daemon)["folded_events"] == 3000)
 
     assert sorted(_central_events(central), key=lambda e: e.id) == sorted(
@@ -172,12 +172,16 @@ def test_the_centre_restarted_in_the_middle_of_a_chunk(
 ) -> None:
     import psycopg
 
-    # A session holding the rollup queue makes the forwarder's transaction wait inside,
-    # after its events are inserted: the restart below aborts it there.
-    blocker = psycopg.connect(central)
-    blocker.execute("LOCK TABLE rollup_queue IN EXCLUSIVE MODE")
-    daemon = daemons("host", central, "--forward-chunk", "400")
     events = make_events(2000, start=_T0)
+    # A session inserting (uncommitted) the 201st event makes the forwarder's first COPY
+    # wait inside its transaction, on that id, after 200 of its events are inserted:
+    # the restart below aborts both there.
+    blocker = psycopg.connect(central)
+    blocker.execute(
+        "INSERT INTO events (id, ts, kind, host_id, seq) VALUES (%s, 0, 'login', 'blocker', 0)",
+        (events[200].id,),
+    )
+    daemon = daemons("host", central, "--forward-chunk", "400")
     _send(daemon, events)
     _wait_for(
         "the forwarder to be inside its transaction",

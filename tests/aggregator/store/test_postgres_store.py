@@ -11,7 +11,7 @@ import pytest
 
 from tests.aggregator.metrics.conftest import ingest_batches
 from tests.support.daemon import make_events
-from tests.support.postgres import PostgresCluster, truncate_central
+from tests.support.postgres import PostgresCluster, outbox_rows, truncate_central
 from uptake.protocol import ReportFilters
 from uptake_aggregator.metrics import build_report
 from uptake_aggregator.store import open_store
@@ -40,8 +40,8 @@ def test_forward_is_idempotent_per_host_cursor(central: str) -> None:
     writer = CentralWriter(central)
     try:
         assert writer.host_cursor("h") == 0
-        assert writer.forward("h", list(enumerate(events, start=1))).inserted == 5
-        again = writer.forward("h", list(enumerate(events, start=1)))
+        assert writer.forward("h", outbox_rows(events)).inserted == 5
+        again = writer.forward("h", outbox_rows(events))
         assert (again.inserted, again.cursor) == (0, 5)
         assert writer.host_cursor("h") == 5
     finally:
@@ -65,7 +65,7 @@ def test_a_row_refused_as_data_goes_to_the_dead_letters(central: str) -> None:
     ]
     writer = CentralWriter(central)
     try:
-        outcome = writer.forward("h", list(enumerate(events, start=1)))
+        outcome = writer.forward("h", outbox_rows(events))
     finally:
         writer.close()
     assert outcome.cursor == 8
@@ -107,6 +107,50 @@ def test_migrating_from_version_1_builds_user_feature(pg_url: str) -> None:
     assert rows == [("", "u1", "export", 200, 0), ("a1", "u1", "export", 300, 0)]
 
 
+def test_migrating_from_version_3_folds_its_queue_once(pg_url: str, tmp_path: Path) -> None:
+    """A version 3 centre with events still queued: the migration folds them, and the
+    host forwarding on after it is counted from its cursor, not again from the start."""
+    import psycopg
+
+    from uptake_aggregator.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+
+    events = make_events(600, start=_T0, users=5)
+    earlier = outbox_rows(events[:400])
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "CREATE TABLE uptake_schema (version integer PRIMARY KEY, applied timestamptz)"
+        )
+        for version, statements in enumerate(MIGRATIONS[:3], start=1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO uptake_schema VALUES (%s, now())", (version,))
+        # What version 3's chunks left: the events, the host's cursor, the rows queued.
+        conn.cursor().executemany(
+            'INSERT INTO events (seq, id, ts, kind, name, "user", account, session, value,'
+            " props, source, host_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'h')",
+            earlier,
+        )
+        conn.execute("INSERT INTO hosts (host_id, cursor, events) VALUES ('h', 400, 400)")
+        conn.execute(
+            "INSERT INTO rollup_queue SELECT id, ts, (ts / 86400000000)::integer, kind, name,"
+            " nullif(\"user\", ''), nullif(account, ''), nullif(session, ''), value,"
+            " props->>'integration' FROM events"
+        )
+    assert migrate(pg_url) == (3, SCHEMA_VERSION)
+    writer = CentralWriter(pg_url)
+    try:
+        assert writer.forward("h", outbox_rows(events[400:], start=401)).inserted == 200
+    finally:
+        writer.close()
+    today = dt.datetime.fromtimestamp(_T0 / 1e6, dt.UTC).date() + dt.timedelta(days=1)
+    local = tmp_path / "local.db"
+    ingest_batches(local, [events])
+    assert open_store(pg_url).events_stored() == 600
+    assert build_report(pg_url, ReportFilters(), today=today) == build_report(
+        local, ReportFilters(), today=today
+    )
+
+
 def test_the_alert_log_records_each_change_once(central: str) -> None:
     from uptake_aggregator.store.alerts import GoalReading
 
@@ -121,30 +165,34 @@ def test_the_alert_log_records_each_change_once(central: str) -> None:
     assert log.changes(since_us=11) == []
 
 
-def _queued_rows(url: str) -> int:
+def _unfolded_events(url: str) -> int:
+    """Stored events not yet in the rollups: between each host's fold mark and cursor."""
     import psycopg
 
     with psycopg.connect(url) as conn:
-        [(rows,)] = conn.execute("SELECT count(*) FROM rollup_queue")
-    return int(rows)
+        [(events,)] = conn.execute(
+            "SELECT count(*) FROM events AS e JOIN hosts AS h USING (host_id)"
+            " LEFT JOIN folds AS f USING (host_id) WHERE e.seq > coalesce(f.folded, 0)"
+        )
+    return int(events)
 
 
 def test_folds_in_parallel_count_each_event_once(central: str, tmp_path: Path) -> None:
-    """Two hosts forward overlapping events; their forwarders and a report fold the queue
-    at the same time, in pieces of different sizes: the report equals SQLite's."""
+    """Two hosts forward overlapping events; their forwarders and a report fold them
+    into the rollups at the same time, in pieces of different sizes: the report equals SQLite's."""
     truncate_central(central)
     events = make_events(3000, start=_T0, users=9)
     shares = [events[:2000], events[1000:]]  # 1000 events reach both hosts
     writers = [CentralWriter(central), CentralWriter(central)]
     try:
         for host, (writer, share) in enumerate(zip(writers, shares, strict=True)):
-            chunk = list(enumerate(share, start=1))
+            chunk = outbox_rows(share)
             for start in range(0, len(chunk), 500):
                 writer.forward(f"host{host}", chunk[start : start + 500])
-        assert _queued_rows(central) == len(events)  # each event queued once
+        assert _unfolded_events(central) == len(events)  # each event stored once
 
         def fold_all(writer: CentralWriter, limit: int) -> None:
-            while writer.fold(limit):
+            while writer.fold(limit)[1]:
                 pass
 
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
@@ -160,24 +208,24 @@ def test_folds_in_parallel_count_each_event_once(central: str, tmp_path: Path) -
     finally:
         for writer in writers:
             writer.close()
-    assert _queued_rows(central) == 0
+    assert _unfolded_events(central) == 0
     local = tmp_path / "union.db"
     ingest_batches(local, [events])
     assert central_report == build_report(local, ReportFilters(), today=today)
     assert build_report(central, ReportFilters(), today=today) == central_report
 
 
-def test_a_report_folds_what_is_queued_and_counts_only_what_it_folded(central: str) -> None:
+def test_a_report_folds_what_is_stored_and_counts_only_what_it_folded(central: str) -> None:
     truncate_central(central)
     writer = CentralWriter(central)
     try:
-        writer.forward("h", list(enumerate(make_events(400, start=_T0), start=1)))
+        writer.forward("h", outbox_rows(make_events(400, start=_T0)))
     finally:
         writer.close()
-    assert _queued_rows(central) == 400
+    assert _unfolded_events(central) == 400
     source = open_store(central).report_source()
     try:
         assert source.events_stored() == 400
     finally:
         source.close()
-    assert _queued_rows(central) == 0
+    assert _unfolded_events(central) == 0

@@ -131,14 +131,11 @@ class PostgresReportSource:
     def events_stored(self) -> int:
         """Events inserted by every host and folded into the rollups, in this transaction.
 
-        The rows queued after the report's fold (``rollups``) are left out, as the
+        The events stored after the report's fold (``rollups``) are left out, as the
         rollups leave them out: the mark of a snapshot changes exactly when what the
         report reads does.
         """
-        [(stored,)] = self._rows(
-            "SELECT coalesce(sum(events), 0)::bigint - (SELECT count(*) FROM rollup_queue)"
-            " FROM hosts"
-        )
+        [(stored,)] = self._rows("SELECT coalesce(sum(events), 0)::bigint FROM folds")
         return int(stored)
 
     def restrict_to(self, population: frozenset[str] | None) -> None:

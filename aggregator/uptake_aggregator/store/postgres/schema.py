@@ -7,16 +7,18 @@ one transaction (``usage store init URL``). All tables live in the connection's
 URL picks another).
 
 - ``events``: every event forwarded by any host, keyed by its 16-byte id (the dedup
-  check), with the ``host_id`` and local ``seq`` it came with.
+  check), with the ``host_id`` and local ``seq`` it came with (indexed together: the
+  folds read a host's events by sequence) and, from version 4, its ``integration``
+  prop as text, as the SQLite rollups render it.
 - ``hosts``: per forwarding host, its cursor (the highest local sequence applied), events
   inserted and when it last forwarded. A host's chunk moves its cursor in the same
   transaction as its events, so the cursor is exactly "what the centre has".
 - ``dead_letters``: events the centre refused as data (say a NUL character in a text),
   isolated from their chunk, with the server's error; they never block the rest.
-- ``rollup_queue`` (version 3): the rows a chunk's transaction actually inserted, queued
-  for the rollups (``rollups.fold`` moves them in, exactly once); no index, so a chunk
-  queues them at about the cost of a COPY.
-- Rollups, folded from the queue (the same definitions as the SQLite rollups,
+- ``folds`` (version 4): per host, how far its sequences are folded into the rollups
+  (``rollups.fold``) and the events that took. Version 3's ``rollup_queue`` (the rows a
+  chunk inserted, queued for the rollups) is folded and dropped by version 4.
+- Rollups, folded from the events (the same definitions as the SQLite rollups,
   docs/metrics.md). Every rollup row has an
   ``account`` column ('' when the events name none), first in its key where the key is
   per account, so the tables can later be distributed by account (Citus) without
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from uptake_aggregator.store.postgres.rollups import FRESH_COLUMNS, FRESH_TABLE, ROLLUP_STATEMENTS
 from uptake_aggregator.units import DAY_US
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
@@ -208,6 +211,26 @@ _V3: Final = (
     )""",
 )
 
+#: Version 4: the folds read the events themselves, by host and sequence, instead of a
+#: queue the chunk wrote every event to a second time. What version 3 queued is folded
+#: here (with the rollup statements of this uptake), so every host's mark starts at its
+#: cursor; events stored before have no ``integration`` text, which only folds read.
+_V4: Final = (
+    "ALTER TABLE events ADD COLUMN integration text",
+    "CREATE INDEX events_by_host ON events (host_id, seq)",
+    """CREATE TABLE folds (
+        host_id text PRIMARY KEY,
+        folded bigint NOT NULL DEFAULT 0,
+        events bigint NOT NULL DEFAULT 0
+    )""",
+    FRESH_TABLE,
+    f"""WITH taken AS (DELETE FROM rollup_queue RETURNING {FRESH_COLUMNS})
+    INSERT INTO fresh SELECT * FROM taken""",
+    *ROLLUP_STATEMENTS,
+    "DROP TABLE rollup_queue",
+    "INSERT INTO folds SELECT host_id, cursor, events FROM hosts",
+)
+
 #: Forward migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -18,7 +18,7 @@ from uptake_aggregator.store.ingest import EventWriter
 from uptake_aggregator.store.postgres.alerts import PostgresAlertLog
 from uptake_aggregator.store.postgres.connection import check_version, connect, server_error
 from uptake_aggregator.store.postgres.report_source import PostgresReportSource
-from uptake_aggregator.store.postgres.rollups import fold, queued
+from uptake_aggregator.store.postgres.rollups import behind, fold
 from uptake_aggregator.store.postgres.urls import redact
 from uptake_aggregator.store.rows import event_from_row
 
@@ -26,7 +26,7 @@ __all__ = ["PostgresStore"]
 
 #: ``work_mem`` for a report's transaction (see ``report_source``).
 _REPORT_WORK_MEM: Final = "256MB"
-#: Rows per transaction when a report folds a long rollup queue.
+#: A host's sequences per transaction when a report folds a long backlog.
 _READER_FOLD_ROWS: Final = 500_000
 
 
@@ -58,19 +58,20 @@ class PostgresStore:
     def report_source(self) -> PostgresReportSource:
         """A connection inside one read-only repeatable-read transaction.
 
-        Folds the rollup queue first (its own transaction, waiting for the forwarders'
-        folds in flight), so the rollups read hold every event committed before.
+        Folds what the rollups lack first (its own transactions, the last waiting for the
+        forwarders' folds in flight), so the rollups read hold every event committed
+        before.
         """
         import psycopg
 
         conn = connect(self.url)
         try:
             check_version(self.url, conn)
-            if queued(conn):
+            if behind(conn):
                 conn.rollback()  # the check's snapshot; each fold takes its own
                 # Pieces first (each a bounded transaction), then one that waits for
                 # the forwarders' folds in flight and takes whatever is left.
-                while fold(conn, limit=_READER_FOLD_ROWS) == _READER_FOLD_ROWS:
+                while fold(conn, limit=_READER_FOLD_ROWS)[1]:
                     pass
                 fold(conn)
             conn.rollback()

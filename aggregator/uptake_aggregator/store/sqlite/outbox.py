@@ -9,6 +9,7 @@ Example::
 
     outbox = SqliteOutbox(connect_readonly(Path("uptake.db")))
     chunk = outbox.read_after(outbox_cursor, 5000)      # [(seq, Event), ...], oldest first
+    rows = outbox.read_rows_after(outbox_cursor, 5000)  # [(seq, id, ts, ...), ...] as stored
     outbox.close()
 """
 
@@ -18,7 +19,7 @@ import sqlite3
 from typing import Final
 
 from uptake.protocol import Event
-from uptake_aggregator.store.rows import event_from_row
+from uptake_aggregator.store.rows import OutboxRow, event_from_row
 
 __all__ = ["EVENT_COLUMNS", "SqliteOutbox"]
 
@@ -37,11 +38,16 @@ class SqliteOutbox:
 
     def read_after(self, seq: int, limit: int) -> list[tuple[int, Event]]:
         """Up to ``limit`` committed events with a sequence above ``seq``, oldest first."""
-        rows = self._conn.execute(
+        return [(row[0], event_from_row(row[1:])) for row in self.read_rows_after(seq, limit)]
+
+    def read_rows_after(self, seq: int, limit: int) -> list[OutboxRow]:
+        """``read_after`` as the rows stored (props as JSON text): what the forwarder
+        sends, read at about a fifth of the cost of building the events."""
+        rows: list[OutboxRow] = self._conn.execute(
             f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit),
         ).fetchall()
-        return [(row[0], event_from_row(row[1:])) for row in rows]
+        return rows
 
     def last_seq(self) -> int:
         """The sequence of the latest committed event (0 when none was ever stored)."""
