@@ -11,7 +11,9 @@ context and keep it.
 Prefork workers: the SDK starts its buffer and sender thread afresh in every forked child
 (``os.register_at_fork``); pool processes end with ``os._exit``, which skips ``atexit``,
 and the SDK's own ``os._exit`` guard in forked children delivers (or spools) what the
-child still holds first, so nothing Celery-specific is needed for that.
+child still holds first. A child still running at a warm shutdown may be killed by the
+parent's second SIGTERM before it reaches ``os._exit``, so the integration also flushes
+in ``worker_process_shutdown``, which billiard runs before that window.
 """
 
 from __future__ import annotations
@@ -42,6 +44,25 @@ def install(app: Any = None) -> None:
     signals.before_task_publish.connect(_on_publish, weak=False, dispatch_uid="uptake.publish")
     signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid="uptake.prerun")
     signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid="uptake.postrun")
+    signals.worker_process_shutdown.connect(
+        _on_process_shutdown, weak=False, dispatch_uid="uptake.process_shutdown"
+    )
+
+
+def _on_process_shutdown(**kwargs: Any) -> None:
+    """Deliver what this pool process tracked before billiard's exit window opens.
+
+    billiard runs this (its ``on_exit``) first in a pool process's exit, then sends the
+    parent a DEATH message and sleeps 1 s before ``os._exit``. At a warm shutdown the
+    child was already stopped by a first SIGTERM (its handler then resets SIGTERM to
+    the default), and the parent answers DEATH with another SIGTERM, which kills the
+    child in that sleep: the SDK's ``os._exit`` guard never runs there. Flushing here
+    is bounded (2 s) and never raises; it is a no-op when nothing is buffered.
+    """
+    try:
+        uptake.flush()
+    except Exception as exc:  # never break the pool process's exit
+        _log.warning("uptake: flushing at pool process exit failed: %r", exc)
 
 
 def _on_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
