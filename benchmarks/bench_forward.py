@@ -127,7 +127,7 @@ def build_outbox(db: Path, count: int) -> None:
 def _rows(db: Path, host_id: str) -> list[tuple[Any, ...]]:
     outbox = SqliteOutbox(connect_readonly(db))
     try:
-        chunk = outbox.read_rows_after(0, 10**9)
+        chunk = outbox.read_after(0, 10**9)
     finally:
         outbox.close()
     return [copy_row(row, host_id) for row in chunk]
@@ -247,7 +247,7 @@ def breakdown(db: Path, url: str, chunk: int) -> None:
     cursor, reading, started = 0, 0.0, time.perf_counter()
     while True:
         read_at = time.perf_counter()
-        rows = outbox.read_rows_after(cursor, chunk)
+        rows = outbox.read_after(cursor, chunk)
         reading += time.perf_counter() - read_at
         if not rows:
             break

@@ -263,7 +263,7 @@ class Forwarder:
             return self._fold(target)
         size = self.settings.chunk_events
         last = chunk[-1][0]
-        self._ahead = (last, self._reads.submit(outbox.read_rows_after, last, size))
+        self._ahead = (last, self._reads.submit(outbox.read_after, last, size))
         outcome = target.forward(host_id, chunk)
         self.chunks += 1
         if self._crash_after and self.chunks >= self._crash_after:
@@ -303,9 +303,7 @@ class Forwarder:
             chunk = future.result()
             if after == cursor and chunk:
                 return chunk
-        return self._reads.submit(
-            outbox.read_rows_after, cursor, self.settings.chunk_events
-        ).result()
+        return self._reads.submit(outbox.read_after, cursor, self.settings.chunk_events).result()
 
     def observe(self, last_seq: int) -> None:
         """Note that events up to ``last_seq`` are committed (any thread; the daemon calls

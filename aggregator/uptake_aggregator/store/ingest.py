@@ -41,12 +41,9 @@ class Outbox(Protocol):
     #: The store's persistent name to a central store (random, created once).
     host_id: str
 
-    def read_after(self, seq: int, limit: int) -> list[tuple[int, Event]]:
-        """Up to ``limit`` committed events with a sequence above ``seq``, oldest first."""
-        ...
-
-    def read_rows_after(self, seq: int, limit: int) -> list[OutboxRow]:
-        """The same as outbox rows (``rows.OutboxRow``: the sequence, then the events row)."""
+    def read_after(self, seq: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` committed events with a sequence above ``seq``, oldest first,
+        as outbox rows (``rows.OutboxRow``: the sequence, then the events row)."""
         ...
 
     def last_seq(self) -> int:

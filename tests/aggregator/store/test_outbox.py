@@ -9,6 +9,7 @@ import anyio
 
 from tests.aggregator.metrics.conftest import ingest_batches
 from uptake.protocol import Event, new_event_id
+from uptake_aggregator.store.rows import event_from_row
 from uptake_aggregator.store.sqlite.outbox import EVENT_COLUMNS, SqliteOutbox
 from uptake_aggregator.store.sqlite.prune import prune
 from uptake_aggregator.store.sqlite.schema import MIGRATIONS
@@ -53,9 +54,11 @@ def test_each_stored_event_gets_the_next_sequence_at_commit_and_duplicates_none(
     outbox = _outbox(db)
     try:
         chunk = outbox.read_after(0, 100)
-        assert [seq for seq, _ in chunk] == [1, 2, 3, 4, 5]
-        assert [event for _, event in chunk] == first + second
-        assert outbox.read_after(3, 1) == [(4, second[0])]
+        assert [row[0] for row in chunk] == [1, 2, 3, 4, 5]
+        assert [event_from_row(row[1:]) for row in chunk] == first + second
+        assert [(row[0], event_from_row(row[1:])) for row in outbox.read_after(3, 1)] == [
+            (4, second[0])
+        ]
         assert outbox.last_seq() == 5
         host = outbox.host_id
     finally:
@@ -63,7 +66,7 @@ def test_each_stored_event_gets_the_next_sequence_at_commit_and_duplicates_none(
     ingest_batches(db, [_events(1)])  # reopened: numbering goes on, the host id stays
     outbox = _outbox(db)
     try:
-        assert [seq for seq, _ in outbox.read_after(5, 10)] == [6]
+        assert [row[0] for row in outbox.read_after(5, 10)] == [6]
         assert outbox.host_id == host and len(host) == 32
     finally:
         outbox.close()
@@ -176,8 +179,8 @@ def test_a_version_5_database_numbers_its_events_in_id_order(tmp_path: Path) -> 
     outbox = _outbox(old)
     try:
         chunk = outbox.read_after(0, 100)
-        assert [event.id for _, event in chunk[:5]] == sorted(event.id for event in events)
-        assert [seq for seq, _ in chunk] == [1, 2, 3, 4, 5, 6]
+        assert [row[1] for row in chunk[:5]] == sorted(event.id for event in events)
+        assert [row[0] for row in chunk] == [1, 2, 3, 4, 5, 6]
     finally:
         outbox.close()
     counters = _counters(old)

@@ -30,7 +30,7 @@ Example::
 
     writer = CentralWriter(url)
     cursor = writer.host_cursor(host_id)
-    outcome = writer.forward(host_id, outbox.read_rows_after(cursor, 50_000))
+    outcome = writer.forward(host_id, outbox.read_after(cursor, 50_000))
     events, more = writer.fold(limit=200_000)
     writer.close()
 """
@@ -59,7 +59,7 @@ EVENT_COPY_COLUMNS: Final = (
 )
 _STAGE_TABLE: Final = """CREATE TEMP TABLE IF NOT EXISTS stage (
     seq bigint, id bytea, ts bigint, kind text, name text, "user" text, account text,
-    session text, value bigint, props text, source text, integration text
+    session text, value bigint, props text, source text, integration text, host_id text
 ) ON COMMIT DELETE ROWS"""
 # An id twice in one chunk (a host resending inside its own outbox) is inserted once:
 # DISTINCT ON keeps its first (lowest sequence) copy.
@@ -67,8 +67,8 @@ _INSERT_EVENTS: Final = """
 INSERT INTO events (seq, id, ts, kind, name, "user", account, session, value, props, source,
                     integration, host_id)
 SELECT DISTINCT ON (id) seq, id, ts, kind, name, "user", account, session, value,
-       props::jsonb, source, integration, %(host)s
-FROM stage WHERE seq > %(cursor)s ORDER BY id, seq
+       props::jsonb, source, integration, host_id
+FROM stage WHERE seq > %s ORDER BY id, seq
 ON CONFLICT (id) DO NOTHING
 """
 # A stored prop may be null (JSON has no inf/nan floats): no integration then, as the
@@ -242,8 +242,8 @@ class CentralWriter:
             else:
                 with cur.copy("COPY stage FROM STDIN") as copy:
                     for row in rows:
-                        copy.write_row(copy_row(row, host_id)[:-1])
-                cur.execute(_INSERT_EVENTS, {"host": host_id, "cursor": cursor})
+                        copy.write_row(copy_row(row, host_id))
+                cur.execute(_INSERT_EVENTS, (cursor,))
                 inserted = max(cur.rowcount, 0)
             last = rows[-1][0]
             cur.execute(

@@ -8,8 +8,7 @@ the writer and the writer never waits behind it (WAL).
 Example::
 
     outbox = SqliteOutbox(connect_readonly(Path("uptake.db")))
-    chunk = outbox.read_after(outbox_cursor, 5000)      # [(seq, Event), ...], oldest first
-    rows = outbox.read_rows_after(outbox_cursor, 5000)  # [(seq, id, ts, ...), ...] as stored
+    rows = outbox.read_after(outbox_cursor, 5000)  # [(seq, id, ts, ...), ...], as stored
     outbox.close()
 """
 
@@ -18,8 +17,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from uptake.protocol import Event
-from uptake_aggregator.store.rows import OutboxRow, event_from_row
+from uptake_aggregator.store.rows import OutboxRow
 
 __all__ = ["EVENT_COLUMNS", "SqliteOutbox"]
 
@@ -36,13 +34,10 @@ class SqliteOutbox:
         #: The database's persistent name to a central store (random, created once).
         self.host_id: str = str(row[0])
 
-    def read_after(self, seq: int, limit: int) -> list[tuple[int, Event]]:
-        """Up to ``limit`` committed events with a sequence above ``seq``, oldest first."""
-        return [(row[0], event_from_row(row[1:])) for row in self.read_rows_after(seq, limit)]
-
-    def read_rows_after(self, seq: int, limit: int) -> list[OutboxRow]:
-        """``read_after`` as the rows stored (props as JSON text): what the forwarder
-        sends, read at about a fifth of the cost of building the events."""
+    def read_after(self, seq: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` committed events with a sequence above ``seq``, oldest first,
+        as outbox rows (props as JSON text): what the forwarder sends, read at about
+        half the cost of building ``Event`` objects."""
         rows: list[OutboxRow] = self._conn.execute(
             f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit),
