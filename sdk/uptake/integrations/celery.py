@@ -13,7 +13,10 @@ Prefork workers: the SDK starts its buffer and sender thread afresh in every for
 and the SDK's own ``os._exit`` guard in forked children delivers (or spools) what the
 child still holds first. A child still running at a warm shutdown may be killed by the
 parent's second SIGTERM before it reaches ``os._exit``, so the integration also flushes
-in ``worker_process_shutdown``, which billiard runs before that window.
+in ``worker_process_shutdown``, which billiard runs before that window. The worker's
+main process flushes in ``worker_shutdown``, once its pool has stopped: its ``atexit``
+handlers may never run, because billiard's pool finalizer (an exit handler too, run
+first) can wait forever on a lock a dead pool process held.
 """
 
 from __future__ import annotations
@@ -47,6 +50,21 @@ def install(app: Any = None) -> None:
     signals.worker_process_shutdown.connect(
         _on_process_shutdown, weak=False, dispatch_uid="uptake.process_shutdown"
     )
+    signals.worker_shutdown.connect(
+        _on_worker_shutdown, weak=False, dispatch_uid="uptake.worker_shutdown"
+    )
+
+
+def _on_worker_shutdown(**kwargs: Any) -> None:
+    """Deliver what the worker's main process tracked, before its exit handlers run.
+
+    Celery sends this once the pool has stopped. With a broker that has no event loop
+    (the filesystem transport, for one) the pool is billiard's blocking pool, whose exit
+    finalizer takes the lock the pool processes read jobs under: when one died holding
+    it, the process hangs there until it is killed, and the SDK's own exit handler,
+    which runs after it, never does. Bounded (2 s) and never raises.
+    """
+    _flush_quietly("at worker shutdown")
 
 
 def _on_process_shutdown(**kwargs: Any) -> None:
@@ -59,10 +77,14 @@ def _on_process_shutdown(**kwargs: Any) -> None:
     child in that sleep: the SDK's ``os._exit`` guard never runs there. Flushing here
     is bounded (2 s) and never raises; it is a no-op when nothing is buffered.
     """
+    _flush_quietly("at pool process exit")
+
+
+def _flush_quietly(when: str) -> None:
     try:
         uptake.flush()
-    except Exception as exc:  # never break the pool process's exit
-        _log.warning("uptake: flushing at pool process exit failed: %r", exc)
+    except Exception as exc:  # never break the worker's exit
+        _log.warning("uptake: flushing %s failed: %r", when, exc)
 
 
 def _on_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:

@@ -7,11 +7,13 @@ tracks once at import, so a live uptake client exists before the pool forks.
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import uuid
 from pathlib import Path
 
-from celery import Celery
+from celery import Celery, signals
 
 import uptake
 from uptake.integrations.celery import install
@@ -54,3 +56,17 @@ def export(expected: str) -> None:
 
 if "SERVED_CELERY_BROKER" in os.environ:
     uptake.track("worker_booted", pid=os.getpid())
+
+    @signals.worker_process_init.connect
+    def _mark_ready(**kwargs: object) -> None:
+        """A mark per pool process once it is set up (about to wait for its first job)."""
+        ready = Path(os.environ["SERVED_CELERY_BROKER"]) / "ready"
+        ready.mkdir(exist_ok=True)
+        (ready / str(os.getpid())).touch()
+
+
+if "SERVED_CELERY_TRACEBACKS" in os.environ:
+    # Where a worker hangs at its shutdown: the test asks with SIGUSR2 (pool processes
+    # inherit the handler but are never sent the signal).
+    _tracebacks = open(os.environ["SERVED_CELERY_TRACEBACKS"], "w")  # noqa: SIM115 -- for the process's life
+    faulthandler.register(signal.SIGUSR2, file=_tracebacks, all_threads=True)

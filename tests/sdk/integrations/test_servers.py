@@ -254,29 +254,92 @@ def _django_visit(http: Path, user: str) -> None:
         assert client.post("/logout").status_code == 200
 
 
+class _CeleryWorker:
+    """A real prefork ``celery worker`` running ``served_celery``, tracking as ``source``."""
+
+    def __init__(self, daemon: DaemonProcess, workdir: Path, source: str, *options: str) -> None:
+        self.broker = workdir / f"broker-{source}"
+        self.broker.mkdir()
+        self.tracebacks = workdir / f"tracebacks-{source}.txt"
+        env = _env(
+            daemon,
+            source,
+            SERVED_CELERY_BROKER=str(self.broker),
+            SERVED_CELERY_TRACEBACKS=str(self.tracebacks),
+        )
+        command = [sys.executable, "-m", "celery", "-A", "tests.sdk.integrations.served_celery"]
+        command += ["worker", "--pool", "prefork", "--concurrency", "2", "--loglevel", "WARNING"]
+        command += ["--without-mingle", "--without-gossip", "--without-heartbeat", *options]
+        self.process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.stderr = ""
+
+    def pool_processes(self) -> list[int]:
+        pid = self.process.pid
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+
+    def stop(self) -> None:
+        """A warm shutdown (SIGTERM), waited for 30 s, then SIGKILL; asserts a clean exit.
+
+        Except for one hang, billiard's (``_stuck_in_billiards_pool_finalizer``), after
+        which the test goes on to check what was delivered.
+        """
+        self.process.send_signal(signal.SIGTERM)
+        stuck_in_billiard = False
+        try:
+            _, stderr = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            stuck_in_billiard = _stuck_in_billiards_pool_finalizer(self)
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        self.stderr = stderr.decode(errors="replace")[-3000:]
+        if not stuck_in_billiard:
+            assert self.process.returncode == 0, self.stderr
+
+
+def _stuck_in_billiards_pool_finalizer(worker: _CeleryWorker) -> bool:
+    """Whether a worker that outlived its warm shutdown hangs in billiard, after its pool.
+
+    billiard's blocking pool (the one Celery uses with a transport that has no event loop,
+    such as the filesystem broker here) finalizes at exit by taking the lock its pool
+    processes wait for jobs under (``Pool._help_stuff_finish``): when a pool process died
+    holding it, the main process waits forever, its pool processes already gone (1 run in
+    about 80 here; ``test_celery_worker_delivers_when_billiard_hangs_at_exit`` makes it
+    happen). Only that hang is told apart: the main thread's traceback (which
+    ``served_celery`` writes on SIGUSR2) must be in that function and no pool process may
+    be left; any other hang still fails the test.
+    """
+    children = worker.pool_processes()
+    worker.process.send_signal(signal.SIGUSR2)
+    dump = worker.tracebacks
+    deadline = time.monotonic() + 5
+    while "Current thread" not in (dump.read_text() if dump.exists() else ""):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    time.sleep(0.2)  # the rest of the dump follows the current thread's line at once
+    return not children and "_help_stuff_finish" in dump.read_text()
+
+
 def test_celery_prefork_tasks_carry_their_producers_identity(
     real_daemon: DaemonProcess, workdir: Path
 ) -> None:
     from tests.sdk.integrations.served_celery import make_app
 
-    broker = workdir / "broker"
-    broker.mkdir()
     # What a pool process tracked reaches the daemon only through the flush when it exits
     # (recycled or at shutdown): periodic sends are off (_env).
-    env = _env(real_daemon, "served-celery", SERVED_CELERY_BROKER=str(broker))
-    command = [sys.executable, "-m", "celery", "-A", "tests.sdk.integrations.served_celery"]
-    command += ["worker", "--pool", "prefork", "--concurrency", "2", "--loglevel", "WARNING"]
-    command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     # Pool processes are recycled mid-run (they exit with os._exit, skipping atexit): what
     # they tracked must still arrive, once (the events peers lose in Celery workers).
-    command += ["--max-tasks-per-child", "7", "--prefetch-multiplier", "1"]
-    worker = subprocess.Popen(
-        command,
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    worker = _CeleryWorker(
+        real_daemon,
+        workdir,
+        "served-celery",
+        *("--max-tasks-per-child", "7", "--prefetch-multiplier", "1"),
     )
+    broker = worker.broker
     producer = make_app(str(broker))
     try:
         for _ in range(4):
@@ -296,23 +359,52 @@ def test_celery_prefork_tasks_carry_their_producers_identity(
             time.sleep(0.1)
     finally:
         uptake.restore_context((None, None, None))
-        worker.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            _, stderr = worker.communicate()
-    assert worker.returncode == 0, stderr.decode()[-3000:]
+        worker.stop()
     exports = _celery_exports(real_daemon)
-    assert len(exports) == expected, stderr.decode()[-3000:]
+    assert len(exports) == expected, worker.stderr
     for user, account, props in exports:
         assert user == (None if props["expected"] == "-" else props["expected"])
         assert account == (None if user is None else f"acct-{user}")
     pids = {props["pid"] for _, _, props in exports}
-    assert worker.pid not in pids, "run in forked children"
+    assert worker.process.pid not in pids, "run in forked children"
     assert len(pids) >= 3, "children were recycled"
     booted = [e for e in _events(real_daemon, "served-celery") if e["name"] == "worker_booted"]
     assert len(booted) == 1, "the main process's event, never re-sent by a forked child"
+
+
+def test_celery_worker_delivers_when_billiard_hangs_at_exit(
+    real_daemon: DaemonProcess, workdir: Path
+) -> None:
+    """Pool processes killed while they wait for a job: the worker's own event still arrives.
+
+    One of them holds the lock they read jobs under, so billiard's exit finalizer hangs
+    (checked) and the SDK's exit handler never runs: the integration's flush at
+    ``worker_shutdown`` is what delivers the main process's event.
+    """
+    worker = _CeleryWorker(real_daemon, workdir, "served-celery-killed")
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(worker.broker.glob("ready/*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # from set up to their wait for a job
+        for pid in worker.pool_processes():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(1.0)
+    finally:
+        worker.process.send_signal(signal.SIGTERM)
+        try:
+            worker.process.communicate(timeout=15)
+            hung = False
+        except subprocess.TimeoutExpired:
+            hung = True
+            assert _stuck_in_billiards_pool_finalizer(worker), worker.tracebacks.read_text()
+        worker.process.kill()
+        worker.process.communicate()
+    assert hung, "billiard no longer hangs here: this test no longer exercises that exit"
+    booted = [
+        e for e in _events(real_daemon, "served-celery-killed") if e["name"] == "worker_booted"
+    ]
+    assert len(booted) == 1, "the main process's event, delivered at worker_shutdown"
 
 
 def _celery_exports(daemon: DaemonProcess) -> list[tuple[str | None, str | None, dict[str, Any]]]:
