@@ -92,6 +92,18 @@ def _refuse_while_daemon_runs(socket: Path, db: Path) -> None:
     )
 
 
+def _unforwarded_line(unforwarded: int, kept: bool) -> str:
+    if kept:
+        return (
+            f"{unforwarded:,} of the older events are not in the central store yet and are "
+            "kept until forwarded (forwarding given up for good? --include-unforwarded)"
+        )
+    return (
+        f"{unforwarded:,} of them were never forwarded: the central store will not get "
+        "those deleted (--include-unforwarded)"
+    )
+
+
 def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
     before: Annotated[
         str,
@@ -113,6 +125,14 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
             "--vacuum", help="Afterwards rewrite the file so it shrinks (slow on big databases)."
         ),
     ] = False,
+    include_unforwarded: Annotated[
+        bool,
+        typer.Option(
+            "--include-unforwarded",
+            help="Also delete old events the central store does not have yet (only once "
+            "this host stopped forwarding for good: the centre will never get them).",
+        ),
+    ] = False,
     db: DbOption = None,
     socket: SocketOption = None,
 ) -> None:
@@ -123,6 +143,8 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
     Afterwards every report equals one from a fresh database holding only the kept events.
 
     Kept from before DAY, so that reports whose look-backs start at DAY or later do not change: each account's latest seats event and latest event; each user's latest and latest account-naming event; sessions running across DAY or whose margin reaches it. Figures that look back before their window (previous window, WAU/MAU, the lifecycle's first week, release impact) see only those, as do reports on days before DAY.
+
+    A database that forwards to a central store keeps the events the centre does not have yet; after you stop forwarding for good, --include-unforwarded deletes them too.
 
     Refused while a daemon serves the database: run `usage daemon stop` first.
 
@@ -140,12 +162,15 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
         _refuse_while_daemon_runs(target.socket or default_socket_path(), target.db)
         cut_us = day_start_us(day)
         store = open_store(target.db)
-        plan = store.plan_prune(cut_us)
+        keep_unforwarded = not include_unforwarded
+        plan = store.plan_prune(cut_us, keep_unforwarded=keep_unforwarded)
         typer.echo(
             f"{target.db}: {plan.removed:,} of {plan.stored_before:,} events are before "
             f"{day.isoformat()} and would be deleted; {plan.kept:,} kept "
             f"({plan.anchors:,} of them older, kept for later reports)"
         )
+        if plan.unforwarded:
+            typer.echo(_unforwarded_line(plan.unforwarded, keep_unforwarded))
         if dry_run:
             typer.echo("dry run: nothing was deleted")
             return
@@ -164,7 +189,7 @@ def prune_events(  # noqa: PLR0917 - typer maps each parameter to an option
                 abort=True,
             )
         started = time.perf_counter()
-        result = store.prune(cut_us)
+        result = store.prune(cut_us, keep_unforwarded=keep_unforwarded)
         took = time.perf_counter() - started
         typer.echo(
             f"removed {result.removed:,} events before {day.isoformat()}; "

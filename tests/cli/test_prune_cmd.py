@@ -202,3 +202,51 @@ def test_importing_the_export_of_the_pruned_days_restores_everything(
 
     assert restored.exit_code == 0, restored.output
     assert _tables(loaded_db) == tables
+
+
+def _forward_state(db: Path, forwarded: int) -> None:
+    """Mark ``db`` as an outbox forwarded up to local sequence ``forwarded`` (-1: never)."""
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.execute("UPDATE counters SET value = ? WHERE name = 'forwarded'", (forwarded,))
+    finally:
+        conn.close()
+
+
+def _ids_before_cut(db: Path) -> set[bytes]:
+    from datetime import date
+
+    from uptake_aggregator.units import day_start_us
+
+    conn = sqlite3.connect(db)
+    try:
+        cut_us = day_start_us(date.fromisoformat(CUT))
+        return {row[0] for row in conn.execute("SELECT id FROM events WHERE ts < ?", (cut_us,))}
+    finally:
+        conn.close()
+
+
+def test_events_not_yet_forwarded_stay_unless_forwarding_was_given_up(
+    runner: CliRunner, loaded_db: Path, socket_path: Path, tmp_path: Path
+) -> None:
+    # The same database, never forwarded: what a plain prune keeps (the anchors).
+    local = tmp_path / "local.db"
+    local.write_bytes(loaded_db.read_bytes())
+    assert _prune(runner, local, "--before", CUT, "--yes", socket=socket_path).exit_code == 0
+    anchors = _ids_before_cut(local)
+
+    _forward_state(loaded_db, 0)  # forwarding, nothing acknowledged by the centre yet
+    old = _ids_before_cut(loaded_db)
+    kept = _prune(runner, loaded_db, "--before", CUT, "--yes", socket=socket_path)
+    assert kept.exit_code == 0, kept.output
+    assert f"{len(old):,} of the older events are not in the central store yet" in kept.stdout
+    assert _ids_before_cut(loaded_db) == old  # all of them exist nowhere else yet
+
+    dropped = _prune(
+        runner, loaded_db, "--before", CUT, "--include-unforwarded", "--yes", socket=socket_path
+    )
+    assert dropped.exit_code == 0, dropped.output
+    assert "were never forwarded: the central store will not get" in dropped.stdout
+    assert _ids_before_cut(loaded_db) == anchors
+    assert _report(runner, loaded_db, CUT) == _report(runner, local, CUT)

@@ -44,6 +44,11 @@ class PruneOutcome(Protocol):
         """Events before the cut kept so that later reports do not change."""
         ...
 
+    @property
+    def unforwarded(self) -> int:
+        """Events before the cut that the central store does not have yet."""
+        ...
+
 
 class Store(Protocol):
     """One uptake database. Its read side is a ``ReportStore`` (``forks``, ``report_source``)."""
@@ -77,12 +82,16 @@ class Store(Protocol):
         """The stored events with ``since_us <= ts < until_us``, oldest first, streamed."""
         ...
 
-    def plan_prune(self, cut_us: int) -> PruneOutcome:
+    def plan_prune(self, cut_us: int, *, keep_unforwarded: bool = True) -> PruneOutcome:
         """What ``prune(cut_us)`` would do, changing nothing."""
         ...
 
-    def prune(self, cut_us: int) -> PruneOutcome:
-        """Delete events before the UTC day start ``cut_us``, keeping reports from it exact."""
+    def prune(self, cut_us: int, *, keep_unforwarded: bool = True) -> PruneOutcome:
+        """Delete events before the UTC day start ``cut_us``, keeping reports from it exact.
+
+        Events not yet forwarded to a central store are kept unless ``keep_unforwarded``
+        is False.
+        """
         ...
 
     def vacuum(self) -> int:

@@ -109,7 +109,7 @@ def test_the_forward_cursor_rides_on_the_next_transaction_or_is_saved_on_its_own
     assert _counters(db)["seq"] == 5
 
 
-def _pruned_seqs(db: Path, forwarded: int | None) -> set[int]:
+def _pruned_seqs(db: Path, forwarded: int | None, keep_unforwarded: bool = True) -> set[int]:
     """Store six hourly logins of one user, then two days later two more; prune between."""
     old = [
         Event(id=new_event_id(ts), ts=ts, kind="login", user="u1")
@@ -127,7 +127,7 @@ def _pruned_seqs(db: Path, forwarded: int | None) -> set[int]:
             await storage.close()
 
     anyio.run(run)
-    result = prune(db, T0 + 2 * DAY)
+    result = prune(db, T0 + 2 * DAY, keep_unforwarded=keep_unforwarded)
     with sqlite3.connect(db) as conn:
         kept = {row[0] for row in conn.execute("SELECT seq FROM events")}
     assert result.kept == len(kept)
@@ -139,6 +139,8 @@ def test_a_prune_keeps_the_events_not_yet_forwarded(tmp_path: Path) -> None:
     assert _pruned_seqs(tmp_path / "local.db", None) == {6, 7, 8}
     # Forwarded up to 3: the old logins 4 and 5 exist nowhere else yet, they stay.
     assert _pruned_seqs(tmp_path / "outbox.db", 3) == {4, 5, 6, 7, 8}
+    # Forwarding given up for good: they go like any old event.
+    assert _pruned_seqs(tmp_path / "gave-up.db", 3, keep_unforwarded=False) == {6, 7, 8}
 
 
 def _write_version_5(current: Path, old: Path) -> None:

@@ -137,14 +137,14 @@ class PostgresStore:
         """The central alert log (``goal_changes``)."""
         return PostgresAlertLog(self.url)
 
-    def plan_prune(self, cut_us: int) -> PruneOutcome:
+    def plan_prune(self, cut_us: int, *, keep_unforwarded: bool = True) -> PruneOutcome:
         """Refused: the central store is not pruned by uptake."""
         self._refuse(
             "uptake does not prune the central store",
             "prune each host's database (`usage prune --db PATH`)",
         )
 
-    def prune(self, cut_us: int) -> PruneOutcome:
+    def prune(self, cut_us: int, *, keep_unforwarded: bool = True) -> PruneOutcome:
         """Refused: the central store is not pruned by uptake."""
         self._refuse(
             "uptake does not prune the central store",

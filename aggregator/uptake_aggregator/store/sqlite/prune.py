@@ -121,9 +121,12 @@ class PruneResult:
     kept: int
     #: Events before the cut kept as anchors (included in ``kept``).
     anchors: int
+    #: Events before the cut not yet forwarded to the central store (0 if never forwarded):
+    #: anchors unless the prune was told to drop them.
+    unforwarded: int = 0
 
 
-def plan_prune(db: Path, cut_us: int) -> PruneResult:
+def plan_prune(db: Path, cut_us: int, *, keep_unforwarded: bool = True) -> PruneResult:
     """What ``prune(db, cut_us)`` would do, without changing anything (a dry run).
 
     Raises ``StorageError`` when there is no usable database at ``db``.
@@ -133,20 +136,22 @@ def plan_prune(db: Path, cut_us: int) -> PruneResult:
     try:
         conn.execute("BEGIN")  # one consistent snapshot while a daemon might write
         stored = events_stored(conn)
-        keep, older = _anchors(conn, cut_us)
+        keep, older, unforwarded = _anchors(conn, cut_us, keep_unforwarded)
         conn.execute("COMMIT")
     finally:
         conn.close()
     removed = older - len(keep)
-    return PruneResult(stored, removed, stored - removed, len(keep))
+    return PruneResult(stored, removed, stored - removed, len(keep), unforwarded)
 
 
-def prune(db: Path, cut_us: int) -> PruneResult:
+def prune(db: Path, cut_us: int, *, keep_unforwarded: bool = True) -> PruneResult:
     """Delete the events before ``cut_us`` but the anchors; rebuild the rollups before it.
 
-    ``cut_us`` must be the start of a UTC day. One transaction: on any error (or a crash)
-    the database is left as it was. Raises ``StorageError`` when there is no usable
-    database at ``db``, or when it stays locked by another writer.
+    The events a central store does not have yet are anchors too, unless
+    ``keep_unforwarded`` is False (forwarding was given up for good: the centre will
+    never get them). ``cut_us`` must be the start of a UTC day. One transaction: on any
+    error (or a crash) the database is left as it was. Raises ``StorageError`` when
+    there is no usable database at ``db``, or when it stays locked by another writer.
     """
     _check_cut(cut_us)
     connect_readonly(db).close()  # a missing database or an old schema: a clear error
@@ -167,7 +172,7 @@ def prune(db: Path, cut_us: int) -> PruneResult:
                 "Stop it with `usage daemon stop` first"
             ) from None
         try:
-            result = _prune(conn, cut_us)
+            result = _prune(conn, cut_us, keep_unforwarded)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:  # SQLite rolls back by itself after some errors
@@ -203,10 +208,10 @@ def _check_cut(cut_us: int) -> None:
         raise ValueError(f"the cut must be the start of a UTC day, got {cut_us} us")
 
 
-def _prune(conn: sqlite3.Connection, cut_us: int) -> PruneResult:
+def _prune(conn: sqlite3.Connection, cut_us: int, keep_unforwarded: bool) -> PruneResult:
     """The prune inside the caller's write transaction."""
     stored = events_stored(conn)
-    keep, _ = _anchors(conn, cut_us)
+    keep, _, unforwarded = _anchors(conn, cut_us, keep_unforwarded)
     conn.execute("CREATE TEMP TABLE keep (id BLOB PRIMARY KEY) WITHOUT ROWID")
     conn.executemany("INSERT INTO temp.keep VALUES (?)", ((event_id,) for event_id in keep))
     removed = conn.execute(
@@ -216,7 +221,7 @@ def _prune(conn: sqlite3.Connection, cut_us: int) -> PruneResult:
     if removed:
         _rebuild_before(conn, cut_us)
         conn.execute("UPDATE counters SET value = value - ? WHERE name = 'events'", (removed,))
-    return PruneResult(stored, removed, stored - removed, len(keep))
+    return PruneResult(stored, removed, stored - removed, len(keep), unforwarded)
 
 
 #: Per-user, per-account and per-session facts that pick the anchors in one scan.
@@ -227,8 +232,11 @@ _ANCHOR_TABLES: Final = {
 }
 
 
-def _anchors(conn: sqlite3.Connection, cut_us: int) -> tuple[set[bytes], int]:
-    """Ids of the events before the cut that survive, and how many events are before it.
+def _anchors(
+    conn: sqlite3.Connection, cut_us: int, keep_unforwarded: bool
+) -> tuple[set[bytes], int, int]:
+    """Ids of the events before the cut that survive, how many are before it, and how many
+    of those the central store lacks (kept only with ``keep_unforwarded``).
 
     "Latest" is by (ts, id), the order the rollups use, so ties are decided as they are.
     The rollups name the latest seats and account-naming events outright; they give the
@@ -302,8 +310,10 @@ def _anchors(conn: sqlite3.Connection, cut_us: int) -> tuple[set[bytes], int]:
             keep.add(event_id)
     for extremes in (last, account_last):
         keep.update(event_id for _, event_id in extremes.values())
-    keep.update(_unforwarded(conn, cut_us))
-    return keep, older
+    unforwarded = _unforwarded(conn, cut_us)
+    if keep_unforwarded:
+        keep.update(unforwarded)
+    return keep, older, len(unforwarded)
 
 
 def _unforwarded(conn: sqlite3.Connection, cut_us: int) -> list[bytes]:

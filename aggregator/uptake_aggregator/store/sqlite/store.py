@@ -69,17 +69,17 @@ class SqliteStore:
         finally:
             conn.close()
 
-    def plan_prune(self, cut_us: int) -> PruneOutcome:
+    def plan_prune(self, cut_us: int, *, keep_unforwarded: bool = True) -> PruneOutcome:
         """See ``prune.plan_prune``."""
         from uptake_aggregator.store.sqlite.prune import plan_prune
 
-        return plan_prune(self.path, cut_us)
+        return plan_prune(self.path, cut_us, keep_unforwarded=keep_unforwarded)
 
-    def prune(self, cut_us: int) -> PruneOutcome:
+    def prune(self, cut_us: int, *, keep_unforwarded: bool = True) -> PruneOutcome:
         """See ``prune.prune``."""
         from uptake_aggregator.store.sqlite.prune import prune
 
-        return prune(self.path, cut_us)
+        return prune(self.path, cut_us, keep_unforwarded=keep_unforwarded)
 
     def vacuum(self) -> int:
         """See ``prune.vacuum_db``."""
