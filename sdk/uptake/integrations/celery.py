@@ -47,44 +47,31 @@ def install(app: Any = None) -> None:
     signals.before_task_publish.connect(_on_publish, weak=False, dispatch_uid="uptake.publish")
     signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid="uptake.prerun")
     signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid="uptake.postrun")
-    signals.worker_process_shutdown.connect(
-        _on_process_shutdown, weak=False, dispatch_uid="uptake.process_shutdown"
-    )
-    signals.worker_shutdown.connect(
-        _on_worker_shutdown, weak=False, dispatch_uid="uptake.worker_shutdown"
-    )
+    # Both run before an exit path that may never reach the SDK's own exit handlers (see
+    # the module docstring): pool processes in worker_process_shutdown, the main process
+    # in worker_shutdown.
+    for exiting, uid in (
+        (signals.worker_process_shutdown, "uptake.process_shutdown"),
+        (signals.worker_shutdown, "uptake.worker_shutdown"),
+    ):
+        exiting.connect(_flush_at_exit, weak=False, dispatch_uid=uid)
 
 
-def _on_worker_shutdown(**kwargs: Any) -> None:
-    """Deliver what the worker's main process tracked, before its exit handlers run.
+def _flush_at_exit(**kwargs: Any) -> None:
+    """Deliver what this process tracked before billiard's exit (where it may die or hang).
 
-    Celery sends this once the pool has stopped. With a broker that has no event loop
-    (the filesystem transport, for one) the pool is billiard's blocking pool, whose exit
-    finalizer takes the lock the pool processes read jobs under: when one died holding
-    it, the process hangs there until it is killed, and the SDK's own exit handler,
-    which runs after it, never does. Bounded (2 s) and never raises.
+    A pool process: billiard runs ``worker_process_shutdown`` first in its exit, then
+    sends the parent DEATH and sleeps 1 s before ``os._exit``; at a warm shutdown the
+    parent's answering SIGTERM kills it in that sleep, before the SDK's ``os._exit``
+    guard. The main process: Celery sends ``worker_shutdown`` once the pool stopped;
+    billiard's blocking-pool finalizer, an exit handler run before the SDK's, can wait
+    forever on a lock a dead pool process held. Bounded (2 s); a no-op when nothing is
+    buffered; never raises.
     """
-    _flush_quietly("at worker shutdown")
-
-
-def _on_process_shutdown(**kwargs: Any) -> None:
-    """Deliver what this pool process tracked before billiard's exit window opens.
-
-    billiard runs this (its ``on_exit``) first in a pool process's exit, then sends the
-    parent a DEATH message and sleeps 1 s before ``os._exit``. At a warm shutdown the
-    child was already stopped by a first SIGTERM (its handler then resets SIGTERM to
-    the default), and the parent answers DEATH with another SIGTERM, which kills the
-    child in that sleep: the SDK's ``os._exit`` guard never runs there. Flushing here
-    is bounded (2 s) and never raises; it is a no-op when nothing is buffered.
-    """
-    _flush_quietly("at pool process exit")
-
-
-def _flush_quietly(when: str) -> None:
     try:
         uptake.flush()
     except Exception as exc:  # never break the worker's exit
-        _log.warning("uptake: flushing %s failed: %r", when, exc)
+        _log.warning("uptake: flushing at a Celery worker's exit failed: %r", exc)
 
 
 def _on_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:

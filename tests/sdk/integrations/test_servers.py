@@ -281,16 +281,17 @@ class _CeleryWorker:
             int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         ]
 
-    def stop(self) -> None:
-        """A warm shutdown (SIGTERM), waited for 30 s, then SIGKILL; asserts a clean exit.
+    def stop(self, timeout: float = 30) -> bool:
+        """A warm shutdown (SIGTERM), waited for ``timeout`` s, then SIGKILL.
 
-        Except for one hang, billiard's (``_stuck_in_billiards_pool_finalizer``), after
-        which the test goes on to check what was delivered.
+        Asserts a clean exit, except after one hang, billiard's
+        (``_stuck_in_billiards_pool_finalizer``): then it returns True and the test goes
+        on to check what was delivered.
         """
         self.process.send_signal(signal.SIGTERM)
         stuck_in_billiard = False
         try:
-            _, stderr = self.process.communicate(timeout=30)
+            _, stderr = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             stuck_in_billiard = _stuck_in_billiards_pool_finalizer(self)
             self.process.kill()
@@ -298,6 +299,7 @@ class _CeleryWorker:
         self.stderr = stderr.decode(errors="replace")[-3000:]
         if not stuck_in_billiard:
             assert self.process.returncode == 0, self.stderr
+        return stuck_in_billiard
 
 
 def _stuck_in_billiards_pool_finalizer(worker: _CeleryWorker) -> bool:
@@ -391,15 +393,7 @@ def test_celery_worker_delivers_when_billiard_hangs_at_exit(
             os.kill(pid, signal.SIGKILL)
         time.sleep(1.0)
     finally:
-        worker.process.send_signal(signal.SIGTERM)
-        try:
-            worker.process.communicate(timeout=15)
-            hung = False
-        except subprocess.TimeoutExpired:
-            hung = True
-            assert _stuck_in_billiards_pool_finalizer(worker), worker.tracebacks.read_text()
-        worker.process.kill()
-        worker.process.communicate()
+        hung = worker.stop(timeout=15)
     assert hung, "billiard no longer hangs here: this test no longer exercises that exit"
     booted = [
         e for e in _events(real_daemon, "served-celery-killed") if e["name"] == "worker_booted"

@@ -123,7 +123,7 @@ class PruneResult:
     anchors: int
     #: Events before the cut not yet forwarded to the central store (0 if never forwarded):
     #: anchors unless the prune was told to drop them.
-    unforwarded: int = 0
+    unforwarded: int
 
 
 def plan_prune(db: Path, cut_us: int, *, keep_unforwarded: bool = True) -> PruneResult:
