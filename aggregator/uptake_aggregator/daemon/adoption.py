@@ -156,12 +156,15 @@ class SpoolAdopter:
             # was stored meanwhile is dropped as duplicate then).
             _log.warning("adopting spool file %s failed (%s); retrying later", held.path, exc)
             return False
-        await anyio.to_thread.run_sync(held.remove)
+        # Counted before the unlink: its events are committed, and whoever sees the file
+        # gone must see it adopted in the status (the unlink runs in a thread, so the
+        # counters would otherwise lag behind it).
         stats = self.stats
         stats.adopted_files += 1
         stats.adopted_events += accepted + duplicates
         stats.duplicates += duplicates
         stats.refused_events += refused
+        await anyio.to_thread.run_sync(held.remove)
         _log.info(
             "adopted spool file %s: %d events stored, %d already stored, %d refused",
             held.path,
